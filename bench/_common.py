@@ -1,0 +1,163 @@
+"""Shared by the benchmarks: a pinned server process and a small raw HTTP/1.1 client.
+
+The client speaks HTTP/1.1 over asyncio streams directly, so the load generator (on its own
+core) spends its time on the server's answers rather than on a client library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def pin_self(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > core:  # type: ignore[operator]
+        os.sched_setaffinity(0, {core})
+
+
+class Server:
+    """`hitl serve` on a fresh SQLite file, pinned with taskset to one core."""
+
+    def __init__(self, core: int = 1, **settings: Any) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+        env.update({f"HITL_{k.upper()}": str(v) for k, v in settings.items()})
+        env["PYTHONPATH"] = str(ROOT)
+        cmd = [sys.executable, "-m", "hitl", "serve", "--port", str(self.port)]
+        cmd += ["--db", f"sqlite:///{self.dir / 'bench.db'}", "--log-level", "warning"]
+        if shutil.which("taskset") and (os.cpu_count() or 1) > core:
+            cmd = ["taskset", "-c", str(core), *cmd]
+        self.log = (self.dir / "server.log").open("wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def rss_kb(self) -> int:
+        pid = self.proc.pid
+        # taskset execs the server, so the pid is the server's own.
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection for JSON requests."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + payload)
+        status, headers = await _read_head(self.reader)
+        data = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return status, json.loads(data) if data else None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    status_line = await reader.readline()
+    status = int(status_line.split()[1])
+    headers: dict[str, str] = {}
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            return status, headers
+        key, _, value = line.decode().partition(":")
+        headers[key.strip().lower()] = value.strip()
+
+
+async def sse(port: int, path: str) -> AsyncIterator[tuple[str | None, Any]]:
+    """Yield (event type, parsed data) from a text/event-stream, until the server ends it."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+    try:
+        status, headers = await _read_head(reader)
+        if status != 200:
+            raise RuntimeError(f"stream {path}: {status}")
+        buffer = b""
+        while True:
+            size_line = await reader.readline()
+            if not size_line:
+                return
+            size = int(size_line.strip() or b"0", 16)
+            if size == 0:
+                return
+            buffer += await reader.readexactly(size)
+            await reader.readexactly(2)
+            while b"\n\n" in buffer:
+                frame, buffer = buffer.split(b"\n\n", 1)
+                kind, data = None, []
+                for line in frame.decode().split("\n"):
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        data.append(line[6:])
+                if data:
+                    yield kind, json.loads("\n".join(data))
+    finally:
+        writer.close()
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    print(f"== {name}")
+    for key, value in figures.items():
+        print(f"   {key}: {value}")
+    sys.stdout.flush()

@@ -1,0 +1,3 @@
+from hitl.cli.main import app
+
+app()

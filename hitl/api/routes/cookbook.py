@@ -1,0 +1,67 @@
+"""The cookbook example's API, unchanged: /submit, /stream/{task_id}, /feedback/{task_id}."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import StreamingResponse
+
+from hitl.api import compat, sse
+from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.schemas import FeedbackRequest, FeedbackResponse, SubmitRequest, SubmitResponse
+from hitl.service import FINAL, FINAL_EVENTS, NotFound, Service
+from hitl.store import Row
+
+router = APIRouter(tags=["cookbook"])
+
+
+@router.post("/submit", status_code=status.HTTP_202_ACCEPTED, response_model=SubmitResponse)
+async def submit(body: SubmitRequest, service: ServiceDep, user: UserDep) -> SubmitResponse:
+    row, _ = await service.tasks.submit(body.data, None, user)
+    return SubmitResponse(task_id=row["id"])
+
+
+@router.post("/feedback/{task_id}", response_model=FeedbackResponse)
+async def feedback(
+    task_id: str, body: FeedbackRequest, service: ServiceDep, user: UserDep
+) -> FeedbackResponse:
+    action = "approve" if body.feedback == "approved" else "reject"
+    await service.tasks.decide_task(task_id, action, decided_by=user)
+    return FeedbackResponse(message=f"Feedback '{body.feedback}' received")
+
+
+def _data(message: dict[str, Any], id: int | None) -> str:
+    return sse.frame(json.dumps(message), id)
+
+
+CLOSED = sse.frame(json.dumps({"status": "stream_closed"}))
+
+
+async def _stream(service: Service, task: Row, review: Row | None, last: int) -> AsyncIterator[str]:
+    yield _data(compat.snapshot(task, review), last or None)
+    if task["status"] in FINAL:
+        yield CLOSED
+        return
+    heartbeat = service.settings.heartbeat_seconds
+    async for event in service.broker.subscribe(task["id"], last, heartbeat):
+        if event is None:
+            yield sse.HEARTBEAT
+            continue
+        message = compat.message(event.type, json.loads(event.data))
+        if message is not None:
+            yield _data(message, event.id)
+        if event.type in FINAL_EVENTS:
+            yield CLOSED
+            return
+
+
+@router.get("/stream/{task_id}", response_class=StreamingResponse)
+async def stream(task_id: str, service: ServiceDep) -> StreamingResponse:
+    """The task's current state first, then every change, then `stream_closed`."""
+    task, review, last = await service.store.snapshot(task_id)
+    if task is None:
+        raise NotFound("Task not found")
+    return sse.response(_stream(service, task, review, last))

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.schemas import TaskCreate, TaskPublic, TasksPublic
+from hitl.service import TaskStatus
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskPublic)
+async def create_task(
+    body: TaskCreate,
+    service: ServiceDep,
+    user: UserDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> TaskPublic:
+    """Queue a task. Repeating a request with the same `Idempotency-Key` returns the same task."""
+    row, created = await service.tasks.submit(body.input, body.flow, user, idempotency_key)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/api/v1/tasks/{row['id']}"
+    return TaskPublic.of(row)
+
+
+@router.get("", response_model=TasksPublic)
+async def list_tasks(
+    service: ServiceDep,
+    status: TaskStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TasksPublic:
+    rows, count = await service.tasks.list_tasks(status, limit, offset)
+    return TasksPublic(data=[TaskPublic.of(r) for r in rows], count=count)
+
+
+@router.get("/{task_id}", response_model=TaskPublic)
+async def get_task(task_id: str, service: ServiceDep) -> TaskPublic:
+    """A task with every review round: each output, decision and comment."""
+    row, reviews = await service.tasks.get(task_id)
+    return TaskPublic.of(row, reviews)
+
+
+@router.post("/{task_id}/cancel", response_model=TaskPublic)
+async def cancel_task(task_id: str, service: ServiceDep, user: UserDep) -> TaskPublic:
+    row = await service.tasks.cancel(task_id, user)
+    return TaskPublic.of(row)

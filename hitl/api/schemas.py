@@ -1,0 +1,131 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from hitl.store import Row
+
+
+def _time(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: JsonValue = Field(description="what to process: text, or any JSON value")
+    flow: str | None = Field(None, description="a flow this server runs; default if omitted")
+
+
+class ReviewPublic(BaseModel):
+    id: str
+    task_id: str
+    round: int
+    status: str
+    node: str
+    output: Any
+    decisions: list[str]
+    prompt: str
+    decision: str | None
+    comment: str | None
+    edited_output: Any
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Row) -> ReviewPublic:
+        request = json.loads(row["request"])
+        return cls(
+            id=row["id"],
+            task_id=row["task_id"],
+            round=row["round"],
+            status=row["status"],
+            node=row["node"],
+            output=request.get("output"),
+            decisions=request.get("decisions") or [],
+            prompt=request.get("prompt") or "",
+            decision=row["decision"],
+            comment=row["comment"],
+            edited_output=_json(row["edited_output"]),
+            decided_by=row["decided_by"],
+            decided_at=_time(row["decided_at"]),
+            created_at=_time(row["created_at"]),
+        )
+
+
+class ReviewsPublic(BaseModel):
+    data: list[ReviewPublic]
+    count: int
+
+
+class TaskPublic(BaseModel):
+    id: str
+    flow: str
+    status: str
+    input: Any
+    node: str | None
+    round: int
+    result: Any
+    error: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    reviews: list[ReviewPublic] | None = None
+
+    @classmethod
+    def of(cls, row: Row, reviews: list[Row] | None = None) -> TaskPublic:
+        return cls(
+            id=row["id"],
+            flow=row["flow"],
+            status=row["status"],
+            input=_json(row["input"]),
+            node=row["node"],
+            round=row["round"],
+            result=_json(row["result"]),
+            error=row["error"],
+            created_by=row["created_by"],
+            created_at=_time(row["created_at"]),
+            updated_at=_time(row["updated_at"]),
+            reviews=[ReviewPublic.of(r) for r in reviews] if reviews is not None else None,
+        )
+
+
+class TasksPublic(BaseModel):
+    data: list[TaskPublic]
+    count: int
+
+
+class DecisionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject", "edit"]
+    comment: str | None = Field(None, max_length=10_000)
+    edited_output: JsonValue = Field(None, description="required for edit: the corrected output")
+    decided_by: str | None = Field(None, max_length=200)
+
+
+class SubmitRequest(BaseModel):
+    data: str = Field(..., min_length=1, description="input data for the task")
+
+
+class SubmitResponse(BaseModel):
+    message: str = "Task submitted"
+    task_id: str
+
+
+class FeedbackRequest(BaseModel):
+    feedback: Literal["approved", "rejected"]
+
+
+class FeedbackResponse(BaseModel):
+    message: str

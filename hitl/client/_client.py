@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+
+
+class HitlAPIError(Exception):
+    """The server answered with an error."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(f"{status_code}: {detail}")
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.is_error:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise HitlAPIError(response.status_code, detail)
+    return response.json()
+
+
+def _task_body(input: Any, flow: str | None) -> dict[str, Any]:
+    return {"input": input, **({"flow": flow} if flow else {})}
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _decision(decision: str, comment: str | None, edited_output: Any) -> dict[str, Any]:
+    return _params(decision=decision, comment=comment, edited_output=edited_output)
+
+
+class _SSE:
+    """Parses `text/event-stream` lines into events: {id, type, data}."""
+
+    def __init__(self) -> None:
+        self.id: int | None = None
+        self.type = "message"
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        if not line:
+            if not self.data:
+                return None
+            event = {"id": self.id, "type": self.type, "data": json.loads("\n".join(self.data))}
+            self.type, self.data = "message", []
+            return event
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "id" and value.isdigit():
+            self.id = int(value)
+        elif field == "event":
+            self.type = value
+        elif field == "data":
+            self.data.append(value)
+        return None
+
+
+FINAL = {"task.completed", "task.failed", "task.cancelled"}
+
+
+class Client:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", **kwargs: Any) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=kwargs.pop("timeout", 30.0), **kwargs)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def create_task(
+        self, input: Any, flow: str | None = None, idempotency_key: str | None = None
+    ) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = _task_body(input, flow)
+        return _check(self._http.post("/api/v1/tasks", json=body, headers=headers))
+
+    def get_task(self, task_id: str) -> Any:
+        return _check(self._http.get(f"/api/v1/tasks/{task_id}"))
+
+    def list_tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Any:
+        params = _params(status=status, limit=limit, offset=offset)
+        return _check(self._http.get("/api/v1/tasks", params=params))
+
+    def list_reviews(self, status: str | None = "open", limit: int = 50, offset: int = 0) -> Any:
+        params = _params(status=status, limit=limit, offset=offset)
+        return _check(self._http.get("/api/v1/reviews", params=params))
+
+    def decide(
+        self, review_id: str, decision: str, comment: str | None = None, edited_output: Any = None
+    ) -> Any:
+        body = _decision(decision, comment, edited_output)
+        return _check(self._http.post(f"/api/v1/reviews/{review_id}/decision", json=body))
+
+    def cancel(self, task_id: str) -> Any:
+        return _check(self._http.post(f"/api/v1/tasks/{task_id}/cancel"))
+
+    def events(self, task_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
+        parser = _SSE()
+        url = f"/api/v1/tasks/{task_id}/events"
+        with self._http.stream("GET", url, params={"after": after}, timeout=None) as response:
+            if response.is_error:
+                response.read()
+                _check(response)
+            for line in response.iter_lines():
+                event = parser.feed(line)
+                if event is not None:
+                    yield event
+                    if event["type"] in FINAL:
+                        return
+
+
+class AsyncClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", **kwargs: Any) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=kwargs.pop("timeout", 30.0), **kwargs
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def create_task(
+        self, input: Any, flow: str | None = None, idempotency_key: str | None = None
+    ) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = _task_body(input, flow)
+        return _check(await self._http.post("/api/v1/tasks", json=body, headers=headers))
+
+    async def get_task(self, task_id: str) -> Any:
+        return _check(await self._http.get(f"/api/v1/tasks/{task_id}"))
+
+    async def list_tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Any:
+        params = _params(status=status, limit=limit, offset=offset)
+        return _check(await self._http.get("/api/v1/tasks", params=params))
+
+    async def list_reviews(
+        self, status: str | None = "open", limit: int = 50, offset: int = 0
+    ) -> Any:
+        params = _params(status=status, limit=limit, offset=offset)
+        return _check(await self._http.get("/api/v1/reviews", params=params))
+
+    async def decide(
+        self, review_id: str, decision: str, comment: str | None = None, edited_output: Any = None
+    ) -> Any:
+        body = _decision(decision, comment, edited_output)
+        return _check(await self._http.post(f"/api/v1/reviews/{review_id}/decision", json=body))
+
+    async def cancel(self, task_id: str) -> Any:
+        return _check(await self._http.post(f"/api/v1/tasks/{task_id}/cancel"))
+
+    async def events(self, task_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        parser = _SSE()
+        url = f"/api/v1/tasks/{task_id}/events"
+        async with self._http.stream("GET", url, params={"after": after}, timeout=None) as response:
+            if response.is_error:
+                await response.aread()
+                _check(response)
+            async for line in response.aiter_lines():
+                event = parser.feed(line)
+                if event is not None:
+                    yield event
+                    if event["type"] in FINAL:
+                        return

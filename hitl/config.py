@@ -1,0 +1,26 @@
+"""One settings object, from `HITL_*` environment variables and command-line flags."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HITL_", extra="ignore")
+
+    database_url: str = "sqlite:///./hitl.db"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    process_delay: float = Field(1.0, ge=0, description="seconds the default processor sleeps")
+    max_input_bytes: int = Field(1024 * 1024, ge=1)
+    concurrency: int = Field(32, ge=1, description="tasks one process runs at once")
+    run_workers: bool = True
+    lease_seconds: float = Field(15.0, gt=0)
+    poll_interval: float = Field(1.0, gt=0)
+    heartbeat_seconds: float = Field(15.0, gt=0)
+    max_claims: int = Field(10, ge=1, description="claims of one task before it is failed")
+    pool_size: int = Field(10, ge=1)
+    flows: list[str] = Field(default_factory=list, description="name=module:factory entries")
+    default_flow: str = "feedback"
+    log_level: str = "info"

@@ -1,0 +1,118 @@
+"""Live reads of the event log, for any number of subscribers in this process.
+
+The log in the database is the truth. One pump per process reads what was committed after the
+last id it saw — when this process commits (`poke`), and every `poll_interval` for commits made
+elsewhere — and keeps the newest events in memory, so a thousand subscribers to one task cost
+one query per commit, not a thousand. A subscriber whose cursor is older than that window reads
+the database until it catches up, so a reconnecting client misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from hitl.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    task_id: str
+    type: str
+    data: str
+
+
+class EventBroker:
+    def __init__(self, store: Store, window: int = 20_000, poll_interval: float = 1.0) -> None:
+        self.store = store
+        self.window = window
+        self.poll_interval = poll_interval
+        self.last_id = 0
+        self._floor = 0
+        self._events: list[Event] = []
+        self._ids: list[int] = []
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.last_id = self._floor = await self.store.last_event_id()
+        self._pump_task = asyncio.create_task(self._pump(), name="hitl-event-pump")
+
+    async def stop(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def _pump(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            try:
+                await self._fetch()
+            except Exception:
+                log.exception("reading new events failed", extra={"action": "event_pump"})
+                await asyncio.sleep(self.poll_interval)
+
+    async def _fetch(self) -> None:
+        while True:
+            rows = await self.store.events_after(self.last_id, limit=2000)
+            if not rows:
+                return
+            for r in rows:
+                self._events.append(Event(r["id"], r["task_id"], r["type"], r["data"]))
+                self._ids.append(r["id"])
+            self.last_id = rows[-1]["id"]
+            if len(self._events) > 2 * self.window:
+                cut = len(self._events) - self.window
+                self._floor = self._ids[cut - 1]
+                del self._events[:cut], self._ids[:cut]
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+            if len(rows) < 2000:
+                return
+
+    async def _wait(self, cursor: int, timeout: float) -> bool:
+        if self.last_id > cursor:
+            return True
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def subscribe(
+        self, task_id: str | None, after: int, heartbeat: float
+    ) -> AsyncIterator[Event | None]:
+        """Every event after `after` (of one task, or all), then live ones; None = heartbeat."""
+        cursor = after
+        while True:
+            upto = self.last_id
+            if cursor < self._floor:
+                rows = await self.store.events_after(cursor, task_id, limit=1000, upto=upto)
+                for r in rows:
+                    yield Event(r["id"], r["task_id"], r["type"], r["data"])
+                cursor = rows[-1]["id"] if len(rows) == 1000 else max(cursor, upto)
+                continue
+            start = bisect.bisect_right(self._ids, cursor)
+            for event in self._events[start:]:
+                if event.id > upto:
+                    break
+                if task_id is None or event.task_id == task_id:
+                    yield event
+            cursor = max(cursor, upto)
+            if not await self._wait(cursor, heartbeat):
+                yield None

@@ -1,0 +1,9 @@
+"""Persistence: one store over SQLite or PostgreSQL, schema migrated by Alembic."""
+
+from __future__ import annotations
+
+from hitl.store.engine import BadDatabaseURL
+from hitl.store.migrate import upgrade
+from hitl.store.sql import ANY_OWNER, Row, Store, Tx
+
+__all__ = ["ANY_OWNER", "BadDatabaseURL", "Row", "Store", "Tx", "upgrade"]

@@ -1,0 +1,73 @@
+"""The schema, in SQLAlchemy Core. Alembic migrations under `migrations/` create it.
+
+JSON values are kept as text that the service serialises once: the shared store is checked for
+JSON on the way in, and an event's text goes to SSE clients as it is, never re-encoded.
+Timestamps are seconds since the epoch, as floats, on every backend.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+EventId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("flow", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("shared", sa.Text, nullable=False),
+    sa.Column("position", sa.Text, nullable=True),
+    sa.Column("node", sa.String(500), nullable=True),
+    sa.Column("round", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("lease_owner", sa.String(100), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("claims", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("idempotency_key", sa.String(200), nullable=True, unique=True),
+    sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
+    sa.Index("ix_tasks_status_created", "status", "created_at"),
+    sa.Index("ix_tasks_created_at", "created_at"),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("task_id", sa.String(36), sa.ForeignKey("tasks.id"), nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("node", sa.String(500), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("assignee", sa.String(200), nullable=True),
+    sa.Column("deadline", sa.Float, nullable=True),
+    sa.Column("decision", sa.String(50), nullable=True),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("edited_output", sa.Text, nullable=True),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decided_at", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("task_id", "round", name="uq_reviews_task_round"),
+    sa.Index("ix_reviews_status_created", "status", "created_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", EventId, primary_key=True, autoincrement=True),
+    sa.Column("task_id", sa.String(36), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_events_task_id", "task_id", "id"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,1 @@
+"""Web pages: Jinja2 templates and static assets, no build step."""

@@ -1,0 +1,62 @@
+// Shared helpers for the pages: JSON requests, small DOM helpers, the live queue count.
+"use strict";
+window.hitl = (function () {
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") node.textContent = attrs[k];
+      else if (k === "cls") node.className = attrs[k];
+      else node.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
+    return node;
+  }
+  function show(value) {
+    if (value === null || value === undefined) return "";
+    return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+  }
+  function when(iso) { return iso ? new Date(iso).toLocaleTimeString() : ""; }
+  async function api(method, url, body, headers) {
+    var init = {method: method, headers: Object.assign({"Content-Type": "application/json"}, headers || {})};
+    if (body !== undefined) init.body = JSON.stringify(body);
+    var response = await fetch(url, init);
+    var data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (!response.ok) {
+      var detail = data && data.detail ? data.detail : response.statusText;
+      var err = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+      err.status = response.status; err.body = data;
+      throw err;
+    }
+    return data;
+  }
+  function who() {
+    var name = localStorage.getItem("hitl.user");
+    return name ? {"X-HITL-User": name} : {};
+  }
+  async function refreshQueueCount() {
+    var badge = document.getElementById("queue-count");
+    if (!badge) return;
+    try {
+      var data = await api("GET", "/api/v1/reviews?status=open&limit=1");
+      badge.textContent = data.count ? String(data.count) : "";
+    } catch (e) { /* the count is a hint; the queue page shows errors */ }
+  }
+  var listeners = [];
+  function onAnyEvent(fn) { listeners.push(fn); }
+  function followAll() {
+    var source = new EventSource("/api/v1/events");
+    ["task.created", "task.running", "review.requested", "review.decided", "task.completed",
+     "task.failed", "task.cancelled"].forEach(function (type) {
+      source.addEventListener(type, function (ev) {
+        var data = JSON.parse(ev.data);
+        if (type.indexOf("review.") === 0 || type === "task.cancelled") refreshQueueCount();
+        listeners.forEach(function (fn) { fn(type, data); });
+      });
+    });
+    return source;
+  }
+  document.addEventListener("DOMContentLoaded", function () { refreshQueueCount(); followAll(); });
+  return {el: el, show: show, when: when, api: api, who: who, onAnyEvent: onAnyEvent,
+          refreshQueueCount: refreshQueueCount};
+})();

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A real `hitl serve` process on 127.0.0.1."""
+
+    db_url: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Server:
+        cmd = [sys.executable, "-m", "hitl", "serve", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), "--db", self.db_url, "--log-level", "warning", *self.args]
+        assert self.log is not None
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}: {self.log.read_text()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+
+    def kill9(self) -> None:
+        """Kill the server with SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def restart(self) -> Server:
+        self.kill9()
+        return self.start()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """A factory: start_server(db_path=..., **settings) → a running Server.
+
+    Each keyword becomes an `HITL_*` variable: start_server(process_delay=2).
+    """
+    started: list[Server] = []
+
+    def start(
+        db_path: Path | None = None, args: list[str] | None = None, **settings: object
+    ) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+        env["PYTHONPATH"] = str(ROOT)
+        env.setdefault("HITL_PROCESS_DELAY", "0")
+        for key, value in settings.items():
+            env[f"HITL_{key.upper()}"] = str(value)
+        path = db_path or tmp_path / f"hitl-{len(started)}.db"
+        server = Server(db_url=f"sqlite:///{path}", env=env, args=args or [])
+        server.log = tmp_path / f"server-{len(started)}.log"
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

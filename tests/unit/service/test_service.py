@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hitl.config import Settings
+from hitl.service import Conflict, Invalid, NotFound, Service
+from hitl.service.flows import BadFlowSpec, load_factory
+from hitl.store import Row
+
+FLOWS = "tests.unit.service.flows_for_tests"
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'svc.db'}",
+        process_delay=0,
+        poll_interval=0.05,
+        flows=[
+            f"bad={FLOWS}:create_bad_flow",
+            f"{FLOWS}:create_exploding_flow",
+            f"{FLOWS}:create_echo_flow",
+        ],
+    )
+    svc = Service(settings)
+    await svc.start()
+    yield svc
+    await svc.stop()
+
+
+Until = Callable[[str, Callable[[Row, list[Row]], bool]], Awaitable[tuple[Row, list[Row]]]]
+
+
+@pytest.fixture
+def until(service: Service) -> Until:
+    async def wait(task_id: str, done: Callable[[Row, list[Row]], bool]) -> tuple[Row, list[Row]]:
+        for _ in range(200):
+            task, reviews = await service.tasks.get(task_id)
+            if done(task, reviews):
+                return task, reviews
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"task never got there: {task['status']}")
+
+    return wait
+
+
+def waiting(rounds: int) -> Callable[[Row, list[Row]], bool]:
+    return lambda t, r: t["status"] == "waiting_for_review" and len(r) == rounds
+
+
+async def events_of(service: Service, task_id: str) -> list[tuple[str, dict[str, Any]]]:
+    rows = await service.store.events_after(0, task_id)
+    return [(r["type"], json.loads(r["data"])) for r in rows]
+
+
+async def test_reject_with_comment_then_approve(service: Service, until: Until) -> None:
+    task, created = await service.tasks.submit("write a haiku")
+    assert created and task["status"] == "queued"
+    _, reviews = await until(task["id"], waiting(1))
+    first = json.loads(reviews[0]["request"])["output"]
+
+    await service.tasks.decide(reviews[0]["id"], "reject", "mention autumn", decided_by="ann")
+    _, reviews = await until(task["id"], waiting(2))
+    second = json.loads(reviews[1]["request"])["output"]
+    assert second != first and "mention autumn" in second
+
+    await service.tasks.decide(reviews[1]["id"], "approve", decided_by="bob")
+    done, reviews = await until(task["id"], lambda t, r: t["status"] == "completed")
+    assert json.loads(done["result"]) == second
+    assert [(r["decision"], r["decided_by"]) for r in reviews] == [
+        ("reject", "ann"),
+        ("approve", "bob"),
+    ]
+    types = [t for t, _ in await events_of(service, task["id"])]
+    assert types.count("task.created") == 1 and types.count("task.completed") == 1
+    assert types.count("review.requested") == 2 and types.count("review.decided") == 2
+
+
+async def test_edit_completes_with_the_edited_output(service: Service, until: Until) -> None:
+    task, _ = await service.tasks.submit("draft")
+    _, reviews = await until(task["id"], waiting(1))
+    with pytest.raises(Invalid, match="edited_output"):
+        await service.tasks.decide(reviews[0]["id"], "edit")
+    await service.tasks.decide(reviews[0]["id"], "edit", edited_output="my better text")
+    done, _ = await until(task["id"], lambda t, r: t["status"] == "completed")
+    assert json.loads(done["result"]) == "my better text"
+
+
+async def test_second_decision_conflicts_and_changes_nothing(
+    service: Service, until: Until
+) -> None:
+    task, _ = await service.tasks.submit("x")
+    _, reviews = await until(task["id"], waiting(1))
+    results = await asyncio.gather(
+        *(service.tasks.decide(reviews[0]["id"], "approve") for _ in range(10)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception))
+    await until(task["id"], lambda t, r: t["status"] == "completed")
+    types = [t for t, _ in await events_of(service, task["id"])]
+    assert types.count("review.decided") == 1
+
+
+async def test_cancel_while_waiting(service: Service, until: Until) -> None:
+    task, _ = await service.tasks.submit("x")
+    _, reviews = await until(task["id"], waiting(1))
+    cancelled = await service.tasks.cancel(task["id"], by="ops")
+    assert cancelled["status"] == "cancelled"
+    assert (await service.tasks.get_review(reviews[0]["id"]))["status"] == "cancelled"
+    with pytest.raises(Conflict):
+        await service.tasks.decide(reviews[0]["id"], "approve")
+    with pytest.raises(Conflict):
+        await service.tasks.cancel(task["id"])
+
+
+async def test_non_json_shared_fails_the_task_naming_the_key(
+    service: Service, until: Until
+) -> None:
+    task, _ = await service.tasks.submit("x", flow="bad")
+    failed, _ = await until(task["id"], lambda t, r: t["status"] == "failed")
+    assert "shared['bad']" in failed["error"] and "set" in failed["error"]
+
+
+async def test_node_exception_fails_the_task(service: Service, until: Until) -> None:
+    task, _ = await service.tasks.submit("x", flow="exploding")
+    failed, _ = await until(task["id"], lambda t, r: t["status"] == "failed")
+    assert failed["error"] == "ValueError: the model is down"
+    assert (await events_of(service, task["id"]))[-1][0] == "task.failed"
+
+
+async def test_flow_without_review_completes(service: Service, until: Until) -> None:
+    task, _ = await service.tasks.submit({"a": 1}, flow="echo")
+    done, _ = await until(task["id"], lambda t, r: t["status"] == "completed")
+    assert json.loads(done["result"]) == {"echo": {"a": 1}}
+
+
+async def test_bad_requests_change_nothing(service: Service) -> None:
+    before = await service.store.last_event_id()
+    for empty in ("", None, {}, []):
+        with pytest.raises(Invalid):
+            await service.tasks.submit(empty)
+    with pytest.raises(Invalid, match="unknown flow"):
+        await service.tasks.submit("x", flow="nope")
+    with pytest.raises(NotFound):
+        await service.tasks.get("nope")
+    with pytest.raises(NotFound):
+        await service.tasks.decide("nope", "approve")
+    with pytest.raises(NotFound):
+        await service.tasks.cancel("nope")
+    assert await service.store.last_event_id() == before
+    assert (await service.tasks.list_tasks(None, 10, 0))[1] == 0
+
+
+async def test_idempotent_submit(service: Service) -> None:
+    first, created = await service.tasks.submit("x", idempotency_key="k1")
+    again, created_again = await service.tasks.submit("x", idempotency_key="k1")
+    assert created and not created_again and again["id"] == first["id"]
+    with pytest.raises(Conflict, match="different request"):
+        await service.tasks.submit("y", idempotency_key="k1")
+    assert (await service.tasks.list_tasks(None, 10, 0))[1] == 1
+
+
+async def test_live_subscription_sees_every_event_in_order(service: Service, until: Until) -> None:
+    task, _ = await service.tasks.submit("x")
+    seen: list[int] = []
+
+    async def follow() -> None:
+        async for event in service.broker.subscribe(task["id"], 0, heartbeat=5):
+            assert event is not None
+            seen.append(event.id)
+            if event.type == "task.completed":
+                return
+
+    follower = asyncio.create_task(follow())
+    _, reviews = await until(task["id"], waiting(1))
+    await service.tasks.decide(reviews[0]["id"], "approve")
+    await asyncio.wait_for(follower, 10)
+    assert seen == [r["id"] for r in await service.store.events_after(0, task["id"])]
+
+
+async def test_idle_subscription_gets_heartbeats(service: Service) -> None:
+    stream = service.broker.subscribe("no-such-task", service.broker.last_id, heartbeat=0.05)
+    assert await asyncio.wait_for(anext(stream), 2) is None
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_flow_specs() -> None:
+    name, factory = load_factory(f"{FLOWS}:create_echo_flow")
+    assert name == "echo" and callable(factory)
+    assert load_factory(f"mine={FLOWS}:create_echo_flow")[0] == "mine"
+    for bad in ("nocolon", f"{FLOWS}:missing", "no.such.module:f"):
+        with pytest.raises(BadFlowSpec):
+            load_factory(bad)

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from hitl.service.service import DatabaseNotReady, prepare_database
+from hitl.store import Store, Tx, migrate
+
+
+def _task(task_id: str, status: str = "queued", created_at: float | None = None) -> dict[str, Any]:
+    now = created_at if created_at is not None else time.time()
+    return {
+        "id": task_id,
+        "flow": "feedback",
+        "status": status,
+        "input": '"x"',
+        "shared": "{}",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate.upgrade(url)
+    s = Store(url)
+    yield s
+    await s.close()
+
+
+async def test_sqlite_file_is_in_wal_mode(store: Store) -> None:
+    mode = await store.read(lambda conn: conn.execute(sa.text("PRAGMA journal_mode")).scalar())
+    assert mode == "wal"
+
+
+async def test_conditional_update_has_one_winner(store: Store) -> None:
+    await store.write(lambda tx: tx.insert_task(_task("t1", "waiting_for_review")))
+
+    async def move() -> bool:
+        return await store.write(
+            lambda tx: tx.update_task("t1", ["waiting_for_review"], status="running")
+        )
+
+    results = await asyncio.gather(*(move() for _ in range(20)))
+    assert results.count(True) == 1
+    assert (await store.get_task("t1") or {})["status"] == "running"
+
+
+async def test_update_checks_the_lease_owner(store: Store) -> None:
+    def write(tx: Tx) -> None:
+        tx.insert_task({**_task("t1", "running"), "lease_owner": "a"})
+        assert not tx.update_task("t1", ["running"], owner="b", node="x")
+        assert tx.update_task("t1", ["running"], owner="a", node="y")
+
+    await store.write(write)
+    assert (await store.get_task("t1") or {})["node"] == "y"
+
+
+async def test_a_failed_transaction_writes_nothing(store: Store) -> None:
+    def write(tx: Tx) -> None:
+        tx.insert_task(_task("t1"))
+        tx.add_event("t1", "task.created", "{}")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.write(write)
+    assert await store.get_task("t1") is None
+    assert await store.last_event_id() == 0
+
+
+async def test_claim_takes_the_oldest_runnable_then_expired_leases(store: Store) -> None:
+    now = time.time()
+
+    def setup(tx: Tx) -> None:
+        tx.insert_task(_task("new", created_at=now))
+        tx.insert_task(_task("old", created_at=now - 10))
+        tx.insert_task({**_task("held", "running", now - 20), "lease_expires_at": now + 60})
+        tx.insert_task({**_task("dead", "running", now - 5), "lease_expires_at": now - 1})
+        tx.insert_task(_task("waiting", "waiting_for_review", now - 30))
+
+    await store.write(setup)
+    claimed = []
+    for _ in range(4):
+        row = await store.write(lambda tx: tx.claim("w1", now + 15, now, "queued", "running"))
+        claimed.append(row["id"] if row else None)
+    # An expired lease first (a task resumed after a decision, or orphaned), then oldest queued.
+    assert claimed == ["dead", "old", "new", None]
+    row = await store.get_task("dead")
+    assert row is not None and row["lease_owner"] == "w1" and row["claims"] == 1
+
+
+async def test_events_have_increasing_ids_and_filter_by_task(store: Store) -> None:
+    ids = await store.write(
+        lambda tx: [tx.add_event(f"t{i % 2}", "x", f'{{"n":{i}}}') for i in range(6)]
+    )
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert [e["id"] for e in await store.events_after(0, "t1")] == ids[1::2]
+    assert [e["id"] for e in await store.events_after(ids[1], upto=ids[4])] == ids[2:5]
+    assert await store.last_event_id() == ids[-1]
+    assert await store.last_event_id("t0") == ids[4]
+
+
+async def test_commit_callbacks_hear_only_commits_with_events(store: Store) -> None:
+    heard: list[int] = []
+    store.on_commit(lambda: heard.append(1))
+    await store.write(lambda tx: tx.insert_task(_task("t1")))
+    assert heard == []
+    await store.write(lambda tx: tx.add_event("t1", "x", "{}"))
+    assert heard == [1]
+
+
+async def test_idempotency_key_is_unique(store: Store) -> None:
+    await store.write(lambda tx: tx.insert_task({**_task("t1"), "idempotency_key": "k"}))
+    with pytest.raises(sa.exc.IntegrityError):
+        await store.write(lambda tx: tx.insert_task({**_task("t2"), "idempotency_key": "k"}))
+
+
+def test_upgrade_is_repeatable_and_reaches_head(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    assert migrate.is_empty(url)
+    migrate.upgrade(url)
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
+    assert not migrate.is_empty(url)
+
+
+def test_server_creates_an_empty_database_but_refuses_an_old_one(
+    tmp_path: Path,
+) -> None:
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    prepare_database(fresh)
+    assert migrate.current_revision(fresh) == migrate.head_revision()
+
+    old = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{old}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0000')"))
+    engine.dispose()
+    with pytest.raises(DatabaseNotReady, match="hitl db upgrade"):
+        prepare_database(f"sqlite:///{old}")
+
+
+def test_unsupported_url_is_refused_clearly() -> None:
+    from hitl.store import BadDatabaseURL
+
+    with pytest.raises(BadDatabaseURL, match="sqlite:///"):
+        Store("mysql://localhost/x")
