@@ -25,7 +25,8 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            # No body to count; long-lived streams skip the wrapper on every chunk they send.
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

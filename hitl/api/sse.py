@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import lru_cache
 
 from fastapi.responses import StreamingResponse
 
@@ -19,11 +20,17 @@ def frame(data: str, id: int | None = None, event: str | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-HEARTBEAT = ": ping\n\n"
-RETRY = "retry: 1000\n\n"
+HEARTBEAT = b": ping\n\n"
+RETRY = b"retry: 1000\n\n"
 
 
-def response(body: AsyncIterator[str]) -> StreamingResponse:
+@lru_cache(maxsize=4096)
+def event_frame(id: int, event: str, data: str) -> bytes:
+    """One log event as an encoded frame, made once however many clients it goes to."""
+    return frame(data, id, event).encode()
+
+
+def response(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/event-stream", headers=HEADERS)
 
 

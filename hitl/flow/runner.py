@@ -207,6 +207,12 @@ class Runner:
     # -- leaves ---------------------------------------------------------------------------
 
     async def _leaf(self, node: BaseNode, mode: Mode, shared: Shared) -> Any:
+        if isinstance(node, Flow) and _has_review(node):
+            raise TypeError(
+                f"{type(node).__name__} runs its nodes itself (in parallel, or with its own "
+                "orchestration), so a HumanReview inside it cannot suspend: move the review "
+                "out of it, or use a Flow, AsyncFlow, BatchFlow or AsyncBatchFlow"
+            )
         if mode == "async" and isinstance(node, Flow):
             return await self._thread(_run_in_new_loop, node, shared)
         if mode == "async" and isinstance(node, AsyncNode):
@@ -246,6 +252,13 @@ def _kind(flow: Flow, mode: Mode) -> Literal["plain", "batch", "atomic"]:
     if run is Flow._run:
         return "plain"
     return "batch" if run is BatchFlow._run else "atomic"
+
+
+def _has_review(flow: Flow) -> bool:
+    for node in NodeIds(flow.start_node).by_id.values():
+        if isinstance(node, HumanReview) or (isinstance(node, Flow) and _has_review(node)):
+            return True
+    return False
 
 
 def _run_in_new_loop(flow: Flow, shared: Shared) -> Any:

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +29,8 @@ from hitl.service.tasks import dumps
 from hitl.store import Row, Store, Tx
 
 log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 16
 
 
 def _result(shared: dict[str, Any], action: Any) -> Any:
@@ -55,7 +58,7 @@ class Worker:
         self.max_claims = max_claims
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="hitl-node")
-        self._slots = asyncio.Semaphore(concurrency)
+        self._freed = asyncio.Event()
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -77,53 +80,47 @@ class Worker:
 
     async def _dispatch(self) -> None:
         while True:
-            await self._slots.acquire()
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                await self._freed.wait()
+                self._freed.clear()
+                continue
             # Clear before claiming: a wake-up that arrives during the claim is kept.
             self._wake.clear()
+            want = min(free, CLAIM_BATCH)
             try:
-                row = await self._claim()
+                rows = await self._claim(want)
             except Exception:
                 log.exception("claiming work failed", extra={"action": "claim"})
-                row = None
-            if row is None:
-                self._slots.release()
+                rows = []
+            for row in rows:
+                task = asyncio.create_task(self._execute(row), name=f"hitl-task-{row['id']}")
+                self._running.add(task)
+                task.add_done_callback(self._done)
+            if len(rows) < want:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                continue
-            task = asyncio.create_task(self._execute(row), name=f"hitl-task-{row['id']}")
-            self._running.add(task)
-            task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._slots.release()
+        self._freed.set()
 
-    async def _claim(self) -> Row | None:
+    async def _claim(self, limit: int) -> list[Row]:
         now = time.time()
 
-        def write(tx: Tx) -> Any:
-            row = tx.claim(
+        def write(tx: Tx) -> list[Row]:
+            rows = tx.claim(
                 self.owner,
                 now + self.lease_seconds,
                 now,
                 TaskStatus.QUEUED.value,
                 TaskStatus.RUNNING.value,
+                limit,
             )
-            if row is None:
-                return None
-            tx.add_event(
-                row["id"],
-                EventType.RUNNING,
-                dumps(
-                    {
-                        "task_id": row["id"],
-                        "status": "running",
-                        "node": row["node"],
-                        "claims": row["claims"],
-                    }
-                ),
-            )
-            return row
+            for row in rows:
+                data = {"task_id": row["id"], "status": "running", "node": row["node"]}
+                tx.add_event(row["id"], EventType.RUNNING, dumps({**data, "claims": row["claims"]}))
+            return rows
 
         return await self.store.write(write)
 
@@ -151,24 +148,25 @@ class Worker:
         shared = json.loads(row["shared"])
         position = Position.from_json(json.loads(row["position"])) if row["position"] else None
         decision = await self._decision(task_id) if position and position.waiting else None
-
-        async def started(path: list[str]) -> None:
-            await self._node_started(task_id, path)
-
-        async def checkpoint(cp: Checkpoint) -> None:
-            await self._checkpoint(task_id, cp)
-
+        steps = _Steps(self.store, self.owner, task_id)
         runner = Runner(
             self.registry.create(row["flow"]),
             executor=self.executor,
-            on_node_started=started,
-            on_checkpoint=checkpoint,
+            on_node_started=steps.started,
+            on_checkpoint=steps.checkpoint,
         )
-        outcome = await runner.run(shared, position, decision)
+        try:
+            outcome = await runner.run(shared, position, decision)
+        except (LeaseLost, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.warning("task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id})
+            await steps.fail(_describe(exc))
+            return
         if isinstance(outcome, Suspended):
-            await self._suspend(task_id, outcome, shared)
+            await steps.suspend(outcome, shared)
         elif isinstance(outcome, Completed):
-            await self._complete(task_id, shared, outcome.action)
+            await steps.complete(shared, outcome.action)
 
     async def _decision(self, task_id: str) -> Decision:
         reviews = await self.store.reviews_of(task_id)
@@ -193,144 +191,8 @@ class Worker:
             if not await self.store.write(renew):
                 return
 
-    async def _node_started(self, task_id: str, path: list[str]) -> None:
-        node = "/".join(path)
-
-        def write(tx: Tx) -> Any:
-            if not tx.update_task(task_id, [TaskStatus.RUNNING], owner=self.owner, node=node):
-                raise LeaseLost()
-            tx.add_event(
-                task_id,
-                EventType.NODE_STARTED,
-                dumps({"task_id": task_id, "status": "running", "node": node, "path": path}),
-            )
-
-        await self.store.write(write)
-
-    async def _checkpoint(self, task_id: str, cp: Checkpoint) -> None:
-        shared = dump_shared(cp.shared)
-        position = dumps(cp.position.to_json())
-        node = "/".join(cp.position.path)
-
-        def write(tx: Tx) -> Any:
-            saved = tx.update_task(
-                task_id, [TaskStatus.RUNNING], owner=self.owner, shared=shared, position=position
-            )
-            if not saved:
-                raise LeaseLost()
-            tx.add_event(
-                task_id,
-                EventType.NODE_FINISHED,
-                dumps(
-                    {
-                        "task_id": task_id,
-                        "status": "running",
-                        "node": node,
-                        "action": _jsonable(cp.position.action),
-                    }
-                ),
-            )
-
-        await self.store.write(write)
-
-    async def _suspend(self, task_id: str, outcome: Suspended, shared: dict[str, Any]) -> None:
-        shared_text = dump_shared(shared)
-        request = outcome.request.to_json()
-        position = outcome.position
-        node = "/".join(position.path)
-        review_id = str(uuid.uuid4())
-
-        def write(tx: Tx) -> Any:
-            task = tx.get_task(task_id)
-            if task is None:
-                raise LeaseLost()
-            round_no = int(task["round"]) + 1
-            moved = tx.update_task(
-                task_id,
-                [TaskStatus.RUNNING],
-                owner=self.owner,
-                status=TaskStatus.WAITING_FOR_REVIEW.value,
-                shared=shared_text,
-                position=dumps(position.to_json()),
-                node=node,
-                round=round_no,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            if not moved:
-                raise LeaseLost()
-            tx.insert_review(
-                {
-                    "id": review_id,
-                    "task_id": task_id,
-                    "round": round_no,
-                    "status": ReviewStatus.OPEN.value,
-                    "node": node,
-                    "request": dumps(request),
-                    "created_at": time.time(),
-                }
-            )
-            tx.add_event(
-                task_id,
-                EventType.REVIEW_REQUESTED,
-                dumps(
-                    {
-                        "task_id": task_id,
-                        "status": "waiting_for_review",
-                        "review_id": review_id,
-                        "round": round_no,
-                        "node": node,
-                        **request,
-                    }
-                ),
-            )
-
-        await self.store.write(write)
-
-    async def _complete(self, task_id: str, shared: dict[str, Any], action: Any) -> None:
-        shared_text = dump_shared(shared)
-        result = _result(shared, _jsonable(action))
-
-        def write(tx: Tx) -> Any:
-            done = tx.update_task(
-                task_id,
-                [TaskStatus.RUNNING],
-                owner=self.owner,
-                status=TaskStatus.COMPLETED.value,
-                shared=shared_text,
-                result=dumps(result),
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            if not done:
-                raise LeaseLost()
-            tx.add_event(
-                task_id,
-                EventType.COMPLETED,
-                dumps({"task_id": task_id, "status": "completed", "result": result}),
-            )
-
-        await self.store.write(write)
-
     async def _fail(self, task_id: str, error: str) -> None:
-        def write(tx: Tx) -> Any:
-            failed = tx.update_task(
-                task_id,
-                [TaskStatus.RUNNING],
-                owner=self.owner,
-                status=TaskStatus.FAILED.value,
-                error=error,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            if failed:
-                tx.add_event(
-                    task_id,
-                    EventType.FAILED,
-                    dumps({"task_id": task_id, "status": "failed", "error": error}),
-                )
-
-        await self.store.write(write)
+        await _Steps(self.store, self.owner, task_id).fail(error)
 
     async def release_all(self) -> int:
         """Expire every running lease: for the embedded server, the only process on its file."""
@@ -339,6 +201,150 @@ class Worker:
             return tx.expire_leases(TaskStatus.RUNNING.value)
 
         return await self.store.write(write)
+
+
+Write = Callable[[Tx], None]
+
+
+class _Steps:
+    """The writes of one run of a task, each conditional on this worker's lease.
+
+    A node's checkpoint is written in the same transaction as whatever comes next — the next
+    node's start, the review request, the completion or the failure — so no node starts, and
+    no person is asked, before the checkpoint before it is stored; a crash in between reruns
+    the node, as a crash during it would.
+    """
+
+    def __init__(self, store: Store, owner: str, task_id: str) -> None:
+        self.store = store
+        self.owner = owner
+        self.task_id = task_id
+        self.pending: Write | None = None
+
+    async def _write(self, fn: Write) -> None:
+        before, self.pending = self.pending, None
+
+        def write(tx: Tx) -> None:
+            if before is not None:
+                before(tx)
+            fn(tx)
+
+        await self.store.write(write)
+
+    def _event(self, tx: Tx, type: EventType, **data: Any) -> None:
+        tx.add_event(self.task_id, type, dumps({"task_id": self.task_id, **data}))
+
+    def _move(self, tx: Tx, **values: Any) -> None:
+        if not tx.update_task(self.task_id, [TaskStatus.RUNNING], owner=self.owner, **values):
+            raise LeaseLost()
+
+    async def checkpoint(self, cp: Checkpoint) -> None:
+        shared = dump_shared(cp.shared)
+        position = dumps(cp.position.to_json())
+        node = "/".join(cp.position.path)
+        action = _jsonable(cp.position.action)
+        earlier = self.pending
+
+        def write(tx: Tx) -> None:
+            if earlier is not None:
+                earlier(tx)
+            self._move(tx, shared=shared, position=position)
+            self._event(tx, EventType.NODE_FINISHED, status="running", node=node, action=action)
+
+        self.pending = write
+
+    async def started(self, path: list[str]) -> None:
+        node = "/".join(path)
+
+        def write(tx: Tx) -> None:
+            self._move(tx, node=node)
+            self._event(tx, EventType.NODE_STARTED, status="running", node=node, path=path)
+
+        await self._write(write)
+
+    async def suspend(self, outcome: Suspended, shared: dict[str, Any]) -> None:
+        shared_text = dump_shared(shared)
+        request = outcome.request.to_json()
+        position = dumps(outcome.position.to_json())
+        node = "/".join(outcome.position.path)
+        review_id = str(uuid.uuid4())
+
+        def write(tx: Tx) -> None:
+            task = tx.get_task(self.task_id)
+            if task is None:
+                raise LeaseLost()
+            round_no = int(task["round"]) + 1
+            self._move(
+                tx,
+                status=TaskStatus.WAITING_FOR_REVIEW.value,
+                shared=shared_text,
+                position=position,
+                node=node,
+                round=round_no,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            tx.insert_review(
+                {
+                    "id": review_id,
+                    "task_id": self.task_id,
+                    "round": round_no,
+                    "status": ReviewStatus.OPEN.value,
+                    "node": node,
+                    "request": dumps(request),
+                    "created_at": time.time(),
+                }
+            )
+            self._event(
+                tx,
+                EventType.REVIEW_REQUESTED,
+                status="waiting_for_review",
+                review_id=review_id,
+                round=round_no,
+                node=node,
+                **request,
+            )
+
+        await self._write(write)
+
+    async def complete(self, shared: dict[str, Any], action: Any) -> None:
+        shared_text = dump_shared(shared)
+        result = _result(shared, _jsonable(action))
+
+        def write(tx: Tx) -> None:
+            self._move(
+                tx,
+                status=TaskStatus.COMPLETED.value,
+                shared=shared_text,
+                result=dumps(result),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            self._event(tx, EventType.COMPLETED, status="completed", result=result)
+
+        await self._write(write)
+
+    async def fail(self, error: str) -> None:
+        """Fail the task, if this worker still holds it; the failure's own checkpoint is kept."""
+
+        def write(tx: Tx) -> None:
+            failed = tx.update_task(
+                self.task_id,
+                [TaskStatus.RUNNING],
+                owner=self.owner,
+                status=TaskStatus.FAILED.value,
+                error=error,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            if failed:
+                self._event(tx, EventType.FAILED, status="failed", error=error)
+
+        try:
+            await self._write(write)
+        except LeaseLost:
+            self.pending = None
+            await self._write(write)
 
 
 def _describe(exc: BaseException) -> str:

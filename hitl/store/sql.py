@@ -62,9 +62,10 @@ class Tx:
         return bool(result.rowcount == 1)
 
     def claim(
-        self, owner: str, until: float, now: float, runnable: str, running: str
-    ) -> Row | None:
-        """Lease a task whose lease expired (a resumed or orphaned one), else the oldest queued.
+        self, owner: str, until: float, now: float, runnable: str, running: str, limit: int = 1
+    ) -> list[Row]:
+        """Lease up to `limit` tasks: those whose lease expired (resumed after a decision, or
+        orphaned by a dead worker) first, then the oldest queued.
 
         Two indexed look-ups rather than one OR, which would scan every task ever run.
         """
@@ -72,20 +73,21 @@ class Tx:
             sa.select(tasks.c.id)
             .where(tasks.c.status == running, tasks.c.lease_expires_at < now)
             .order_by(tasks.c.lease_expires_at)
-            .limit(1)
         )
         queued = (
-            sa.select(tasks.c.id)
-            .where(tasks.c.status == runnable)
-            .order_by(tasks.c.created_at)
-            .limit(1)
+            sa.select(tasks.c.id).where(tasks.c.status == runnable).order_by(tasks.c.created_at)
         )
+        claimed: list[Row] = []
         for pick in (expired, queued):
+            want = limit - len(claimed)
+            if want <= 0:
+                break
+            pick = pick.limit(want)
             if self.conn.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
             stmt = (
                 sa.update(tasks)
-                .where(tasks.c.id == pick.scalar_subquery())
+                .where(tasks.c.id.in_(pick.scalar_subquery()))
                 .values(
                     status=running,
                     lease_owner=owner,
@@ -95,10 +97,9 @@ class Tx:
                 )
                 .returning(*tasks.c)
             )
-            row = _row((self.conn.execute(stmt)).first())
-            if row is not None:
-                return row
-        return None
+            rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
+            claimed.extend(sorted(rows, key=lambda r: (r["created_at"], r["id"])))
+        return claimed
 
     def expire_leases(self, running: str) -> int:
         result = self.conn.execute(

@@ -33,14 +33,16 @@ async def feedback(
     return FeedbackResponse(message=f"Feedback '{body.feedback}' received")
 
 
-def _data(message: dict[str, Any], id: int | None) -> str:
-    return sse.frame(json.dumps(message), id)
+def _data(message: dict[str, Any], id: int | None) -> bytes:
+    return sse.frame(json.dumps(message), id).encode()
 
 
-CLOSED = sse.frame(json.dumps({"status": "stream_closed"}))
+CLOSED = sse.frame(json.dumps({"status": "stream_closed"})).encode()
 
 
-async def _stream(service: Service, task: Row, review: Row | None, last: int) -> AsyncIterator[str]:
+async def _stream(
+    service: Service, task: Row, review: Row | None, last: int
+) -> AsyncIterator[bytes]:
     yield _data(compat.snapshot(task, review), last or None)
     if task["status"] in FINAL:
         yield CLOSED

@@ -20,14 +20,14 @@ LastEventId = Annotated[str | None, Header()]
 
 async def _stream(
     service: Service, task_id: str | None, after: int, ends: bool
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     yield sse.RETRY
     heartbeat = service.settings.heartbeat_seconds
     async for event in service.broker.subscribe(task_id, after, heartbeat):
         if event is None:
             yield sse.HEARTBEAT
             continue
-        yield sse.frame(event.data, event.id, event.type)
+        yield sse.event_frame(event.id, event.type, event.data)
         if ends and event.type in FINAL_EVENTS:
             return
 
@@ -49,7 +49,7 @@ async def task_events(
     return sse.response(_stream(service, task_id, start, ends=True))
 
 
-async def _closed() -> AsyncIterator[str]:
+async def _closed() -> AsyncIterator[bytes]:
     yield sse.RETRY
 
 

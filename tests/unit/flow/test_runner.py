@@ -668,3 +668,17 @@ def two_plain_flow() -> Flow:
     first = Plain()
     first >> Plain()
     return Flow(start=first)
+
+
+async def test_review_inside_a_parallel_batch_flow_is_refused_clearly() -> None:
+    from pocketflow import AsyncFlow, AsyncParallelBatchFlow
+
+    from hitl.flow import HumanReview, Runner
+
+    class Items(AsyncParallelBatchFlow):  # type: ignore[misc]
+        async def prep_async(self, shared: dict[str, object]) -> list[dict[str, int]]:
+            return [{"i": 1}, {"i": 2}]
+
+    flow = AsyncFlow(start=Items(start=HumanReview()))
+    with pytest.raises(TypeError, match="cannot suspend"):
+        await Runner(flow).run({})

@@ -88,12 +88,28 @@ async def test_claim_takes_the_oldest_runnable_then_expired_leases(store: Store)
     await store.write(setup)
     claimed = []
     for _ in range(4):
-        row = await store.write(lambda tx: tx.claim("w1", now + 15, now, "queued", "running"))
-        claimed.append(row["id"] if row else None)
+        rows = await store.write(lambda tx: tx.claim("w1", now + 15, now, "queued", "running"))
+        claimed.append(rows[0]["id"] if rows else None)
     # An expired lease first (a task resumed after a decision, or orphaned), then oldest queued.
     assert claimed == ["dead", "old", "new", None]
     row = await store.get_task("dead")
     assert row is not None and row["lease_owner"] == "w1" and row["claims"] == 1
+
+
+async def test_claim_takes_a_batch_in_order(store: Store) -> None:
+    now = time.time()
+
+    def setup(tx: Tx) -> None:
+        for i in range(5):
+            tx.insert_task(_task(f"q{i}", created_at=now - 10 + i))
+        tx.insert_task({**_task("dead", "running", now), "lease_expires_at": now - 1})
+
+    await store.write(setup)
+    rows = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
+    assert [r["id"] for r in rows] == ["dead", "q0", "q1", "q2"]
+    assert all(r["status"] == "running" and r["lease_owner"] == "w" for r in rows)
+    rest = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
+    assert [r["id"] for r in rest] == ["q3", "q4"]
 
 
 async def test_events_have_increasing_ids_and_filter_by_task(store: Store) -> None:
