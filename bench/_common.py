@@ -40,7 +40,7 @@ class Server:
     """`hitl serve` on a fresh SQLite file, pinned with taskset to one core."""
 
     def __init__(self, core: int = 1, **settings: Any) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="hitl-bench-", dir=os.environ.get("HITL_BENCH_DIR")))
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
         env.update({f"HITL_{k.upper()}": str(v) for k, v in settings.items()})
@@ -91,16 +91,25 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-        assert self.reader is not None
         payload = json.dumps(body).encode() if body is not None else b""
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n"
         )
-        self.writer.write(head.encode() + payload)
-        status, headers = await _read_head(self.reader)
+        for attempt in (1, 2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+            assert self.reader is not None
+            self.writer.write(head.encode() + payload)
+            try:
+                status, headers = await _read_head(self.reader)
+                break
+            except ConnectionError:
+                # The server closed an idle keep-alive connection: open a new one, once.
+                self.writer.close()
+                self.writer = None
+                if attempt == 2:
+                    raise
         data = await self.reader.readexactly(int(headers.get("content-length", "0")))
         return status, json.loads(data) if data else None
 
@@ -112,6 +121,8 @@ class Connection:
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
     status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionResetError("the server closed the connection")
     status = int(status_line.split()[1])
     headers: dict[str, str] = {}
     while True:

@@ -41,10 +41,10 @@ class Server:
         cmd = [sys.executable, "-m", "hitl", "serve", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--db", self.db_url, "--log-level", "warning", *self.args]
         assert self.log is not None
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -102,3 +102,6 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.stop()
+        if server.log is not None and server.log.exists():
+            # pytest shows this output when the test failed.
+            print(f"--- {server.log.name} ---\n{server.log.read_text(errors='replace')}")

@@ -19,7 +19,9 @@ window.hitl = (function () {
   async function api(method, url, body, headers) {
     var init = {method: method, headers: Object.assign({"Content-Type": "application/json"}, headers || {})};
     if (body !== undefined) init.body = JSON.stringify(body);
-    var response = await fetch(url, init);
+    var response;
+    try { response = await fetch(url, init); }
+    catch (e) { throw new Error("Can't reach the server right now; nothing was sent. Try again in a moment."); }
     var data = null;
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
@@ -46,6 +48,8 @@ window.hitl = (function () {
   function onAnyEvent(fn) { listeners.push(fn); }
   function followAll() {
     var source = new EventSource("/api/v1/events");
+    // On every (re)connection, pages reload their lists: nothing that changed meanwhile is missed.
+    source.onopen = function () { refreshQueueCount(); listeners.forEach(function (fn) { fn("open", {}); }); };
     ["task.created", "task.running", "review.requested", "review.decided", "task.completed",
      "task.failed", "task.cancelled"].forEach(function (type) {
       source.addEventListener(type, function (ev) {

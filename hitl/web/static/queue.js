@@ -16,7 +16,7 @@
   }
   var pending = null;
   h.onAnyEvent(function (type) {
-    if (type.indexOf("review.") === 0 || type === "task.cancelled" || type === "task.failed") {
+    if (type === "open" || type.indexOf("review.") === 0 || type === "task.cancelled" || type === "task.failed") {
       clearTimeout(pending); pending = setTimeout(load, 100);
     }
   });

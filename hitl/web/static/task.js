@@ -7,6 +7,7 @@
   var taskId = root.dataset.taskId;
   var $ = function (id) { return document.getElementById(id); };
   var FINAL = {"task.completed": 1, "task.failed": 1, "task.cancelled": 1};
+  var WORDS = {approve: "Approved", reject: "Rejected", edit: "Edited and approved"};
   var state = {status: null, rounds: [], open: null, source: null};
 
   function setStatus(status, node) {
@@ -41,7 +42,7 @@
       }
       var verdict;
       if (r.decision) {
-        var text = r.decision + (r.decided_by ? " by " + r.decided_by : "");
+        var text = (WORDS[r.decision] || r.decision) + (r.decided_by ? " by " + r.decided_by : "");
         verdict = h.el("p", {cls: "decision " + r.decision, "data-testid": "round-decision"}, [
           h.el("strong", {text: text}),
           r.comment ? h.el("span", {cls: "comment", text: " — “" + r.comment + "”"}) : null,
@@ -63,6 +64,15 @@
     if (!round) { box.hidden = true; return; }
     $("review-round").textContent = round.round;
     $("review-prompt").textContent = round.prompt || "";
+    var changes = $("review-changes"), index = state.rounds.indexOf(round);
+    changes.replaceChildren();
+    changes.hidden = index < 1;
+    if (index >= 1) {
+      var prev = state.rounds[index - 1];
+      changes.appendChild(h.el("p", {cls: "muted", text: "What changed since round " + prev.round +
+        (prev.comment ? " (you asked: “" + prev.comment + "”)" : "") + ":"}));
+      changes.appendChild(window.renderDiff(window.wordDiff(h.show(prev.output), h.show(round.output))));
+    }
     $("edit").value = h.show(round.output);
     $("comment").value = "";
     $("review-error").textContent = "";

@@ -1,0 +1,80 @@
+"""Fixtures for the browser tests: a real `hitl serve` and one headless Chromium per module.
+
+Playwright drives the system browser (`/usr/bin/chromium`, from Debian's `chromium` package);
+its own browser downloads are never used. `make test` installs it; without it the tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    expect,
+    sync_playwright,
+)
+
+CHROMIUM = Path(os.environ.get("HITL_E2E_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+
+# Auto-waiting assertions give a page this long to get there.
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium shared by one test module, closed (with Playwright) afterwards."""
+    assert CHROMIUM.exists(), (
+        f"no Chromium at {CHROMIUM}: run `make test` or apt-get install chromium"
+    )
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile per test (its own localStorage), closed afterwards."""
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+JS_ERRORS = "_hitl_js_errors"
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    """A tab in this test's context, recording uncaught JavaScript errors (see `js_errors`)."""
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    setattr(tab, JS_ERRORS, errors)
+    return tab
+
+
+def js_errors(page: Page) -> list[str]:
+    """The uncaught JavaScript errors of a tab made by the `page` fixture."""
+    errors: list[str] = getattr(page, JS_ERRORS)
+    return errors
