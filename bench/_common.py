@@ -40,7 +40,8 @@ class Server:
     """`hitl serve` on a fresh SQLite file, pinned with taskset to one core."""
 
     def __init__(self, core: int = 1, **settings: Any) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="hitl-bench-", dir=os.environ.get("HITL_BENCH_DIR")))
+        where = os.environ.get("HITL_BENCH_DIR")
+        self.dir = Path(tempfile.mkdtemp(prefix="hitl-bench-", dir=where))
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
         env.update({f"HITL_{k.upper()}": str(v) for k, v in settings.items()})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -77,14 +78,7 @@ class Server:
         return self.start()
 
 
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """A factory: start_server(db_path=..., **settings) → a running Server.
-
-    Each keyword becomes an `HITL_*` variable: start_server(process_delay=2).
-    """
-    started: list[Server] = []
-
+def _factory(tmp: Path, started: list[Server]) -> Callable[..., Server]:
     def start(
         db_path: Path | None = None, args: list[str] | None = None, **settings: object
     ) -> Server:
@@ -93,15 +87,47 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         env.setdefault("HITL_PROCESS_DELAY", "0")
         for key, value in settings.items():
             env[f"HITL_{key.upper()}"] = str(value)
-        path = db_path or tmp_path / f"hitl-{len(started)}.db"
+        n = len(started)
+        path = db_path or tmp / f"hitl-{n}.db"
         server = Server(db_url=f"sqlite:///{path}", env=env, args=args or [])
-        server.log = tmp_path / f"server-{len(started)}.log"
+        server.log = tmp / f"server-{n}.log"
         started.append(server)
         return server.start()
 
-    yield start
+    return start
+
+
+def _stop_all(started: list[Server]) -> None:
+    """Stop the servers; fail if one logged an unhandled error (a 500, a crashed stream...)."""
     for server in started:
         server.stop()
-        if server.log is not None and server.log.exists():
-            # pytest shows this output when the test failed.
-            print(f"--- {server.log.name} ---\n{server.log.read_text(errors='replace')}")
+    for server in started:
+        assert server.log is not None
+        log = server.log.read_text(errors="replace")
+        print(f"--- {server.log.name} ---\n{log}")  # pytest shows it when a test failed
+        assert not re.search(r"Traceback|\bERROR\b", log), f"{server.log}:\n{log}"
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """A factory: start_server(db_path=..., args=[...], **settings) → a running Server.
+
+    Each keyword becomes an `HITL_*` variable: start_server(process_delay=2).
+    """
+    started: list[Server] = []
+    yield _factory(tmp_path, started)
+    _stop_all(started)
+
+
+@pytest.fixture(scope="module")
+def start_module_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., Server]]:
+    """Like `start_server`, but its servers live until the test module ends.
+
+    Start-up costs seconds, so tests that neither crash nor restart a server and do not need an
+    empty database share one.
+    """
+    started: list[Server] = []
+    yield _factory(tmp_path_factory.mktemp("hitl"), started)
+    _stop_all(started)

@@ -56,7 +56,7 @@ class TaskService:
             raise Invalid("input is empty: send the text or JSON value to process")
         input_text = json_value(input, "input")
         name = self.registry.resolve(flow)
-        digest = request_hash(flow, input)
+        digest = request_hash(name, input)
         now = time.time()
         task_id = str(uuid.uuid4())
         row: Row = {
@@ -237,7 +237,12 @@ def _decide(
         "decided_at": time.time(),
     }
     if not tx.update_review(review["id"], [ReviewStatus.OPEN], **decision):
-        raise Conflict("another decision on this review won first")
+        current = tx.get_review(review["id"]) or review
+        raise Conflict(
+            "another decision on this review won first",
+            review_status=current["status"],
+            decision=current["decision"],
+        )
     moved = tx.update_task(
         review["task_id"],
         [TaskStatus.WAITING_FOR_REVIEW],
