@@ -1,41 +1,42 @@
 """The default flow, as in the cookbook: process → review → result, rejected → process.
 
-Its processor is simulated: it sleeps `delay` seconds (in a worker thread, as synchronous node
-code always does here) and returns a draft that names its revision and every reviewer comment
-so far, so a rejection visibly changes the next output.
+Its processor is simulated: it sleeps `delay` seconds and returns a draft that names its
+revision and every reviewer comment so far, so a rejection visibly changes the next output.
+The nodes are async (the sleep is `asyncio.sleep`), so the default flow needs no threads; sync
+nodes in users' flows run in worker threads.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from typing import Any
 
-from pocketflow import AsyncFlow, Node
+from pocketflow import AsyncFlow, AsyncNode
 
 from hitl.flow.review import Decision, HumanReview, ReviewRequest
 
 
-class Process(Node):  # type: ignore[misc]
+class Process(AsyncNode):  # type: ignore[misc]
     name = "process"
 
     def __init__(self, delay: float) -> None:
         super().__init__()
         self.delay = delay
 
-    def prep(self, shared: dict[str, Any]) -> tuple[str, list[str], int]:
+    async def prep_async(self, shared: dict[str, Any]) -> tuple[str, list[str], int]:
         return (
             str(shared.get("task_input", "")),
             list(shared.get("comments", [])),
             int(shared.get("revision", 0)),
         )
 
-    def exec(self, prep_res: tuple[str, list[str], int]) -> str:
+    async def exec_async(self, prep_res: tuple[str, list[str], int]) -> str:
         text, comments, revision = prep_res
         if self.delay > 0:
-            time.sleep(self.delay)
+            await asyncio.sleep(self.delay)
         return draft(text, comments, revision + 1)
 
-    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: str) -> str:
+    async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: str) -> str:
         shared["processed_output"] = exec_res
         shared["revision"] = int(shared.get("revision", 0)) + 1
         return "default"
@@ -55,7 +56,7 @@ def draft(text: str, comments: list[str], revision: int) -> str:
 class Review(HumanReview):
     name = "review"
 
-    def prep(self, shared: dict[str, Any]) -> ReviewRequest:
+    async def prep_async(self, shared: dict[str, Any]) -> ReviewRequest:
         return ReviewRequest(
             output=shared.get("processed_output"),
             decisions=("approve", "edit", "reject"),
@@ -63,7 +64,9 @@ class Review(HumanReview):
             "revision.",
         )
 
-    def post(self, shared: dict[str, Any], prep_res: ReviewRequest, exec_res: Decision) -> str:
+    async def post_async(
+        self, shared: dict[str, Any], prep_res: ReviewRequest, exec_res: Decision
+    ) -> str:
         if exec_res.action == "reject":
             if exec_res.comment:
                 shared.setdefault("comments", []).append(exec_res.comment)
@@ -73,13 +76,13 @@ class Review(HumanReview):
         return "approved"
 
 
-class Result(Node):  # type: ignore[misc]
+class Result(AsyncNode):  # type: ignore[misc]
     name = "result"
 
-    def prep(self, shared: dict[str, Any]) -> Any:
+    async def prep_async(self, shared: dict[str, Any]) -> Any:
         return shared.get("processed_output")
 
-    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+    async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
         shared["final_result"] = prep_res
         return "done"
 

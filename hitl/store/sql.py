@@ -1,10 +1,11 @@
-"""The store: SQLAlchemy Core over SQLite or PostgreSQL, behind one small interface.
+"""The store: SQLite or PostgreSQL behind one small interface.
 
 A write is a plain function of a `Tx` — conditional updates (`... WHERE status IN (:expected)`)
 and event appends — that `Store.write` runs in one transaction on a database thread, so one
 state change and its event commit together or not at all, and the event loop never waits on
 the database. SQLite allows one writer at a time, so its writes run on a single thread, in
-order, instead of failing with "database is locked"; reads run on their own threads.
+order, instead of failing with "database is locked"; reads run on their own threads. The
+statements themselves are in `queries.py`.
 """
 
 from __future__ import annotations
@@ -17,35 +18,50 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from hitl.store import queries as q
 from hitl.store.engine import create_sync_engine
-from hitl.store.tables import events, reviews, tasks
 
 Row = dict[str, Any]
 T = TypeVar("T")
 ANY_OWNER = object()
 
 
-def _row(row: sa.Row[Any] | None) -> Row | None:
-    return dict(row._mapping) if row is not None else None
-
-
-class Tx:
-    """One write transaction; its methods run on the store's database thread."""
+class _Session:
+    """Runs `queries` statements on one connection, in the connection's dialect."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> sa.CursorResult[Any]:
+        return self.conn.exec_driver_sql(q.for_dialect(sql, self.dialect), params or {})
+
+    def all(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        return [dict(r) for r in self.run(sql, params).mappings()]
+
+    def first(self, sql: str, params: dict[str, Any] | None = None) -> Row | None:
+        row = self.run(sql, params).mappings().first()
+        return dict(row) if row is not None else None
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self.run(sql, params).scalar()
+
+
+class Tx(_Session):
+    """One write transaction; its methods run on the store's database thread."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        super().__init__(conn)
         self.events_written = 0
 
     def get_task(self, task_id: str) -> Row | None:
-        result = self.conn.execute(sa.select(tasks).where(tasks.c.id == task_id))
-        return _row(result.first())
+        return self.first(q.GET_TASK, {"id": task_id})
 
     def task_by_key(self, key: str) -> Row | None:
-        result = self.conn.execute(sa.select(tasks).where(tasks.c.idempotency_key == key))
-        return _row(result.first())
+        return self.first(q.TASK_BY_KEY, {"key": key})
 
     def insert_task(self, values: Row) -> None:
-        self.conn.execute(sa.insert(tasks).values(values))
+        self.run(q.insert(q.TASK, tuple(values)), values)
 
     def update_task(
         self,
@@ -55,100 +71,57 @@ class Tx:
         **values: Any,
     ) -> bool:
         """Change a task only if its status is one of `expect` (and its lease is `owner`'s)."""
-        stmt = sa.update(tasks).where(tasks.c.id == task_id, tasks.c.status.in_(list(expect)))
+        values["updated_at"] = time.time()
+        return self._update(q.TASK, "id", task_id, expect, owner, values) == 1
+
+    def _update(
+        self, table: str, by: str, key: str, expect: Collection[str], owner: object, values: Row
+    ) -> int:
+        statuses = sorted(expect)
+        sql = q.update(table, tuple(values), len(statuses), by, owner is not ANY_OWNER)
+        params = {**values, "_by": key, **{f"_s{i}": s for i, s in enumerate(statuses)}}
         if owner is not ANY_OWNER:
-            stmt = stmt.where(tasks.c.lease_owner == owner)
-        result = self.conn.execute(stmt.values(updated_at=time.time(), **values))
-        return bool(result.rowcount == 1)
+            params["_owner"] = owner
+        return int(self.run(sql, params).rowcount)
 
     def claim(
         self, owner: str, until: float, now: float, runnable: str, running: str, limit: int = 1
     ) -> list[Row]:
-        """Lease up to `limit` tasks: those whose lease expired (resumed after a decision, or
-        orphaned by a dead worker) first, then the oldest queued.
-
-        Two indexed look-ups rather than one OR, which would scan every task ever run.
-        """
-        expired = (
-            sa.select(tasks.c.id)
-            .where(tasks.c.status == running, tasks.c.lease_expires_at < now)
-            .order_by(tasks.c.lease_expires_at)
-        )
-        queued = (
-            sa.select(tasks.c.id).where(tasks.c.status == runnable).order_by(tasks.c.created_at)
-        )
+        """Lease up to `limit` tasks: expired leases first, then the oldest queued."""
         claimed: list[Row] = []
-        for pick in (expired, queued):
+        params = {"owner": owner, "until": until, "now": now, "running": running}
+        for pick in (q.CLAIM_EXPIRED, q.CLAIM_QUEUED):
             want = limit - len(claimed)
             if want <= 0:
                 break
-            pick = pick.limit(want)
-            if self.conn.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            stmt = (
-                sa.update(tasks)
-                .where(tasks.c.id.in_(pick.scalar_subquery()))
-                .values(
-                    status=running,
-                    lease_owner=owner,
-                    lease_expires_at=until,
-                    claims=tasks.c.claims + 1,
-                    updated_at=now,
-                )
-                .returning(*tasks.c)
-            )
-            rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
+            extra = {"limit": want} | ({"runnable": runnable} if pick is q.CLAIM_QUEUED else {})
+            rows = self.all(q.claim(pick, self.dialect), params | extra)
             claimed.extend(sorted(rows, key=lambda r: (r["created_at"], r["id"])))
         return claimed
 
     def expire_leases(self, running: str) -> int:
-        result = self.conn.execute(
-            sa.update(tasks).where(tasks.c.status == running).values(lease_expires_at=0.0)
-        )
-        return int(result.rowcount)
+        return int(self.run(q.EXPIRE_LEASES, {"running": running}).rowcount)
 
     def get_review(self, review_id: str) -> Row | None:
-        result = self.conn.execute(sa.select(reviews).where(reviews.c.id == review_id))
-        return _row(result.first())
+        return self.first(q.GET_REVIEW, {"id": review_id})
 
     def last_review(self, task_id: str) -> Row | None:
-        result = self.conn.execute(
-            sa.select(reviews)
-            .where(reviews.c.task_id == task_id)
-            .order_by(reviews.c.round.desc())
-            .limit(1)
-        )
-        return _row(result.first())
+        return self.first(q.LAST_REVIEW, {"task_id": task_id})
 
     def insert_review(self, values: Row) -> None:
-        self.conn.execute(sa.insert(reviews).values(values))
+        self.run(q.insert(q.REVIEW, tuple(values)), values)
 
     def update_review(self, review_id: str, expect: Collection[str], **values: Any) -> bool:
-        stmt = (
-            sa.update(reviews)
-            .where(reviews.c.id == review_id, reviews.c.status.in_(list(expect)))
-            .values(**values)
-        )
-        result = self.conn.execute(stmt)
-        return bool(result.rowcount == 1)
+        return self._update(q.REVIEW, "id", review_id, expect, ANY_OWNER, values) == 1
 
     def update_reviews_of(self, task_id: str, expect: str, **values: Any) -> int:
-        stmt = (
-            sa.update(reviews)
-            .where(reviews.c.task_id == task_id, reviews.c.status == expect)
-            .values(**values)
-        )
-        result = self.conn.execute(stmt)
-        return int(result.rowcount)
+        return self._update(q.REVIEW, "task_id", task_id, [expect], ANY_OWNER, values)
 
     def add_event(self, task_id: str, type: str, data: str) -> int:
-        result = self.conn.execute(
-            sa.insert(events)
-            .values(task_id=task_id, type=type, data=data, created_at=time.time())
-            .returning(events.c.id)
-        )
+        params = {"task_id": task_id, "type": type, "data": data, "created_at": time.time()}
+        event_id = self.scalar(q.ADD_EVENT, params)
         self.events_written += 1
-        return int(result.scalar_one())
+        return int(event_id)
 
 
 class Store:
@@ -185,13 +158,13 @@ class Store:
             result = fn(tx)
         return result, tx.events_written > 0
 
-    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
+    async def read(self, fn: Callable[[_Session], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, self._read, fn)
 
-    def _read(self, fn: Callable[[sa.Connection], T]) -> T:
+    def _read(self, fn: Callable[[_Session], T]) -> T:
         with self.engine.connect() as conn:
-            return fn(conn)
+            return fn(_Session(conn))
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -199,85 +172,81 @@ class Store:
         self.engine.dispose()
 
     async def ping(self) -> None:
-        await self.read(lambda conn: conn.execute(sa.text("SELECT 1")))
-
-    async def _all(self, stmt: sa.Executable) -> list[Row]:
-        return await self.read(lambda conn: [dict(r._mapping) for r in conn.execute(stmt)])
-
-    async def _first(self, stmt: sa.Executable) -> Row | None:
-        return await self.read(lambda conn: _row(conn.execute(stmt).first()))
+        await self.read(lambda s: s.scalar("SELECT 1"))
 
     async def get_task(self, task_id: str) -> Row | None:
-        return await self._first(sa.select(tasks).where(tasks.c.id == task_id))
+        return await self.read(lambda s: s.first(q.GET_TASK, {"id": task_id}))
+
+    async def get_review(self, review_id: str) -> Row | None:
+        return await self.read(lambda s: s.first(q.GET_REVIEW, {"id": review_id}))
+
+    async def reviews_of(self, task_id: str) -> list[Row]:
+        return await self.read(lambda s: s.all(q.REVIEWS_OF, {"task_id": task_id}))
+
+    async def task_with_reviews(self, task_id: str) -> tuple[Row | None, list[Row]]:
+        def read(s: _Session) -> tuple[Row | None, list[Row]]:
+            task = s.first(q.GET_TASK, {"id": task_id})
+            return task, s.all(q.REVIEWS_OF, {"task_id": task_id}) if task else []
+
+        return await self.read(read)
 
     async def list_tasks(
         self, status: str | None, limit: int, offset: int
     ) -> tuple[list[Row], int]:
-        where = [tasks.c.status == status] if status else []
-        rows = await self._all(
-            sa.select(tasks)
-            .where(*where)
-            .order_by(tasks.c.created_at.desc(), tasks.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        count = await self._first(
-            sa.select(sa.func.count().label("n")).select_from(tasks).where(*where)
-        )
-        return rows, int(count["n"]) if count else 0
-
-    async def get_review(self, review_id: str) -> Row | None:
-        return await self._first(sa.select(reviews).where(reviews.c.id == review_id))
-
-    async def task_with_reviews(self, task_id: str) -> tuple[Row | None, list[Row]]:
-        def read(conn: sa.Connection) -> tuple[Row | None, list[Row]]:
-            task = _row(conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).first())
-            if task is None:
-                return None, []
-            rows = conn.execute(
-                sa.select(reviews).where(reviews.c.task_id == task_id).order_by(reviews.c.round)
-            )
-            return task, [dict(r._mapping) for r in rows]
-
-        return await self.read(read)
-
-    async def reviews_of(self, task_id: str) -> list[Row]:
-        return await self._all(
-            sa.select(reviews).where(reviews.c.task_id == task_id).order_by(reviews.c.round)
+        return await self._page(
+            (q.LIST_TASKS_BY_STATUS, q.COUNT_TASKS_BY_STATUS)
+            if status
+            else (q.LIST_TASKS, q.COUNT_TASKS),
+            status,
+            limit,
+            offset,
         )
 
     async def list_reviews(
         self, status: str | None, limit: int, offset: int
     ) -> tuple[list[Row], int]:
-        where = [reviews.c.status == status] if status else []
-        rows = await self._all(
-            sa.select(reviews)
-            .where(*where)
-            .order_by(reviews.c.created_at, reviews.c.id)
-            .limit(limit)
-            .offset(offset)
+        return await self._page(
+            (q.LIST_REVIEWS_BY_STATUS, q.COUNT_REVIEWS_BY_STATUS)
+            if status
+            else (q.LIST_REVIEWS, q.COUNT_REVIEWS),
+            status,
+            limit,
+            offset,
         )
-        count = await self._first(
-            sa.select(sa.func.count().label("n")).select_from(reviews).where(*where)
-        )
-        return rows, int(count["n"]) if count else 0
+
+    async def _page(
+        self, sql: tuple[str, str], status: str | None, limit: int, offset: int
+    ) -> tuple[list[Row], int]:
+        where = {"status": status} if status else {}
+
+        def read(s: _Session) -> tuple[list[Row], int]:
+            rows = s.all(sql[0], {**where, "limit": limit, "offset": offset})
+            return rows, int(s.scalar(sql[1], where) or 0)
+
+        return await self.read(read)
 
     async def events_after(
         self, after: int, task_id: str | None = None, limit: int = 1000, upto: int | None = None
     ) -> list[Row]:
-        stmt = sa.select(events).where(events.c.id > after)
+        params: dict[str, Any] = {"after": after, "limit": limit}
         if task_id is not None:
-            stmt = stmt.where(events.c.task_id == task_id)
+            params["task_id"] = task_id
         if upto is not None:
-            stmt = stmt.where(events.c.id <= upto)
-        return await self._all(stmt.order_by(events.c.id).limit(limit))
+            params["upto"] = upto
+        sql = {
+            (False, False): q.EVENTS_AFTER,
+            (True, False): q.TASK_EVENTS_AFTER,
+            (False, True): q.EVENTS_BETWEEN,
+            (True, True): q.TASK_EVENTS_BETWEEN,
+        }[(task_id is not None, upto is not None)]
+        return await self.read(lambda s: s.all(sql, params))
 
     async def last_event_id(self, task_id: str | None = None) -> int:
-        stmt = sa.select(sa.func.max(events.c.id).label("m"))
-        if task_id is not None:
-            stmt = stmt.where(events.c.task_id == task_id)
-        row = await self._first(stmt)
-        return int(row["m"]) if row and row["m"] is not None else 0
+        if task_id is None:
+            last = await self.read(lambda s: s.scalar(q.LAST_EVENT))
+        else:
+            last = await self.read(lambda s: s.scalar(q.LAST_TASK_EVENT, {"task_id": task_id}))
+        return int(last or 0)
 
     async def snapshot(self, task_id: str) -> tuple[Row | None, Row | None, int]:
         """A task, its latest review, and an event id no later than what they reflect.
@@ -286,19 +255,10 @@ class Store:
         rather than lost.
         """
 
-        def read(conn: sa.Connection) -> tuple[Row | None, Row | None, int]:
-            last = conn.execute(
-                sa.select(sa.func.max(events.c.id)).where(events.c.task_id == task_id)
-            ).scalar()
-            task = _row(conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).first())
-            review = _row(
-                conn.execute(
-                    sa.select(reviews)
-                    .where(reviews.c.task_id == task_id)
-                    .order_by(reviews.c.round.desc())
-                    .limit(1)
-                ).first()
-            )
+        def read(s: _Session) -> tuple[Row | None, Row | None, int]:
+            last = s.scalar(q.LAST_TASK_EVENT, {"task_id": task_id})
+            task = s.first(q.GET_TASK, {"id": task_id})
+            review = s.first(q.LAST_REVIEW, {"task_id": task_id})
             return task, review, int(last or 0)
 
         return await self.read(read)

@@ -36,7 +36,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def test_sqlite_file_is_in_wal_mode(store: Store) -> None:
-    mode = await store.read(lambda conn: conn.execute(sa.text("PRAGMA journal_mode")).scalar())
+    mode = await store.read(lambda s: s.scalar("PRAGMA journal_mode"))
     assert mode == "wal"
 
 

@@ -1,0 +1,91 @@
+"""Every statement the store runs, kept together, written once for both backends.
+
+Parameters are written `:name`; `for_dialect` turns them into psycopg's `%(name)s` for
+PostgreSQL (SQLite's driver takes `:name` as it is). Statements run through the driver
+directly: SQLAlchemy Core's statement building cost several times the SQL itself on the hot
+path. The schema stays in `tables.py`, where Alembic reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+TASK = "tasks"
+REVIEW = "reviews"
+
+GET_TASK = "SELECT * FROM tasks WHERE id = :id"
+TASK_BY_KEY = "SELECT * FROM tasks WHERE idempotency_key = :key"
+GET_REVIEW = "SELECT * FROM reviews WHERE id = :id"
+LAST_REVIEW = "SELECT * FROM reviews WHERE task_id = :task_id ORDER BY round DESC LIMIT 1"
+REVIEWS_OF = "SELECT * FROM reviews WHERE task_id = :task_id ORDER BY round"
+ADD_EVENT = (
+    "INSERT INTO events (task_id, type, data, created_at) "
+    "VALUES (:task_id, :type, :data, :created_at) RETURNING id"
+)
+EXPIRE_LEASES = "UPDATE tasks SET lease_expires_at = 0 WHERE status = :running"
+LAST_EVENT = "SELECT max(id) FROM events"
+LAST_TASK_EVENT = "SELECT max(id) FROM events WHERE task_id = :task_id"
+EVENTS_AFTER = "SELECT * FROM events WHERE id > :after ORDER BY id LIMIT :limit"
+TASK_EVENTS_AFTER = (
+    "SELECT * FROM events WHERE task_id = :task_id AND id > :after ORDER BY id LIMIT :limit"
+)
+EVENTS_BETWEEN = "SELECT * FROM events WHERE id > :after AND id <= :upto ORDER BY id LIMIT :limit"
+TASK_EVENTS_BETWEEN = (
+    "SELECT * FROM events WHERE task_id = :task_id AND id > :after AND id <= :upto "
+    "ORDER BY id LIMIT :limit"
+)
+LIST_TASKS = "SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
+LIST_TASKS_BY_STATUS = (
+    "SELECT * FROM tasks WHERE status = :status ORDER BY created_at DESC, id "
+    "LIMIT :limit OFFSET :offset"
+)
+COUNT_TASKS = "SELECT count(*) FROM tasks"
+COUNT_TASKS_BY_STATUS = "SELECT count(*) FROM tasks WHERE status = :status"
+LIST_REVIEWS = "SELECT * FROM reviews ORDER BY created_at, id LIMIT :limit OFFSET :offset"
+LIST_REVIEWS_BY_STATUS = (
+    "SELECT * FROM reviews WHERE status = :status ORDER BY created_at, id "
+    "LIMIT :limit OFFSET :offset"
+)
+COUNT_REVIEWS = "SELECT count(*) FROM reviews"
+COUNT_REVIEWS_BY_STATUS = "SELECT count(*) FROM reviews WHERE status = :status"
+
+# Tasks whose lease expired (resumed after a decision, or orphaned by a dead worker) first,
+# then the oldest queued: two indexed look-ups rather than one OR that scans every task.
+_CLAIM = (
+    "UPDATE tasks SET status = :running, lease_owner = :owner, lease_expires_at = :until, "
+    "claims = claims + 1, updated_at = :now "
+    "WHERE id IN (SELECT id FROM tasks WHERE {pick} LIMIT :limit{lock}) RETURNING *"
+)
+CLAIM_EXPIRED = "status = :running AND lease_expires_at < :now ORDER BY lease_expires_at"
+CLAIM_QUEUED = "status = :runnable ORDER BY created_at"
+
+
+def claim(pick: str, dialect: str) -> str:
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    return _CLAIM.format(pick=pick, lock=lock)
+
+
+@lru_cache(maxsize=256)
+def insert(table: str, columns: Sequence[str]) -> str:
+    names = ", ".join(columns)
+    values = ", ".join(f":{c}" for c in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({values})"
+
+
+@lru_cache(maxsize=256)
+def update(table: str, columns: Sequence[str], expected: int, by: str, owner: bool) -> str:
+    """`UPDATE table SET columns WHERE by = :_by AND status IN (:_s0, ...) [AND owner]`."""
+    sets = ", ".join(f"{c} = :{c}" for c in columns)
+    statuses = ", ".join(f":_s{i}" for i in range(expected))
+    sql = f"UPDATE {table} SET {sets} WHERE {by} = :_by AND status IN ({statuses})"
+    return sql + (" AND lease_owner = :_owner" if owner else "")
+
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=512)
+def for_dialect(sql: str, dialect: str) -> str:
+    return _PARAM.sub(r"%(\1)s", sql) if dialect == "postgresql" else sql
