@@ -14,7 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.pg import Cluster
+
 ROOT = Path(__file__).resolve().parent.parent
+# Every test that touches a database runs once per backend; HITL_TEST_BACKENDS=sqlite narrows it.
+BACKENDS = [b for b in os.environ.get("HITL_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
 
 def free_port() -> int:
@@ -78,9 +82,38 @@ class Server:
         return self.start()
 
 
-def _factory(tmp: Path, started: list[Server]) -> Callable[..., Server]:
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL server for the whole test session."""
+    cluster = Cluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _databases(request: pytest.FixtureRequest, backend: str, tmp: Path) -> Callable[[], str]:
+    """A factory of fresh, empty databases of the backend under test."""
+    if backend == "postgresql":
+        cluster: Cluster = request.getfixturevalue("postgres")
+        return cluster.create_database
+    counter = iter(range(1_000_000))
+    return lambda: f"sqlite:///{tmp / f'hitl-{next(counter)}.db'}"
+
+
+@pytest.fixture
+def new_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Callable[[], str]:
+    return _databases(request, backend, tmp_path)
+
+
+def _factory(
+    tmp: Path, started: list[Server], databases: Callable[[], str]
+) -> Callable[..., Server]:
     def start(
-        db_path: Path | None = None, args: list[str] | None = None, **settings: object
+        db_url: str | None = None, args: list[str] | None = None, **settings: object
     ) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
         env["PYTHONPATH"] = str(ROOT)
@@ -88,8 +121,7 @@ def _factory(tmp: Path, started: list[Server]) -> Callable[..., Server]:
         for key, value in settings.items():
             env[f"HITL_{key.upper()}"] = str(value)
         n = len(started)
-        path = db_path or tmp / f"hitl-{n}.db"
-        server = Server(db_url=f"sqlite:///{path}", env=env, args=args or [])
+        server = Server(db_url=db_url or databases(), env=env, args=args or [])
         server.log = tmp / f"server-{n}.log"
         started.append(server)
         return server.start()
@@ -109,19 +141,22 @@ def _stop_all(started: list[Server]) -> None:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """A factory: start_server(db_path=..., args=[...], **settings) → a running Server.
+def start_server(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> Iterator[Callable[..., Server]]:
+    """A factory: start_server(db_url=..., args=[...], **settings) → a running Server.
 
-    Each keyword becomes an `HITL_*` variable: start_server(process_delay=2).
+    Each keyword becomes an `HITL_*` variable: start_server(process_delay=2). Without db_url,
+    each server gets a fresh database of the backend under test.
     """
     started: list[Server] = []
-    yield _factory(tmp_path, started)
+    yield _factory(tmp_path, started, _databases(request, backend, tmp_path))
     _stop_all(started)
 
 
 @pytest.fixture(scope="module")
 def start_module_server(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Server]]:
     """Like `start_server`, but its servers live until the test module ends.
 
@@ -129,5 +164,6 @@ def start_module_server(
     empty database share one.
     """
     started: list[Server] = []
-    yield _factory(tmp_path_factory.mktemp("hitl"), started)
+    tmp = tmp_path_factory.mktemp("hitl")
+    yield _factory(tmp, started, _databases(request, backend, tmp))
     _stop_all(started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 
 from hitl.config import Settings
@@ -50,6 +51,7 @@ class Service:
                 lease_seconds=settings.lease_seconds,
                 poll_interval=settings.poll_interval,
                 max_claims=settings.max_claims,
+                home=f"{socket.gethostname()}:{settings.port}" if settings.port else None,
             )
             if settings.run_workers
             else None
@@ -68,9 +70,9 @@ class Service:
         await asyncio.to_thread(prepare_database, self.settings.database_url)
         await self.broker.start()
         if self.worker is not None:
-            if self.store.dialect == "sqlite":
-                # One process owns a SQLite file: whatever was running died with the last one.
-                await self.worker.release_all()
+            # One process owns a SQLite file: whatever was running died with the last one.
+            # On PostgreSQL, only what the last process on this host and port was running.
+            await self.worker.release(everything=self.store.dialect == "sqlite")
             await self.worker.start()
 
     async def stop(self) -> None:

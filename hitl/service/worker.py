@@ -49,6 +49,7 @@ class Worker:
         lease_seconds: float = 15.0,
         poll_interval: float = 1.0,
         max_claims: int = 10,
+        home: str | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -56,7 +57,10 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.max_claims = max_claims
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # `<home>/<pid>:<random>`: a home (host and port) is held by one process at a time, so
+        # a process that starts there may take back the leases of the one that died there.
+        self.home = home or f"{socket.gethostname()}:pid{os.getpid()}"
+        self.owner = f"{self.home}/{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="hitl-node")
         self._freed = asyncio.Event()
         self._wake = asyncio.Event()
@@ -194,13 +198,11 @@ class Worker:
     async def _fail(self, task_id: str, error: str) -> None:
         await _Steps(self.store, self.owner, task_id).fail(error)
 
-    async def release_all(self) -> int:
-        """Expire every running lease: for the embedded server, the only process on its file."""
-
-        def write(tx: Tx) -> Any:
-            return tx.expire_leases(TaskStatus.RUNNING.value)
-
-        return await self.store.write(write)
+    async def release(self, everything: bool) -> int:
+        """Expire the leases of this home's dead predecessor, or every lease (for the embedded
+        server, the only process on its SQLite file): their tasks resume at once."""
+        prefix = None if everything else f"{self.home}/"
+        return await self.store.write(lambda tx: tx.expire_leases(TaskStatus.RUNNING.value, prefix))
 
 
 Write = Callable[[Tx], None]

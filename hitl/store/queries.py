@@ -24,7 +24,15 @@ ADD_EVENT = (
     "INSERT INTO events (task_id, type, data, created_at) "
     "VALUES (:task_id, :type, :data, :created_at) RETURNING id"
 )
+# PostgreSQL hands out event ids when rows are inserted, not when they commit; a reader could
+# see id 11 before a slower transaction commits id 10, and move past it. Transactions that
+# append events take this lock first, so ids become visible in order.
+ORDER_EVENTS = "SELECT pg_advisory_xact_lock(72627)"
 EXPIRE_LEASES = "UPDATE tasks SET lease_expires_at = 0 WHERE status = :running"
+EXPIRE_LEASES_OF = (
+    "UPDATE tasks SET lease_expires_at = 0 "
+    "WHERE status = :running AND substr(lease_owner, 1, :n) = :prefix"
+)
 LAST_EVENT = "SELECT max(id) FROM events"
 LAST_TASK_EVENT = "SELECT max(id) FROM events WHERE task_id = :task_id"
 EVENTS_AFTER = "SELECT * FROM events WHERE id > :after ORDER BY id LIMIT :limit"

@@ -99,8 +99,11 @@ class Tx(_Session):
             claimed.extend(sorted(rows, key=lambda r: (r["created_at"], r["id"])))
         return claimed
 
-    def expire_leases(self, running: str) -> int:
-        return int(self.run(q.EXPIRE_LEASES, {"running": running}).rowcount)
+    def expire_leases(self, running: str, owner_prefix: str | None = None) -> int:
+        if owner_prefix is None:
+            return int(self.run(q.EXPIRE_LEASES, {"running": running}).rowcount)
+        params = {"running": running, "prefix": owner_prefix, "n": len(owner_prefix)}
+        return int(self.run(q.EXPIRE_LEASES_OF, params).rowcount)
 
     def get_review(self, review_id: str) -> Row | None:
         return self.first(q.GET_REVIEW, {"id": review_id})
@@ -118,6 +121,8 @@ class Tx(_Session):
         return self._update(q.REVIEW, "task_id", task_id, [expect], ANY_OWNER, values)
 
     def add_event(self, task_id: str, type: str, data: str) -> int:
+        if self.events_written == 0 and self.dialect == "postgresql":
+            self.run(q.ORDER_EVENTS)
         params = {"task_id": task_id, "type": type, "data": data, "created_at": time.time()}
         event_id = self.scalar(q.ADD_EVENT, params)
         self.events_written += 1

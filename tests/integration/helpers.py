@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from hitl.store.engine import create_sync_engine
 from tests.conftest import Server
 
 T = TypeVar("T")
@@ -215,14 +215,14 @@ async def decide(
     return review
 
 
-def db_path(server: Server) -> str:
-    return server.db_url.removeprefix("sqlite:///")
-
-
 def db_rows(server: Server, sql: str) -> list[tuple[Any, ...]]:
-    """Read the server's SQLite file directly (read-only): the ground truth under the API."""
-    with contextlib.closing(sqlite3.connect(f"file:{db_path(server)}?mode=ro", uri=True)) as db:
-        return db.execute(sql).fetchall()
+    """Read the server's database directly: the ground truth under the API."""
+    engine = create_sync_engine(server.db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+    finally:
+        engine.dispose()
 
 
 def assert_log_well_formed(events: list[Event], task_ids: set[str] | None = None) -> None:

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Callable
 
 from hitl.service import EventBroker
 from hitl.store import Store, migrate
 
 
-async def test_old_cursors_read_the_database_then_the_window(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'e.db'}"
+async def test_old_cursors_read_the_database_then_the_window(
+    new_database: Callable[[], str],
+) -> None:
+    url = new_database()
     migrate.upgrade(url)
     store = Store(url)
     broker = EventBroker(store, window=3, poll_interval=0.02)

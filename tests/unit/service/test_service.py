@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +16,9 @@ FLOWS = "tests.unit.service.flows_for_tests"
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
+async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'svc.db'}",
+        database_url=new_database(),
         process_delay=0,
         poll_interval=0.05,
         flows=[

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ import sqlalchemy as sa
 
 from hitl.service.service import DatabaseNotReady, prepare_database
 from hitl.store import Store, Tx, migrate
+from hitl.store.engine import create_sync_engine
 
 
 def _task(task_id: str, status: str = "queued", created_at: float | None = None) -> dict[str, Any]:
@@ -27,17 +27,20 @@ def _task(task_id: str, status: str = "queued", created_at: float | None = None)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+async def store(new_database: Callable[[], str]) -> AsyncIterator[Store]:
+    url = new_database()
     migrate.upgrade(url)
     s = Store(url)
     yield s
     await s.close()
 
 
-async def test_sqlite_file_is_in_wal_mode(store: Store) -> None:
-    mode = await store.read(lambda s: s.scalar("PRAGMA journal_mode"))
-    assert mode == "wal"
+async def test_commits_are_durable(store: Store) -> None:
+    if store.dialect == "sqlite":
+        # WAL: a killed process loses nothing committed.
+        assert await store.read(lambda s: s.scalar("PRAGMA journal_mode")) == "wal"
+    else:
+        assert await store.read(lambda s: s.scalar("SHOW synchronous_commit")) == "on"
 
 
 async def test_conditional_update_has_one_winner(store: Store) -> None:
@@ -138,8 +141,8 @@ async def test_idempotency_key_is_unique(store: Store) -> None:
         await store.write(lambda tx: tx.insert_task({**_task("t2"), "idempotency_key": "k"}))
 
 
-def test_upgrade_is_repeatable_and_reaches_head(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+def test_upgrade_is_repeatable_and_reaches_head(new_database: Callable[[], str]) -> None:
+    url = new_database()
     assert migrate.is_empty(url)
     migrate.upgrade(url)
     migrate.upgrade(url)
@@ -148,20 +151,20 @@ def test_upgrade_is_repeatable_and_reaches_head(tmp_path: Path) -> None:
 
 
 def test_server_creates_an_empty_database_but_refuses_an_old_one(
-    tmp_path: Path,
+    new_database: Callable[[], str],
 ) -> None:
-    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    fresh = new_database()
     prepare_database(fresh)
     assert migrate.current_revision(fresh) == migrate.head_revision()
 
-    old = tmp_path / "old.db"
-    engine = sa.create_engine(f"sqlite:///{old}")
+    old = new_database()
+    engine = create_sync_engine(old)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
         conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0000')"))
     engine.dispose()
     with pytest.raises(DatabaseNotReady, match="hitl db upgrade"):
-        prepare_database(f"sqlite:///{old}")
+        prepare_database(old)
 
 
 def test_unsupported_url_is_refused_clearly() -> None:
@@ -169,3 +172,20 @@ def test_unsupported_url_is_refused_clearly() -> None:
 
     with pytest.raises(BadDatabaseURL, match="sqlite:///"):
         Store("mysql://localhost/x")
+
+
+async def test_expire_leases_of_one_home_only(store: Store) -> None:
+    now = time.time()
+
+    def setup(tx: Tx) -> None:
+        for name, owner in (("mine", "host:8000/1:a"), ("other", "host:8001/2:b")):
+            tx.insert_task(
+                {**_task(name, "running"), "lease_owner": owner, "lease_expires_at": now + 60}
+            )
+
+    await store.write(setup)
+    assert await store.write(lambda tx: tx.expire_leases("running", "host:8000/")) == 1
+    mine, other = await store.get_task("mine"), await store.get_task("other")
+    assert mine is not None and mine["lease_expires_at"] == 0
+    assert other is not None and other["lease_expires_at"] == now + 60
+    assert await store.write(lambda tx: tx.expire_leases("running")) == 2

@@ -1,0 +1,72 @@
+"""A throwaway PostgreSQL cluster for the tests: Debian's server binaries, a temporary data
+directory, 127.0.0.1 and a free port; started by the test session and stopped after it.
+
+PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` user that
+Debian's package creates.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    path = found[-1] if found else shutil.which(name)
+    if not path:
+        raise RuntimeError(f"PostgreSQL's {name} is missing: run `make test` (it installs it)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="hitl-pg-"))
+        self.port = _free_port()
+        self.user: str | None = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self.data = self.root / "data"
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run(cmd, check=True, capture_output=True, user=self.user, cwd=self.root)
+
+    def start(self) -> Cluster:
+        self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=400"
+        self._run(
+            _bin("pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.root / "log"), "-w", "start",
+        )  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        try:
+            self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        name = f"hitl_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
