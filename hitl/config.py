@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(15.0, gt=0)
     max_claims: int = Field(10, ge=1, description="claims of one task before it is failed")
     pool_size: int = Field(10, ge=1)
+    database_wait_seconds: float = Field(
+        30.0, ge=0, description="how long start-up waits for the database to answer"
+    )
     flows: list[str] = Field(default_factory=list, description="name=module:factory entries")
     default_flow: str = "feedback"
     log_level: str = "info"

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hitl.service import Conflict, HitlError, Invalid, NotFound
+from hitl.service import Conflict, HitlError, Invalid, NotFound, Unavailable
 
 STATUS = {NotFound: 404, Invalid: 422, Conflict: 409}
 
@@ -40,6 +40,11 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HitlError, _domain)
+    app.add_exception_handler(Unavailable, _unavailable)
     app.add_exception_handler(RequestValidationError, _validation)

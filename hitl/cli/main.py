@@ -162,3 +162,63 @@ def reject(
 ) -> None:
     """Reject a task's open review, with a comment for the next revision."""
     _decide(task_id, server, "reject", comment)
+
+
+@app.command()
+def worker(
+    database: DbOption = None,
+    flow: Annotated[
+        list[str] | None,
+        typer.Option("--flow", help="name=package.module:factory; repeatable (HITL_FLOWS)"),
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="tasks run at once")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="a name unique on this host: a restarted worker of the same name "
+            "takes back its predecessor's tasks at once instead of when their leases expire"
+        ),
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
+) -> None:
+    """Run workers only: claim tasks from the database and run their flows (PostgreSQL)."""
+    import asyncio
+    import signal
+    import socket
+
+    from hitl.service import Service
+
+    settings = _settings(
+        database_url=database, flows=flow or None, concurrency=concurrency, log_level=log_level
+    )
+    settings.run_workers = True
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if settings.database_url.startswith("sqlite"):
+        typer.echo(
+            "error: a SQLite file belongs to one process: run `hitl serve` (which has workers), "
+            "or point HITL_DATABASE_URL at PostgreSQL to run separate workers",
+            err=True,
+        )
+        raise typer.Exit(2)
+    home = f"{socket.gethostname()}:worker-{name}" if name else None
+
+    async def main() -> None:
+        service = Service(settings, home=home)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await service.start()
+        typer.echo(f"hitl worker running ({settings.concurrency} at once)")
+        try:
+            await stop.wait()
+        finally:
+            await service.stop()
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

@@ -6,6 +6,7 @@ from hitl.service.errors import Conflict, HitlError, Invalid, LeaseLost, NotFoun
 from hitl.service.events import Event, EventBroker
 from hitl.service.service import DatabaseNotReady, Service
 from hitl.service.states import FINAL, FINAL_EVENTS, EventType, ReviewStatus, TaskStatus
+from hitl.store import Unavailable
 
 __all__ = [
     "FINAL",
@@ -22,4 +23,5 @@ __all__ = [
     "ReviewStatus",
     "Service",
     "TaskStatus",
+    "Unavailable",
 ]

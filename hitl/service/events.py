@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from hitl.store import Store
+from hitl.store import Store, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ class EventBroker:
             self._wake.clear()
             try:
                 await self._fetch()
+            except Unavailable as exc:
+                log.warning("reading new events: %s", exc, extra={"action": "event_pump"})
+                await asyncio.sleep(self.poll_interval)
             except Exception:
                 log.exception("reading new events failed", extra={"action": "event_pump"})
                 await asyncio.sleep(self.poll_interval)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import sys
+import time
+
+import sqlalchemy as sa
 
 from hitl.config import Settings
 from hitl.service.events import EventBroker
@@ -13,6 +15,8 @@ from hitl.service.flows import build_registry
 from hitl.service.tasks import TaskService
 from hitl.service.worker import Worker
 from hitl.store import Store, migrate
+from hitl.store.engine import safe_url
+from hitl.store.listen import Listener
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +25,32 @@ class DatabaseNotReady(RuntimeError):
     """The database schema is older than this version of hitl: run `hitl db upgrade`."""
 
 
-def prepare_database(url: str) -> None:
+class DatabaseUnreachable(RuntimeError):
+    """The database did not answer."""
+
+
+def wait_for_database(url: str, seconds: float) -> None:
+    """Wait up to `seconds` for the database to answer, saying so while it does not."""
+    deadline = time.monotonic() + seconds
+    where = safe_url(url)
+    while True:
+        try:
+            migrate.is_empty(url)
+            return
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            if time.monotonic() >= deadline:
+                raise DatabaseUnreachable(
+                    f"the database at {where} did not answer within {seconds:g} s ({reason}); "
+                    "check HITL_DATABASE_URL and that the server is running"
+                ) from None
+            log.warning("waiting for the database at %s: %s", where, reason)
+            time.sleep(1.0)
+
+
+def prepare_database(url: str, wait_seconds: float = 0.0) -> None:
     """Create the schema in an empty database; refuse one that needs a migration."""
+    wait_for_database(url, wait_seconds)
     if migrate.is_empty(url):
         log.info("empty database: creating the schema", extra={"action": "migrate"})
         migrate.upgrade(url)
@@ -36,7 +64,10 @@ def prepare_database(url: str) -> None:
 
 
 class Service:
-    def __init__(self, settings: Settings) -> None:
+    """`home` names where this process runs (host and port, or host and worker name): a
+    process that starts at the home of one that died takes back its leases at once."""
+
+    def __init__(self, settings: Settings, home: str | None = None) -> None:
         self.settings = settings
         self.registry = build_registry(
             settings.flows, settings.process_delay, settings.default_flow
@@ -51,13 +82,18 @@ class Service:
                 lease_seconds=settings.lease_seconds,
                 poll_interval=settings.poll_interval,
                 max_claims=settings.max_claims,
-                home=f"{socket.gethostname()}:{settings.port}" if settings.port else None,
+                home=home,
             )
             if settings.run_workers
             else None
         )
         self.tasks = TaskService(self.store, self.registry, self.wake_workers)
         self.store.on_commit(self.broker.poke)
+        self.listener = (
+            Listener(settings.database_url, self.broker.poke, self.wake_workers)
+            if self.store.dialect == "postgresql"
+            else None
+        )
 
     def wake_workers(self) -> None:
         if self.worker is not None:
@@ -67,15 +103,22 @@ class Service:
         # Database threads hand results back to the event loop constantly; the default 5 ms
         # GIL switch interval would add up to that much latency to every hand-over.
         sys.setswitchinterval(0.0005)
-        await asyncio.to_thread(prepare_database, self.settings.database_url)
+        await asyncio.to_thread(
+            prepare_database, self.settings.database_url, self.settings.database_wait_seconds
+        )
         await self.broker.start()
+        if self.listener is not None:
+            await self.listener.start()
         if self.worker is not None:
             # One process owns a SQLite file: whatever was running died with the last one.
-            # On PostgreSQL, only what the last process on this host and port was running.
-            await self.worker.release(everything=self.store.dialect == "sqlite")
+            # On PostgreSQL, only what the last process at this home was running.
+            if self.store.dialect == "sqlite" or self.worker.home_is_stable:
+                await self.worker.release(everything=self.store.dialect == "sqlite")
             await self.worker.start()
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
         if self.worker is not None:
             await self.worker.stop()
         await self.broker.stop()

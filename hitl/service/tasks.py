@@ -94,6 +94,7 @@ class TaskService:
                     return existing, False
             tx.insert_task(row)
             tx.add_event(task_id, EventType.CREATED, event)
+            tx.notify_work()
             return row, True
 
         result = await self.store.write(write)
@@ -252,6 +253,7 @@ def _decide(
     )
     if not moved:
         raise Conflict("the task is no longer waiting for this review")
+    tx.notify_work()
     tx.add_event(
         review["task_id"],
         EventType.REVIEW_DECIDED,

@@ -26,7 +26,7 @@ from hitl.service.errors import LeaseLost
 from hitl.service.flows import FlowRegistry
 from hitl.service.states import EventType, ReviewStatus, TaskStatus
 from hitl.service.tasks import dumps
-from hitl.store import Row, Store, Tx
+from hitl.store import Row, Store, Tx, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class Worker:
         self.max_claims = max_claims
         # `<home>/<pid>:<random>`: a home (host and port) is held by one process at a time, so
         # a process that starts there may take back the leases of the one that died there.
+        self.home_is_stable = home is not None
         self.home = home or f"{socket.gethostname()}:pid{os.getpid()}"
         self.owner = f"{self.home}/{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="hitl-node")
@@ -94,6 +95,9 @@ class Worker:
             want = min(free, CLAIM_BATCH)
             try:
                 rows = await self._claim(want)
+            except Unavailable as exc:
+                log.warning("claiming work: %s", exc, extra={"action": "claim"})
+                rows = []
             except Exception:
                 log.exception("claiming work failed", extra={"action": "claim"})
                 rows = []
@@ -139,11 +143,16 @@ class Worker:
             await self._run(row)
         except LeaseLost:
             log.info("lease lost", extra={"action": "lease_lost", "task_id": task_id})
+        except Unavailable as exc:
+            # Not the task's fault: it stays leased, and resumes from its last checkpoint
+            # (here or on another worker) once the lease expires.
+            log.warning("%s: task %s resumes later", exc, task_id, extra={"action": "db_down"})
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id})
-            await self._fail(task_id, _describe(exc))
+            with contextlib.suppress(Unavailable, LeaseLost):
+                await self._fail(task_id, _describe(exc))
         finally:
             renewer.cancel()
 
@@ -161,7 +170,7 @@ class Worker:
         )
         try:
             outcome = await runner.run(shared, position, decision)
-        except (LeaseLost, asyncio.CancelledError):
+        except (LeaseLost, Unavailable, asyncio.CancelledError):
             raise
         except Exception as exc:
             log.warning("task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id})
@@ -192,8 +201,11 @@ class Worker:
                     lease_expires_at=time.time() + self.lease_seconds,
                 )
 
-            if not await self.store.write(renew):
-                return
+            try:
+                if not await self.store.write(renew):
+                    return
+            except Unavailable as exc:
+                log.warning("renewing a lease: %s", exc, extra={"action": "renew"})
 
     async def _fail(self, task_id: str, error: str) -> None:
         await _Steps(self.store, self.owner, task_id).fail(error)

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from hitl.store.engine import BadDatabaseURL
 from hitl.store.migrate import upgrade
-from hitl.store.sql import ANY_OWNER, Row, Store, Tx
+from hitl.store.sql import ANY_OWNER, Row, Store, Tx, Unavailable
 
-__all__ = ["ANY_OWNER", "BadDatabaseURL", "Row", "Store", "Tx", "upgrade"]
+__all__ = ["ANY_OWNER", "BadDatabaseURL", "Row", "Store", "Tx", "Unavailable", "upgrade"]

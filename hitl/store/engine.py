@@ -31,6 +31,11 @@ def sync_url(url: str) -> sa.URL:
     return _with_driver(url, SYNC_DRIVERS)
 
 
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

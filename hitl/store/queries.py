@@ -28,6 +28,7 @@ ADD_EVENT = (
 # see id 11 before a slower transaction commits id 10, and move past it. Transactions that
 # append events take this lock first, so ids become visible in order.
 ORDER_EVENTS = "SELECT pg_advisory_xact_lock(72627)"
+NOTIFY = "SELECT pg_notify(:channel, '')"
 EXPIRE_LEASES = "UPDATE tasks SET lease_expires_at = 0 WHERE status = :running"
 EXPIRE_LEASES_OF = (
     "UPDATE tasks SET lease_expires_at = 0 "

@@ -20,10 +20,20 @@ import sqlalchemy as sa
 
 from hitl.store import queries as q
 from hitl.store.engine import create_sync_engine
+from hitl.store.listen import EVENTS, WORK
 
 Row = dict[str, Any]
 T = TypeVar("T")
 ANY_OWNER = object()
+
+
+class Unavailable(Exception):
+    """The database is unavailable right now; retry shortly."""
+
+
+def _unavailable(exc: sa.exc.DBAPIError) -> Unavailable:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    return Unavailable(f"the database is unavailable right now ({reason}); retry shortly")
 
 
 class _Session:
@@ -120,9 +130,15 @@ class Tx(_Session):
     def update_reviews_of(self, task_id: str, expect: str, **values: Any) -> int:
         return self._update(q.REVIEW, "task_id", task_id, [expect], ANY_OWNER, values)
 
+    def notify_work(self) -> None:
+        """Tell every process's workers, on commit, that a task became runnable."""
+        if self.dialect == "postgresql":
+            self.run(q.NOTIFY, {"channel": WORK})
+
     def add_event(self, task_id: str, type: str, data: str) -> int:
         if self.events_written == 0 and self.dialect == "postgresql":
             self.run(q.ORDER_EVENTS)
+            self.run(q.NOTIFY, {"channel": EVENTS})
         params = {"task_id": task_id, "type": type, "data": data, "created_at": time.time()}
         event_id = self.scalar(q.ADD_EVENT, params)
         self.events_written += 1
@@ -158,9 +174,12 @@ class Store:
         return result
 
     def _write(self, fn: Callable[[Tx], T]) -> tuple[T, bool]:
-        with self.engine.begin() as conn:
-            tx = Tx(conn)
-            result = fn(tx)
+        try:
+            with self.engine.begin() as conn:
+                tx = Tx(conn)
+                result = fn(tx)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise _unavailable(exc) from exc
         return result, tx.events_written > 0
 
     async def read(self, fn: Callable[[_Session], T]) -> T:
@@ -168,8 +187,11 @@ class Store:
         return await loop.run_in_executor(self._reader, self._read, fn)
 
     def _read(self, fn: Callable[[_Session], T]) -> T:
-        with self.engine.connect() as conn:
-            return fn(_Session(conn))
+        try:
+            with self.engine.connect() as conn:
+                return fn(_Session(conn))
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise _unavailable(exc) from exc
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)

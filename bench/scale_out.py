@@ -1,0 +1,98 @@
+"""Scale-out on PostgreSQL: lifecycles per second with one API process and one worker, then
+with two of each, against a throwaway PostgreSQL server on 127.0.0.1.
+
+One lifecycle: POST /submit → GET /stream until waiting_for_review → POST /feedback approved →
+stream until completed; 16 clients spread over the API processes; processing delay 0.
+
+    .venv/bin/python bench/scale_out.py [seconds]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+from _common import ROOT, Connection, free_port, report
+from throughput import lifecycle
+
+sys.path.insert(0, str(ROOT))
+from hitl.store import migrate  # noqa: E402
+from tests.pg import Cluster  # noqa: E402
+
+CLIENTS = 16
+
+
+def spawn(args: list[str], url: str, log: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+    env.update({"PYTHONPATH": str(ROOT), "HITL_PROCESS_DELAY": "0", "HITL_POOL_SIZE": "20"})
+    with open(log, "ab") as out:
+        cmd = [sys.executable, "-m", "hitl", *args, "--db", url, "--log-level", "warning"]
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
+
+
+def wait_up(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("API did not start")
+
+
+async def run(cluster: Cluster, n: int, seconds: float) -> float:
+    url = cluster.create_database()
+    migrate.upgrade(url)
+    ports = [free_port() for _ in range(n)]
+    procs = [spawn(["serve", "--no-workers", "--port", str(p)], url, "/dev/null") for p in ports]
+    procs += [spawn(["worker", "--name", f"b{i}"], url, "/dev/null") for i in range(n)]
+    try:
+        for p in ports:
+            wait_up(p)
+        await asyncio.sleep(1)
+        done = 0
+        stop_at = time.perf_counter() + seconds
+        counter = iter(range(10**9))
+
+        async def client(k: int) -> None:
+            nonlocal done
+            port = ports[k % n]
+            conn = Connection(port)
+            while time.perf_counter() < stop_at:
+                await lifecycle(conn, port, next(counter))
+                done += 1
+            await conn.close()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(CLIENTS)))
+        return done / (time.perf_counter() - start)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+async def main(seconds: float) -> None:
+    cluster = Cluster().start()
+    try:
+        one = await run(cluster, 1, seconds)
+        two = await run(cluster, 2, seconds)
+    finally:
+        cluster.stop()
+    report(
+        "scale-out on PostgreSQL: cookbook lifecycles, 16 clients, delay 0 (2 cores in all)",
+        {
+            "1 API + 1 worker (lifecycles/s)": f"{one:.0f}",
+            "2 APIs + 2 workers (lifecycles/s)": f"{two:.0f}",
+        },
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 15))

@@ -1,0 +1,75 @@
+"""PostgreSQL LISTEN/NOTIFY: every process hears at once of commits made by any other.
+
+Transactions that append events send `hitl_events`, and those that make work runnable send
+`hitl_work`; PostgreSQL delivers them when the transaction commits. The database stays the
+source of truth: a notification only says "look now", so one that is missed (while this
+listener reconnects, say) delays an event until the next poll, and never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import psycopg
+
+from hitl.store.engine import sync_url
+
+log = logging.getLogger(__name__)
+
+EVENTS = "hitl_events"
+WORK = "hitl_work"
+
+
+def conninfo(url: str) -> str:
+    return sync_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Listener:
+    def __init__(
+        self, url: str, on_events: Callable[[], None], on_work: Callable[[], None]
+    ) -> None:
+        self.conninfo = conninfo(url)
+        self.callbacks = {EVENTS: on_events, WORK: on_work}
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hitl-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as conn:
+                    for channel in self.callbacks:
+                        await conn.execute(f"LISTEN {channel}")
+                    self.connected.set()
+                    delay = 0.1
+                    # Whatever was committed while we were not listening: look now.
+                    for callback in self.callbacks.values():
+                        callback()
+                    async for note in conn.notifies():
+                        self.callbacks[note.channel]()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected.clear()
+                log.warning(
+                    "listening for notifications failed (%s); retrying in %.1f s",
+                    exc,
+                    delay,
+                    extra={"action": "listen"},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
