@@ -16,6 +16,7 @@ import time
 from _common import HOST, Connection, Server, pin_self, report
 
 DECIDED = re.compile(rb'event: review\.decided\r?\ndata: \{[^\n]*"round":(\d+)')
+REQUESTED = re.compile(rb'event: review\.requested\r?\ndata: \{[^\n]*"round":(\d+)')
 
 
 async def main(clients: int, rounds: int) -> None:
@@ -27,6 +28,7 @@ async def main(clients: int, rounds: int) -> None:
         task_id = task["id"]
         path = f"/api/v1/tasks/{task_id}/events"
         received: list[dict[int, float]] = [{} for _ in range(clients)]
+        asked = [0] * clients  # the latest review round each client has been asked about
         decided_at: dict[int, float] = {}
         connected = 0
         all_connected = asyncio.Event()
@@ -53,6 +55,8 @@ async def main(clients: int, rounds: int) -> None:
                 seen = seen[-4096:] + chunk
                 for match in DECIDED.finditer(seen):
                     received[i].setdefault(int(match.group(1)), now)
+                for match in REQUESTED.finditer(seen):
+                    asked[i] = max(asked[i], int(match.group(1)))
                 counted += chunk.count(b"\nevent: ")
                 if b"event: task.completed" in seen:
                     break
@@ -68,6 +72,10 @@ async def main(clients: int, rounds: int) -> None:
                 if open_reviews and open_reviews[-1]["round"] == round_no:
                     break
                 await asyncio.sleep(0.05)
+            # Decide once every client has the review request: the figure is the delivery of
+            # the decision, not this process's backlog of the request's 1,000 copies.
+            while min(asked) < round_no:
+                await asyncio.sleep(0.01)
             decision = "approve" if round_no == rounds else "reject"
             decided_at[round_no] = time.perf_counter()
             status, _ = await conn.request(

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from hitl.api import errors
+from hitl.api.fastpath import CookbookFastPath
 from hitl.api.middleware import BodyLimit
 from hitl.api.routes import cookbook, events, health, reviews, tasks
 from hitl.config import Settings
@@ -48,4 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     web.mount(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
+    # Added last, so it runs first: well-formed cookbook requests skip FastAPI's machinery.
+    app.add_middleware(CookbookFastPath, service=service, max_bytes=settings.max_input_bytes)
     return app

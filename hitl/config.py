@@ -13,6 +13,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     process_delay: float = Field(1.0, ge=0, description="seconds the default processor sleeps")
+    review_deadline_seconds: float | None = Field(
+        None, gt=0, description="the default flow's reviews are decided after this long"
+    )
+    on_deadline: str | None = Field(
+        None,
+        pattern="^(approve|reject)$",
+        description="what the default flow's deadline decides: approve, reject, or (unset) fail",
+    )
     max_input_bytes: int = Field(1024 * 1024, ge=1)
     concurrency: int = Field(32, ge=1, description="tasks one process runs at once")
     run_workers: bool = True

@@ -74,4 +74,9 @@ class Cluster:
 
 def restart(cluster: Cluster) -> None:
     """Restart the server as an operator would (`pg_ctl restart -m fast`): connections drop."""
-    cluster._run(_bin("pg_ctl"), "-D", str(cluster.data), "-m", "fast", "-w", "restart")
+    # `-l`: the restarted server must not inherit this call's output pipes, or waiting for
+    # them to close would wait for the server to stop.
+    cluster._run(
+        _bin("pg_ctl"), "-D", str(cluster.data), "-m", "fast",
+        "-l", str(cluster.root / "log"), "-w", "restart",
+    )  # fmt: skip

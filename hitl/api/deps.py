@@ -7,7 +7,7 @@ from fastapi import Depends, Header, Request
 from hitl.service import Service
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
@@ -15,7 +15,7 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_user(x_hitl_user: Annotated[str | None, Header(max_length=200)] = None) -> str | None:
+async def get_user(x_hitl_user: Annotated[str | None, Header(max_length=200)] = None) -> str | None:
     return x_hitl_user
 
 

@@ -13,10 +13,19 @@ from hitl.service import Conflict, HitlError, Invalid, NotFound, Unavailable
 STATUS = {NotFound: 404, Invalid: 422, Conflict: 409}
 
 
+def domain_answer(exc: HitlError) -> tuple[int, dict[str, Any]]:
+    """The status and body that answer a domain error, wherever the request was served."""
+    code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+    return code, {"detail": exc.message, **exc.context}
+
+
+UNAVAILABLE_HEADERS = {"Retry-After": "1"}
+
+
 async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HitlError)
-    code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-    return JSONResponse({"detail": exc.message, **exc.context}, status_code=code)
+    code, body = domain_answer(exc)
+    return JSONResponse(body, status_code=code)
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -41,7 +50,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers=UNAVAILABLE_HEADERS)
 
 
 def install(app: FastAPI) -> None:

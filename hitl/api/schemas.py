@@ -40,6 +40,10 @@ class ReviewPublic(BaseModel):
     edited_output: Any
     decided_by: str | None
     decided_at: datetime | None
+    deadline: datetime | None = Field(description="when the review is decided by default")
+    on_deadline: str | None = Field(
+        description="the decision the deadline makes; null: the deadline fails the task"
+    )
     created_at: datetime
 
     @classmethod
@@ -59,6 +63,8 @@ class ReviewPublic(BaseModel):
             edited_output=_json(row["edited_output"]),
             decided_by=row["decided_by"],
             decided_at=_time(row["decided_at"]),
+            deadline=_time(row["deadline"]),
+            on_deadline=request.get("on_deadline"),
             created_at=_time(row["created_at"]),
         )
 

@@ -56,6 +56,11 @@ def draft(text: str, comments: list[str], revision: int) -> str:
 class Review(HumanReview):
     name = "review"
 
+    def __init__(self, deadline_seconds: float | None = None, on_deadline: str | None = None):
+        super().__init__()
+        self.deadline_seconds = deadline_seconds
+        self.on_deadline = on_deadline
+
     async def prep_async(self, shared: dict[str, Any]) -> ReviewRequest:
         return ReviewRequest(
             output=shared.get("processed_output"),
@@ -87,8 +92,11 @@ class Result(AsyncNode):  # type: ignore[misc]
         return "done"
 
 
-def create_feedback_flow(delay: float = 1.0) -> AsyncFlow:
-    process, review, result = Process(delay), Review(), Result()
+def create_feedback_flow(
+    delay: float = 1.0, deadline_seconds: float | None = None, on_deadline: str | None = None
+) -> AsyncFlow:
+    """The cookbook's flow; `deadline_seconds`/`on_deadline` give its reviews a deadline."""
+    process, review, result = Process(delay), Review(deadline_seconds, on_deadline), Result()
     process >> review
     review - "approved" >> result
     review - "rejected" >> process

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pocketflow import AsyncNode
@@ -12,11 +12,30 @@ DEFAULT_DECISIONS = ("approve", "edit", "reject")
 
 @dataclass(frozen=True)
 class ReviewRequest:
-    """What a `HumanReview` node asks a person to look at."""
+    """What a `HumanReview` node asks a person to look at.
+
+    With `deadline_seconds`, a review nobody decides in time is decided for them: with the
+    decision `on_deadline` (one of `decisions`, not `edit`), or, if that is None, by failing the
+    task. The deadline fires once, whichever process notices it.
+    """
 
     output: Any
     decisions: tuple[str, ...] = DEFAULT_DECISIONS
     prompt: str = ""
+    deadline_seconds: float | None = None
+    on_deadline: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.deadline_seconds is not None and not self.deadline_seconds > 0:
+            raise ValueError(f"deadline_seconds must be > 0, not {self.deadline_seconds!r}")
+        if self.on_deadline is not None:
+            if self.deadline_seconds is None:
+                raise ValueError("on_deadline needs deadline_seconds")
+            if self.on_deadline not in self.decisions or self.on_deadline == "edit":
+                raise ValueError(
+                    f"on_deadline must be one of the decisions {list(self.decisions)} other "
+                    f"than 'edit', not {self.on_deadline!r}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -29,20 +48,32 @@ class ReviewRequest:
             output=data.get("output"),
             decisions=tuple(data.get("decisions") or DEFAULT_DECISIONS),
             prompt=data.get("prompt") or "",
+            deadline_seconds=data.get("deadline_seconds"),
+            on_deadline=data.get("on_deadline"),
         )
 
     @classmethod
-    def coerce(cls, value: Any, decisions: tuple[str, ...] = DEFAULT_DECISIONS) -> ReviewRequest:
-        """Accept what a review node's `prep` returned: a request, a dict, or the output."""
+    def coerce(cls, value: Any, node: HumanReview | None = None) -> ReviewRequest:
+        """Accept what a review node's `prep` returned: a request, a dict, or the output; the
+        node's `decisions` and deadline fill in what it did not say."""
+        decisions = tuple(node.decisions) if node is not None else DEFAULT_DECISIONS
         if isinstance(value, ReviewRequest):
-            return value
-        if isinstance(value, dict) and "output" in value:
-            return cls(
+            request = value
+        elif isinstance(value, dict) and "output" in value:
+            request = cls(
                 output=value["output"],
                 decisions=tuple(value.get("decisions") or decisions),
                 prompt=value.get("prompt") or "",
+                deadline_seconds=value.get("deadline_seconds"),
+                on_deadline=value.get("on_deadline"),
             )
-        return cls(output=value, decisions=decisions)
+        else:
+            request = cls(output=value, decisions=decisions)
+        if request.deadline_seconds is None and node is not None and node.deadline_seconds:
+            request = replace(
+                request, deadline_seconds=node.deadline_seconds, on_deadline=node.on_deadline
+            )
+        return request
 
 
 @dataclass(frozen=True)
@@ -69,9 +100,14 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     `Decision` and return the next action. The async twins `prep_async` / `post_async` may be
     overridden instead. Nothing waits in memory: the runner suspends at this node and resumes
     it when the decision arrives, possibly in another process, days later.
+
+    `deadline_seconds` and `on_deadline` (class attributes, or set on an instance) give every
+    request of this node a deadline, unless its `prep` set one: see `ReviewRequest`.
     """
 
     decisions: tuple[str, ...] = DEFAULT_DECISIONS
+    deadline_seconds: float | None = None
+    on_deadline: str | None = None
 
     def prep(self, shared: dict[str, Any]) -> Any:
         return ReviewRequest(output=None, decisions=self.decisions)

@@ -187,7 +187,7 @@ class Runner:
             raw = await node.prep_async(shared)
         else:
             raw = await self._thread(node.prep, shared)
-        request = ReviewRequest.coerce(raw, tuple(node.decisions))
+        request = ReviewRequest.coerce(raw, node)
         position = Position(tuple(stack), name, None, waiting=True, request=request.to_json())
         raise _Suspend(Suspended(position, request))
 

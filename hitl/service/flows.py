@@ -9,6 +9,7 @@ from typing import Any
 
 from pocketflow import BaseNode
 
+from hitl.config import Settings
 from hitl.flow.default import create_feedback_flow
 from hitl.service.errors import Invalid
 
@@ -57,10 +58,18 @@ class FlowRegistry:
         return self._factories[self.resolve(name)]()
 
 
-def build_registry(specs: list[str], process_delay: float, default: str) -> FlowRegistry:
-    registry = FlowRegistry(default)
-    registry.add("feedback", partial(create_feedback_flow, process_delay))
-    for spec in specs:
+def build_registry(settings: Settings) -> FlowRegistry:
+    registry = FlowRegistry(settings.default_flow)
+    registry.add(
+        "feedback",
+        partial(
+            create_feedback_flow,
+            settings.process_delay,
+            settings.review_deadline_seconds,
+            settings.on_deadline,
+        ),
+    )
+    for spec in settings.flows:
         name, factory = load_factory(spec)
         registry.add(name, factory)
     registry.resolve(None)

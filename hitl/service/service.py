@@ -10,6 +10,7 @@ import time
 import sqlalchemy as sa
 
 from hitl.config import Settings
+from hitl.service.deadlines import Deadlines
 from hitl.service.events import EventBroker
 from hitl.service.flows import build_registry
 from hitl.service.tasks import TaskService
@@ -69,9 +70,7 @@ class Service:
 
     def __init__(self, settings: Settings, home: str | None = None) -> None:
         self.settings = settings
-        self.registry = build_registry(
-            settings.flows, settings.process_delay, settings.default_flow
-        )
+        self.registry = build_registry(settings)
         self.store = Store(settings.database_url, settings.pool_size)
         self.broker = EventBroker(self.store, poll_interval=settings.poll_interval)
         self.worker = (
@@ -88,6 +87,12 @@ class Service:
             else None
         )
         self.tasks = TaskService(self.store, self.registry, self.wake_workers)
+        # Where workers run, deadlines are watched too: they hand decided tasks to workers.
+        self.deadlines = (
+            Deadlines(self.store, settings.poll_interval, self.wake_workers)
+            if settings.run_workers
+            else None
+        )
         self.store.on_commit(self.broker.poke)
         self.listener = (
             Listener(settings.database_url, self.broker.poke, self.wake_workers)
@@ -115,8 +120,12 @@ class Service:
             if self.store.dialect == "sqlite" or self.worker.home_is_stable:
                 await self.worker.release(everything=self.store.dialect == "sqlite")
             await self.worker.start()
+        if self.deadlines is not None:
+            await self.deadlines.start()
 
     async def stop(self) -> None:
+        if self.deadlines is not None:
+            await self.deadlines.stop()
         if self.listener is not None:
             await self.listener.stop()
         if self.worker is not None:

@@ -17,6 +17,7 @@ class TaskStatus(StrEnum):
 class ReviewStatus(StrEnum):
     OPEN = "open"
     DECIDED = "decided"
+    EXPIRED = "expired"  # its deadline passed with no decision, and it had no default one
     CANCELLED = "cancelled"
 
 

@@ -167,7 +167,7 @@ class TaskService:
             review = tx.get_review(review_id)
             if review is None:
                 raise NotFound(f"no review {review_id!r}")
-            return _decide(tx, review, action, comment, edited, decided_by)
+            return record_decision(tx, review, action, comment, edited, decided_by)
 
         decided = await self.store.write(write)
         self.wake_workers()
@@ -194,7 +194,7 @@ class TaskService:
                     f"task is {task['status']} and has no review open; wait for waiting_for_review",
                     status=task["status"],
                 )
-            return _decide(tx, review, action, comment, edited, decided_by)
+            return record_decision(tx, review, action, comment, edited, decided_by)
 
         decided = await self.store.write(write)
         self.wake_workers()
@@ -207,7 +207,7 @@ class TaskService:
         return json_value(edited_output, "edited_output") if edited_output is not None else None
 
 
-def _decide(
+def record_decision(
     tx: Tx,
     review: Row,
     action: str,
@@ -215,6 +215,8 @@ def _decide(
     edited: str | None,
     decided_by: str | None,
 ) -> Row:
+    """Decide an open review and hand its task back to the workers, in the caller's
+    transaction; a review that is no longer open raises Conflict and changes nothing."""
     request = ReviewRequest.from_json(json.loads(review["request"]))
     if review["status"] != ReviewStatus.OPEN:
         raise Conflict(

@@ -282,6 +282,8 @@ class _Steps:
         position = dumps(outcome.position.to_json())
         node = "/".join(outcome.position.path)
         review_id = str(uuid.uuid4())
+        seconds = outcome.request.deadline_seconds
+        deadline = time.time() + seconds if seconds is not None else None
 
         def write(tx: Tx) -> None:
             task = tx.get_task(self.task_id)
@@ -306,6 +308,7 @@ class _Steps:
                     "status": ReviewStatus.OPEN.value,
                     "node": node,
                     "request": dumps(request),
+                    "deadline": deadline,
                     "created_at": time.time(),
                 }
             )
@@ -316,6 +319,7 @@ class _Steps:
                 review_id=review_id,
                 round=round_no,
                 node=node,
+                deadline=deadline,
                 **request,
             )
 

@@ -34,6 +34,10 @@ EXPIRE_LEASES_OF = (
     "UPDATE tasks SET lease_expires_at = 0 "
     "WHERE status = :running AND substr(lease_owner, 1, :n) = :prefix"
 )
+DUE_REVIEWS = (
+    "SELECT id FROM reviews WHERE status = :open AND deadline <= :now "
+    "ORDER BY deadline LIMIT :limit"
+)
 LAST_EVENT = "SELECT max(id) FROM events"
 LAST_TASK_EVENT = "SELECT max(id) FROM events WHERE task_id = :task_id"
 EVENTS_AFTER = "SELECT * FROM events WHERE id > :after ORDER BY id LIMIT :limit"

@@ -10,10 +10,8 @@ statements themselves are in `queries.py`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -21,10 +19,14 @@ import sqlalchemy as sa
 from hitl.store import queries as q
 from hitl.store.engine import create_sync_engine
 from hitl.store.listen import EVENTS, WORK
+from hitl.store.threads import DbThreads, Outcome
 
 Row = dict[str, Any]
 T = TypeVar("T")
 ANY_OWNER = object()
+# Reads that wait together share a connection, up to this many: larger batches measured slower
+# delivery to 1,000 streams (bench/fanout.py) for little more throughput.
+READ_BATCH = 8
 
 
 class Unavailable(Exception):
@@ -153,11 +155,17 @@ class Store:
         self.url = url
         self.engine = create_sync_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
-        writers = 1 if self.dialect == "sqlite" else pool_size
-        self._writer = ThreadPoolExecutor(writers, thread_name_prefix="hitl-db-write")
-        self._reader = ThreadPoolExecutor(
-            min(4, pool_size) if self.dialect == "sqlite" else pool_size,
-            thread_name_prefix="hitl-db-read",
+        sqlite = self.dialect == "sqlite"
+        self._writer = DbThreads(
+            1 if sqlite else pool_size,
+            self._write_together if sqlite else self._write_each,
+            "hitl-db-write",
+        )
+        self._reader = DbThreads(
+            min(4, pool_size) if sqlite else pool_size,
+            self._read_batch,
+            "hitl-db-read",
+            max_batch=READ_BATCH,
         )
         self._on_commit: list[Callable[[], None]] = []
 
@@ -166,36 +174,72 @@ class Store:
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn` in one transaction: all of it commits, or (if it raises) none of it."""
-        loop = asyncio.get_running_loop()
-        result, wrote_events = await loop.run_in_executor(self._writer, self._write, fn)
+        result, wrote_events = await self._writer.submit(fn, None)
         if wrote_events:
             for callback in self._on_commit:
                 callback()
-        return result
+        return result  # type: ignore[no-any-return]
 
-    def _write(self, fn: Callable[[Tx], T]) -> tuple[T, bool]:
+    def _write_each(self, jobs: list[tuple[Callable[[Tx], Any], Any]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for fn, _ in jobs:
+            try:
+                with self.engine.begin() as conn:
+                    tx = Tx(conn)
+                    result = fn(tx)
+                outcomes.append(((result, tx.events_written > 0), None))
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                outcomes.append((None, _unavailable(exc)))
+            except Exception as exc:
+                outcomes.append((None, exc))
+        return outcomes
+
+    def _write_together(self, jobs: list[tuple[Callable[[Tx], Any], Any]]) -> list[Outcome]:
+        """Group commit, for SQLite's one writer: the writes waiting together commit as one
+        transaction. If any of them raises, none of that commits, and each runs again in a
+        transaction of its own, so each still commits, or fails, alone."""
+        if len(jobs) == 1:
+            return self._write_each(jobs)
+        outcomes: list[Outcome] = []
         try:
             with self.engine.begin() as conn:
                 tx = Tx(conn)
-                result = fn(tx)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise _unavailable(exc) from exc
-        return result, tx.events_written > 0
+                for fn, _ in jobs:
+                    before = tx.events_written
+                    result = fn(tx)
+                    outcomes.append(((result, tx.events_written > before), None))
+        except Exception:
+            return self._write_each(jobs)
+        return outcomes
 
-    async def read(self, fn: Callable[[_Session], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, self._read, fn)
-
-    def _read(self, fn: Callable[[_Session], T]) -> T:
+    def _read_batch(self, jobs: list[tuple[Callable[[_Session], Any], Any]]) -> list[Outcome]:
+        """Reads that waited together share one connection; each reads what is committed."""
+        outcomes: list[Outcome] = []
         try:
             with self.engine.connect() as conn:
-                return fn(_Session(conn))
+                session = _Session(conn)
+                for fn, _ in jobs:
+                    try:
+                        outcomes.append((fn(session), None))
+                    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                        outcomes.append((None, _unavailable(exc)))
+                        conn.rollback()
+                    except Exception as exc:
+                        outcomes.append((None, exc))
+                        conn.rollback()
+                    else:
+                        conn.rollback()  # end PostgreSQL's implicit transaction: next read is fresh
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise _unavailable(exc) from exc
+            error = _unavailable(exc)
+            outcomes += [(None, error)] * (len(jobs) - len(outcomes))
+        return outcomes
+
+    async def read(self, fn: Callable[[_Session], T]) -> T:
+        return await self._reader.submit(fn, None)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
-        self._writer.shutdown(wait=True)
-        self._reader.shutdown(wait=True)
+        self._writer.shutdown()
+        self._reader.shutdown()
         self.engine.dispose()
 
     async def ping(self) -> None:
@@ -267,6 +311,11 @@ class Store:
             (True, True): q.TASK_EVENTS_BETWEEN,
         }[(task_id is not None, upto is not None)]
         return await self.read(lambda s: s.all(sql, params))
+
+    async def due_reviews(self, open: str, now: float, limit: int = 100) -> list[str]:
+        """Ids of open reviews whose deadline is past, the oldest deadline first."""
+        params = {"open": open, "now": now, "limit": limit}
+        return await self.read(lambda s: [r["id"] for r in s.all(q.DUE_REVIEWS, params)])
 
     async def last_event_id(self, task_id: str | None = None) -> int:
         if task_id is None:

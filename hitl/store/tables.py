@@ -58,6 +58,7 @@ reviews = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.UniqueConstraint("task_id", "round", name="uq_reviews_task_round"),
     sa.Index("ix_reviews_status_created", "status", "created_at"),
+    sa.Index("ix_reviews_status_deadline", "status", "deadline"),
 )
 
 events = sa.Table(

@@ -30,6 +30,8 @@ from tests.integration.helpers import (
 MAX_BYTES = 1000
 NO_SUCH = str(uuid.UUID(int=0))
 JSON = {"content-type": "application/json"}
+TEXT = {"content-type": "text/plain"}
+LONG_USER = {"x-hitl-user": "u" * 201}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,8 @@ CASES: list[tuple[str, str, dict[str, Any], int, tuple[str, ...]]] = [
     ("POST", "/submit", {"content": b"data=hello", "headers": JSON}, 422, ("not valid JSON",)),
     ("POST", "/submit", {"content": b'{"data": "x"', "headers": JSON}, 422, ("not valid JSON",)),
     ("POST", "/submit", {"content": BIG_SUBMIT, "headers": JSON}, 413, (str(MAX_BYTES), "bytes")),
+    ("POST", "/submit", {"content": b'{"data": "x"}', "headers": TEXT}, 422, ("body",)),
+    ("POST", "/submit", {"json": {"data": "x"}, "headers": LONG_USER}, 422, ("x-hitl-user", "200")),
     # the v1 API's task creation
     ("POST", "/api/v1/tasks", {"json": {"input": ""}}, 422, ("input is empty",)),
     ("POST", "/api/v1/tasks", {"json": {"input": None}}, 422, ("input is empty",)),

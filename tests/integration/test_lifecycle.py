@@ -230,3 +230,24 @@ async def test_cookbook_late_subscribers(cookbook_server: Server) -> None:
         response = await c.post(f"/feedback/{tid}", json={"feedback": "rejected"})
         assert response.status_code == 409, response.text
         assert "already decided" in response.json()["detail"]
+
+
+async def test_cookbook_requests_record_who_made_them(server: Server) -> None:
+    async with client(server) as c:
+        response = await c.post("/submit", json={"data": "who"}, headers={"X-HITL-User": "alice"})
+        assert response.status_code == 202, response.text
+        tid = response.json()["task_id"]
+        await wait_status(c, tid, "waiting_for_review")
+        response = await c.post(
+            f"/feedback/{tid}", json={"feedback": "approved"}, headers={"X-HITL-User": "bob"}
+        )
+        assert response.status_code == 200, response.text
+        task = await wait_status(c, tid, "completed")
+        assert task["created_by"] == "alice"
+        assert [r["decided_by"] for r in task["reviews"]] == ["bob"]
+        async with c.stream("GET", f"/stream/{tid}") as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
+            assert stream.headers["cache-control"] == "no-cache"
+            body = (await stream.aread()).decode()
+        assert body.endswith('data: {"status": "stream_closed"}\n\n'), body

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -18,19 +18,32 @@ from hitl.store import Row
 router = APIRouter(tags=["cookbook"])
 
 
+# Each route's work is a function of its own, which `hitl.api.fastpath` calls too.
+
+
+async def submit_task(service: Service, data: str, user: str | None) -> dict[str, Any]:
+    row, _ = await service.tasks.submit(data, None, user)
+    return SubmitResponse(task_id=row["id"]).model_dump()
+
+
+async def give_feedback(
+    service: Service, task_id: str, feedback: str, user: str | None
+) -> dict[str, Any]:
+    action = "approve" if feedback == "approved" else "reject"
+    await service.tasks.decide_task(task_id, action, decided_by=user)
+    return FeedbackResponse(message=f"Feedback '{feedback}' received").model_dump()
+
+
 @router.post("/submit", status_code=status.HTTP_202_ACCEPTED, response_model=SubmitResponse)
-async def submit(body: SubmitRequest, service: ServiceDep, user: UserDep) -> SubmitResponse:
-    row, _ = await service.tasks.submit(body.data, None, user)
-    return SubmitResponse(task_id=row["id"])
+async def submit(body: SubmitRequest, service: ServiceDep, user: UserDep) -> dict[str, Any]:
+    return await submit_task(service, body.data, user)
 
 
 @router.post("/feedback/{task_id}", response_model=FeedbackResponse)
 async def feedback(
     task_id: str, body: FeedbackRequest, service: ServiceDep, user: UserDep
-) -> FeedbackResponse:
-    action = "approve" if body.feedback == "approved" else "reject"
-    await service.tasks.decide_task(task_id, action, decided_by=user)
-    return FeedbackResponse(message=f"Feedback '{body.feedback}' received")
+) -> dict[str, Any]:
+    return await give_feedback(service, task_id, body.feedback, user)
 
 
 def _data(message: dict[str, Any], id: int | None) -> bytes:
@@ -40,9 +53,9 @@ def _data(message: dict[str, Any], id: int | None) -> bytes:
 CLOSED = sse.frame(json.dumps({"status": "stream_closed"})).encode()
 
 
-async def _stream(
+async def stream_chunks(
     service: Service, task: Row, review: Row | None, last: int
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     yield _data(compat.snapshot(task, review), last or None)
     if task["status"] in FINAL:
         yield CLOSED
@@ -66,4 +79,4 @@ async def stream(task_id: str, service: ServiceDep) -> StreamingResponse:
     task, review, last = await service.store.snapshot(task_id)
     if task is None:
         raise NotFound("Task not found")
-    return sse.response(_stream(service, task, review, last))
+    return sse.response(stream_chunks(service, task, review, last))

@@ -682,3 +682,24 @@ async def test_review_inside_a_parallel_batch_flow_is_refused_clearly() -> None:
     flow = AsyncFlow(start=Items(start=HumanReview()))
     with pytest.raises(TypeError, match="cannot suspend"):
         await Runner(flow).run({})
+
+
+def test_review_deadlines_are_checked_and_filled_from_the_node() -> None:
+    from hitl.flow import HumanReview, ReviewRequest
+
+    with pytest.raises(ValueError, match="deadline_seconds must be > 0"):
+        ReviewRequest(output="x", deadline_seconds=0)
+    with pytest.raises(ValueError, match="on_deadline must be one of"):
+        ReviewRequest(output="x", deadline_seconds=5, on_deadline="maybe")
+    with pytest.raises(ValueError, match="on_deadline must be one of"):
+        ReviewRequest(output="x", deadline_seconds=5, on_deadline="edit")
+    with pytest.raises(ValueError, match="needs deadline_seconds"):
+        ReviewRequest(output="x", on_deadline="approve")
+
+    node = HumanReview()
+    node.deadline_seconds, node.on_deadline = 60.0, "reject"
+    request = ReviewRequest.coerce({"output": "draft"}, node)
+    assert (request.deadline_seconds, request.on_deadline) == (60.0, "reject")
+    own = ReviewRequest.coerce(ReviewRequest("x", deadline_seconds=5, on_deadline="approve"), node)
+    assert (own.deadline_seconds, own.on_deadline) == (5, "approve")
+    assert ReviewRequest.from_json(request.to_json()) == request

@@ -189,3 +189,42 @@ async def test_expire_leases_of_one_home_only(store: Store) -> None:
     assert mine is not None and mine["lease_expires_at"] == 0
     assert other is not None and other["lease_expires_at"] == now + 60
     assert await store.write(lambda tx: tx.expire_leases("running")) == 2
+
+
+async def _insert_concurrently(store: Store, n: int, failing: Callable[[int], bool]) -> list[Any]:
+    async def write(i: int) -> Any:
+        def fn(tx: Tx) -> int:
+            tx.insert_task(_task(f"t{i}"))
+            tx.add_event(f"t{i}", "task.created", "{}")
+            if failing(i):
+                raise ValueError(f"bad {i}")
+            return i
+
+        return await store.write(fn)
+
+    return await asyncio.gather(*(write(i) for i in range(n)), return_exceptions=True)
+
+
+async def test_writes_that_wait_together_still_commit_or_fail_alone(store: Store) -> None:
+    results = await _insert_concurrently(store, 60, lambda i: i % 7 == 3)
+    for i, result in enumerate(results):
+        if i % 7 == 3:
+            assert isinstance(result, ValueError) and str(result) == f"bad {i}"
+        else:
+            assert result == i
+    ids = await store.read(lambda s: sorted(r["id"] for r in s.all("SELECT id FROM tasks")))
+    assert ids == sorted(f"t{i}" for i in range(60) if i % 7 != 3)
+    events = await store.read(lambda s: sorted(r["task_id"] for r in s.all("SELECT * FROM events")))
+    assert events == ids
+
+
+async def test_sqlite_commits_waiting_writes_together(store: Store) -> None:
+    commits: list[int] = []
+    sa.event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    results = await _insert_concurrently(store, 100, lambda i: False)
+    assert results == list(range(100))
+    assert await store.read(lambda s: s.scalar("SELECT count(*) FROM tasks")) == 100
+    if store.dialect == "sqlite":
+        assert len(commits) < 100  # one writer: writes queued behind a commit share the next
+    else:
+        assert len(commits) == 100  # many writers: each write is its own transaction
