@@ -22,12 +22,8 @@ LAST_REVIEW = "SELECT * FROM reviews WHERE task_id = :task_id ORDER BY round DES
 REVIEWS_OF = "SELECT * FROM reviews WHERE task_id = :task_id ORDER BY round"
 ADD_EVENT = (
     "INSERT INTO events (task_id, type, data, created_at) "
-    "VALUES (:task_id, :type, :data, :created_at) RETURNING id"
+    "VALUES (:task_id, :type, :data, :created_at)"
 )
-# PostgreSQL hands out event ids when rows are inserted, not when they commit; a reader could
-# see id 11 before a slower transaction commits id 10, and move past it. Transactions that
-# append events take this lock first, so ids become visible in order.
-ORDER_EVENTS = "SELECT pg_advisory_xact_lock(72627)"
 NOTIFY = "SELECT pg_notify(:channel, '')"
 EXPIRE_LEASES = "UPDATE tasks SET lease_expires_at = 0 WHERE status = :running"
 EXPIRE_LEASES_OF = (
@@ -78,6 +74,28 @@ CLAIM_QUEUED = "status = :runnable ORDER BY created_at"
 def claim(pick: str, dialect: str) -> str:
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
     return _CLAIM.format(pick=pick, lock=lock)
+
+
+# PostgreSQL hands out event ids when rows are inserted, not when they commit; a reader could
+# see id 11 before a slower transaction commits id 10, and move past it. So a transaction
+# appends its events last, in one statement that first takes this lock (held to the commit):
+# ids become visible in order. The statement also notifies the listening processes.
+_ADD_EVENTS_IN_ORDER = (
+    "WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock(72627)), "
+    "noted AS MATERIALIZED (SELECT pg_notify(:channel, '') FROM ordered) "
+    "INSERT INTO events (task_id, type, data, created_at) "
+    "SELECT v.task_id, v.type, v.data, v.created_at FROM noted, (VALUES {rows}) "
+    "AS v(n, task_id, type, data, created_at) ORDER BY v.n"
+)
+
+
+@lru_cache(maxsize=64)
+def add_events_in_order(count: int) -> str:
+    rows = ", ".join(
+        f"({i}, :task_id{i}, :type{i}, :data{i}, CAST(:created_at{i} AS DOUBLE PRECISION))"
+        for i in range(count)
+    )
+    return _ADD_EVENTS_IN_ORDER.format(rows=rows)
 
 
 @lru_cache(maxsize=256)

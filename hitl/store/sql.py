@@ -65,6 +65,7 @@ class Tx(_Session):
     def __init__(self, conn: sa.Connection) -> None:
         super().__init__(conn)
         self.events_written = 0
+        self._pending: list[Row] = []
 
     def get_task(self, task_id: str) -> Row | None:
         return self.first(q.GET_TASK, {"id": task_id})
@@ -137,14 +138,25 @@ class Tx(_Session):
         if self.dialect == "postgresql":
             self.run(q.NOTIFY, {"channel": WORK})
 
-    def add_event(self, task_id: str, type: str, data: str) -> int:
-        if self.events_written == 0 and self.dialect == "postgresql":
-            self.run(q.ORDER_EVENTS)
-            self.run(q.NOTIFY, {"channel": EVENTS})
+    def add_event(self, task_id: str, type: str, data: str) -> None:
+        """Append an event. On PostgreSQL it is written by `flush_events`, last, just before the
+        commit: the lock that orders event ids is then held for one round trip, not for the
+        whole transaction."""
         params = {"task_id": task_id, "type": type, "data": data, "created_at": time.time()}
-        event_id = self.scalar(q.ADD_EVENT, params)
+        if self.dialect == "postgresql":
+            self._pending.append(params)
+        else:
+            self.run(q.ADD_EVENT, params)
         self.events_written += 1
-        return int(event_id)
+
+    def flush_events(self) -> None:
+        if not self._pending:
+            return
+        params: dict[str, Any] = {"channel": EVENTS}
+        for i, event in enumerate(self._pending):
+            params.update({f"{key}{i}": value for key, value in event.items()})
+        self.run(q.add_events_in_order(len(self._pending)), params)
+        self._pending = []
 
 
 class Store:
@@ -187,6 +199,7 @@ class Store:
                 with self.engine.begin() as conn:
                     tx = Tx(conn)
                     result = fn(tx)
+                    tx.flush_events()
                 outcomes.append(((result, tx.events_written > 0), None))
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
                 outcomes.append((None, _unavailable(exc)))

@@ -221,3 +221,25 @@ async def test_kill_9_a_worker_in_a_slow_node(deployment: Callable[[], Deploymen
     for task_id in ids:
         reviews = db_rows(api, f"SELECT count(*) FROM reviews WHERE task_id = '{task_id}'")
         assert reviews == [(1,)]
+
+
+async def test_deadlines_fire_once_across_workers(deployment: Callable[[], Deployment]) -> None:
+    d = deployment()
+    api = d.api()
+    deadline = {"review_deadline_seconds": 0.5, "on_deadline": "approve", "poll_interval": 0.1}
+    d.worker(**deadline), d.worker(**deadline)
+    tasks = 20
+    async with client(api) as http:
+        ids = []
+        for i in range(tasks):
+            response = await http.post("/api/v1/tasks", json={"input": f"unattended {i}"})
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+        events = await follow_all(http, completed(tasks), timeout=60)
+
+    decided = Counter(e.data["task_id"] for e in events if e.type == "review.decided")
+    assert decided == Counter({task_id: 1 for task_id in ids})
+    assert {e.data["decided_by"] for e in events if e.type == "review.decided"} == {"deadline"}
+    assert completions(api) == Counter({task_id: 1 for task_id in ids})
+    reviews = db_rows(api, "SELECT decision, decided_by, count(*) FROM reviews GROUP BY 1, 2")
+    assert reviews == [("approve", "deadline", tasks)]

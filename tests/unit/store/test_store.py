@@ -116,10 +116,11 @@ async def test_claim_takes_a_batch_in_order(store: Store) -> None:
 
 
 async def test_events_have_increasing_ids_and_filter_by_task(store: Store) -> None:
-    ids = await store.write(
-        lambda tx: [tx.add_event(f"t{i % 2}", "x", f'{{"n":{i}}}') for i in range(6)]
-    )
+    await store.write(lambda tx: [tx.add_event(f"t{i % 2}", "x", f'{{"n":{i}}}') for i in range(6)])
+    events = await store.events_after(0)
+    ids = [e["id"] for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 6
+    assert [e["data"] for e in events] == [f'{{"n":{i}}}' for i in range(6)]  # written in order
     assert [e["id"] for e in await store.events_after(0, "t1")] == ids[1::2]
     assert [e["id"] for e in await store.events_after(ids[1], upto=ids[4])] == ids[2:5]
     assert await store.last_event_id() == ids[-1]
@@ -228,3 +229,26 @@ async def test_sqlite_commits_waiting_writes_together(store: Store) -> None:
         assert len(commits) < 100  # one writer: writes queued behind a commit share the next
     else:
         assert len(commits) == 100  # many writers: each write is its own transaction
+
+
+async def test_event_ids_become_visible_in_order(store: Store) -> None:
+    """A transaction that appends events waits for an earlier one that has not committed, so
+    no reader sees id n+1 and moves past it before id n is visible."""
+    with store.engine.connect() as first_conn:
+        first = first_conn.begin()
+        tx = Tx(first_conn)
+        tx.add_event("first", "x", "{}")
+        tx.flush_events()
+
+        def second() -> None:
+            with store.engine.begin() as conn:
+                later = Tx(conn)
+                later.add_event("second", "x", "{}")
+                later.flush_events()
+
+        waiting = asyncio.create_task(asyncio.to_thread(second))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "the second writer did not wait for the first to commit"
+        first.commit()
+        await waiting
+    assert [e["task_id"] for e in await store.events_after(0)] == ["first", "second"]
