@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hitl.api import errors
 from hitl.api.fastpath import CookbookFastPath
@@ -20,7 +21,23 @@ from hitl.web import routes as web
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class App(FastAPI):
+    """FastAPI, with the cookbook routes' fast path (`hitl.api.fastpath`) in front of all of
+    its middleware; what the fast path does not answer goes through FastAPI as usual."""
+
+    fast: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast is not None:
+            await self.fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def without_fast_path(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings()
     service = Service(settings, home=f"{socket.gethostname()}:{settings.port}")
 
@@ -33,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await service.stop()
 
-    app = FastAPI(
+    app = App(
         title="hitl",
         summary="A durable human-in-the-loop review service for PocketFlow workflows",
         version="0.1.0",
@@ -49,6 +66,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     web.mount(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
-    # Added last, so it runs first: well-formed cookbook requests skip FastAPI's machinery.
-    app.add_middleware(CookbookFastPath, service=service, max_bytes=settings.max_input_bytes)
+    app.fast = CookbookFastPath(app.without_fast_path, service, settings.max_input_bytes)
     return app
