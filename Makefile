@@ -38,6 +38,7 @@ e2e: setup
 	$(BIN)/pytest tests/e2e
 
 bench: setup
+	scripts/install-system-deps
 	scripts/bench
 
 clean:
