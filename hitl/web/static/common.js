@@ -16,6 +16,14 @@ window.hitl = (function () {
     return typeof value === "string" ? value : JSON.stringify(value, null, 2);
   }
   function when(iso) { return iso ? new Date(iso).toLocaleTimeString() : ""; }
+  // What a review's deadline will do, in words; "" if it has none. `at`: an ISO time or epoch seconds.
+  function deadline(at, onDeadline) {
+    if (at === null || at === undefined) return "";
+    var time = new Date(typeof at === "number" ? at * 1000 : at).toLocaleTimeString();
+    return onDeadline
+      ? "Decided “" + onDeadline + "” automatically at " + time + " unless someone decides first"
+      : "The task fails at " + time + " unless someone decides first";
+  }
   async function api(method, url, body, headers) {
     var init = {method: method, headers: Object.assign({"Content-Type": "application/json"}, headers || {})};
     if (body !== undefined) init.body = JSON.stringify(body);
@@ -61,6 +69,6 @@ window.hitl = (function () {
     return source;
   }
   document.addEventListener("DOMContentLoaded", function () { refreshQueueCount(); followAll(); });
-  return {el: el, show: show, when: when, api: api, who: who, onAnyEvent: onAnyEvent,
+  return {el: el, show: show, when: when, deadline: deadline, api: api, who: who, onAnyEvent: onAnyEvent,
           refreshQueueCount: refreshQueueCount};
 })();

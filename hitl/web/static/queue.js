@@ -10,6 +10,7 @@
       return h.el("li", {cls: "queue-item", "data-review-id": r.id, "data-task-id": r.task_id}, [
         h.el("a", {href: "/tasks/" + r.task_id, text: "Task " + r.task_id.slice(0, 8) + " · round " + r.round}),
         h.el("span", {cls: "muted", text: " waiting since " + h.when(r.created_at)}),
+        r.deadline ? h.el("p", {cls: "deadline", "data-testid": "queue-deadline", text: h.deadline(r.deadline, r.on_deadline)}) : null,
         h.el("pre", {text: output.length > 400 ? output.slice(0, 400) + "…" : output}),
       ]);
     }));

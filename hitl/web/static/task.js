@@ -64,6 +64,8 @@
     if (!round) { box.hidden = true; return; }
     $("review-round").textContent = round.round;
     $("review-prompt").textContent = round.prompt || "";
+    $("review-deadline").textContent = h.deadline(round.deadline, round.on_deadline);
+    $("review-deadline").hidden = !round.deadline;
     var changes = $("review-changes"), index = state.rounds.indexOf(round);
     changes.replaceChildren();
     changes.hidden = index < 1;
@@ -88,7 +90,8 @@
     else if (type === "task.running" || type === "node.started") setStatus("running", data.node);
     else if (type === "review.requested") {
       var round = {round: data.round, review_id: data.review_id, output: data.output,
-                   decisions: data.decisions || [], prompt: data.prompt};
+                   decisions: data.decisions || [], prompt: data.prompt,
+                   deadline: data.deadline, on_deadline: data.on_deadline};
       state.rounds.push(round);
       setStatus("waiting_for_review", data.node);
       showReview(round);
