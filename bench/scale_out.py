@@ -1,5 +1,6 @@
 """Scale-out on PostgreSQL: lifecycles per second with one API process and one worker, then
-with two of each, against a throwaway PostgreSQL server on 127.0.0.1.
+with two of each, against a throwaway PostgreSQL server on 127.0.0.1; and, under light load,
+how long a decision posted to one API process takes to reach an SSE client of the other.
 
 One lifecycle: POST /submit → GET /stream until waiting_for_review → POST /feedback approved →
 stream until completed; 16 clients spread over the API processes; processing delay 0.
@@ -16,7 +17,7 @@ import sys
 import time
 
 import httpx
-from _common import ROOT, Connection, free_port, report
+from _common import ROOT, Connection, free_port, report, sse
 from throughput import lifecycle
 
 sys.path.insert(0, str(ROOT))
@@ -78,11 +79,48 @@ async def run(cluster: Cluster, n: int, seconds: float) -> float:
             proc.wait(10)
 
 
+async def cross_process(cluster: Cluster, rounds: int = 30) -> list[float]:
+    """Milliseconds from sending a decision to API B until API A's SSE client has it; the
+    decision request's own time is included, so each figure bounds commit-to-delivery."""
+    url = cluster.create_database()
+    migrate.upgrade(url)
+    a, b = free_port(), free_port()
+    procs = [spawn(["serve", "--no-workers", "--port", str(p)], url, "/dev/null") for p in (a, b)]
+    procs.append(spawn(["worker", "--name", "lat"], url, "/dev/null"))
+    latencies = []
+    try:
+        wait_up(a)
+        wait_up(b)
+        conn_b = Connection(b)
+        for i in range(rounds):
+            status, task = await conn_b.request("POST", "/api/v1/tasks", {"input": f"lat {i}"})
+            assert status == 201, task
+            sent = 0.0
+            async for kind, data in sse(a, f"/api/v1/tasks/{task['id']}/events"):
+                if kind == "review.requested":
+                    sent = time.perf_counter()
+                    path = f"/api/v1/reviews/{data['review_id']}/decision"
+                    status, _ = await conn_b.request("POST", path, {"decision": "approve"})
+                    assert status == 200
+                elif kind == "review.decided":
+                    latencies.append((time.perf_counter() - sent) * 1000)
+                elif kind == "task.completed":
+                    break
+        await conn_b.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+    return sorted(latencies)
+
+
 async def main(seconds: float) -> None:
     cluster = Cluster().start()
     try:
         one = await run(cluster, 1, seconds)
         two = await run(cluster, 2, seconds)
+        latencies = await cross_process(cluster)
     finally:
         cluster.stop()
     report(
@@ -90,6 +128,15 @@ async def main(seconds: float) -> None:
         {
             "1 API + 1 worker (lifecycles/s)": f"{one:.0f}",
             "2 APIs + 2 workers (lifecycles/s)": f"{two:.0f}",
+        },
+    )
+    report(
+        "cross-process delivery: decision posted to API B, SSE client on API A, light load",
+        {
+            "decisions": len(latencies),
+            "p50 (ms)": f"{latencies[len(latencies) // 2]:.1f}",
+            "max (ms)": f"{latencies[-1]:.1f}",
+            "target": "within 100 ms of the commit",
         },
     )
 
