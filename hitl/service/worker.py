@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from hitl.flow import Checkpoint, Completed, Decision, Position, Runner, Suspended, dump_shared
@@ -134,7 +135,10 @@ class Worker:
 
     async def _execute(self, row: Row) -> None:
         task_id = row["id"]
-        renewer = asyncio.create_task(self._renew(task_id))
+        running = asyncio.current_task()
+        assert running is not None
+        lease = _Lease(row.get("lease_expires_at") or time.time() + self.lease_seconds)
+        renewer = asyncio.create_task(self._renew(task_id, lease, running))
         try:
             if row["claims"] > self.max_claims:
                 raise RuntimeError(
@@ -148,7 +152,14 @@ class Worker:
             # (here or on another worker) once the lease expires.
             log.warning("%s: task %s resumes later", exc, task_id, extra={"action": "db_down"})
         except asyncio.CancelledError:
-            raise
+            if lease.abandoned is None:
+                raise  # the worker is stopping
+            running.uncancel()
+            log.info(
+                "task abandoned: %s",
+                lease.abandoned,
+                extra={"action": "abandon", "task_id": task_id},
+            )
         except Exception as exc:
             log.warning("task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id})
             with contextlib.suppress(Unavailable, LeaseLost):
@@ -189,23 +200,33 @@ class Worker:
         edited = json.loads(last["edited_output"]) if last["edited_output"] is not None else None
         return Decision(last["decision"], last["comment"], edited, last["decided_by"])
 
-    async def _renew(self, task_id: str) -> None:
+    async def _renew(self, task_id: str, lease: _Lease, running: asyncio.Task[None]) -> None:
+        """Keep the lease while the task runs; stop the run (its node included, if it is async)
+        when the lease is lost — the task was cancelled or taken over — or when it could not be
+        renewed and is about to expire, so that no other worker's run overlaps this one."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
+            until = time.time() + self.lease_seconds
 
-            def renew(tx: Tx) -> bool:
+            def renew(tx: Tx, until: float = until) -> bool:
                 return tx.update_task(
-                    task_id,
-                    [TaskStatus.RUNNING],
-                    owner=self.owner,
-                    lease_expires_at=time.time() + self.lease_seconds,
+                    task_id, [TaskStatus.RUNNING], owner=self.owner, lease_expires_at=until
                 )
 
             try:
-                if not await self.store.write(renew):
-                    return
+                held = await self.store.write(renew)
             except Unavailable as exc:
                 log.warning("renewing a lease: %s", exc, extra={"action": "renew"})
+                if time.time() + self.lease_seconds / 3 >= lease.expires_at:
+                    lease.abandoned = "its lease could not be renewed before it expired"
+                    running.cancel()
+                    return
+                continue
+            if not held:
+                lease.abandoned = "it was cancelled, or another worker holds its lease"
+                running.cancel()
+                return
+            lease.expires_at = until
 
     async def _fail(self, task_id: str, error: str) -> None:
         await _Steps(self.store, self.owner, task_id).fail(error)
@@ -218,6 +239,12 @@ class Worker:
 
 
 Write = Callable[[Tx], None]
+
+
+@dataclass
+class _Lease:
+    expires_at: float
+    abandoned: str | None = None  # why the run was stopped, if it was
 
 
 class _Steps:

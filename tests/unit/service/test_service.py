@@ -197,3 +197,38 @@ def test_flow_specs() -> None:
     for bad in ("nocolon", f"{FLOWS}:missing", "no.such.module:f"):
         with pytest.raises(BadFlowSpec):
             load_factory(bad)
+
+
+async def test_cancel_stops_a_running_node(new_database: Callable[[], str]) -> None:
+    """A cancelled task's node stops within a lease renewal, freeing its worker slot."""
+    settings = Settings(
+        database_url=new_database(),
+        process_delay=60,
+        concurrency=1,
+        lease_seconds=0.6,
+        poll_interval=0.05,
+        flows=[f"{FLOWS}:create_echo_flow"],
+    )
+    svc = Service(settings)
+    await svc.start()
+    try:
+        slow, _ = await svc.tasks.submit("sixty seconds of work")
+        for _ in range(200):
+            events = await events_of(svc, slow["id"])
+            if any(t == "node.started" for t, _ in events):
+                break
+            await asyncio.sleep(0.02)
+        await svc.tasks.cancel(slow["id"])
+        nxt, _ = await svc.tasks.submit("next in line", flow="echo")
+        for _ in range(150):  # 3 s, against the cancelled node's 60 s
+            task, _ = await svc.tasks.get(nxt["id"])
+            if task["status"] == "completed":
+                break
+            await asyncio.sleep(0.02)
+        assert task["status"] == "completed", "the cancelled node still holds the worker slot"
+        cancelled, _ = await svc.tasks.get(slow["id"])
+        assert cancelled["status"] == "cancelled"
+        types = [t for t, _ in await events_of(svc, slow["id"])]
+        assert "node.finished" not in types and types[-1] == "task.cancelled"
+    finally:
+        await svc.stop()
