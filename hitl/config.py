@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,10 +16,12 @@ class Settings(BaseSettings):
     review_deadline_seconds: float | None = Field(
         None, gt=0, description="the default flow's reviews are decided after this long"
     )
+    # Only approve: a rejection would rerun the default flow's processor and ask again, with a
+    # new deadline, for ever when nobody looks.
     on_deadline: str | None = Field(
         None,
-        pattern="^(approve|reject)$",
-        description="what the default flow's deadline decides: approve, reject, or (unset) fail",
+        pattern="^approve$",
+        description="what the default flow's deadline decides: approve, or (unset) fail the task",
     )
     max_input_bytes: int = Field(1024 * 1024, ge=1)
     concurrency: int = Field(32, ge=1, description="tasks one process runs at once")
@@ -35,3 +37,11 @@ class Settings(BaseSettings):
     flows: list[str] = Field(default_factory=list, description="name=module:factory entries")
     default_flow: str = "feedback"
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _deadline_needs_seconds(self) -> Settings:
+        if self.on_deadline is not None and self.review_deadline_seconds is None:
+            raise ValueError(
+                "HITL_ON_DEADLINE needs HITL_REVIEW_DEADLINE_SECONDS: set how long reviews wait"
+            )
+        return self

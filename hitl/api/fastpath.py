@@ -7,6 +7,9 @@ calls and the same answers as the routes in `routes/cookbook.py`. Anything else 
 not a JSON object of the right shape, a body over the limit, an unknown task to stream — goes on
 to FastAPI with its body replayed, so those routes stay the one definition of the API, of its
 error answers and of its OpenAPI description.
+
+It runs in front of all of FastAPI's middleware: a middleware added to the app later (CORS,
+say) does not see these three routes' well-formed requests unless it is added here too.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class CookbookFastPath:
         fast = body is not None and (user is None or len(user) <= MAX_USER)
         try:
             value = json.loads(body) if fast and body else None
-        except ValueError:
+        except (ValueError, RecursionError):  # FastAPI says what is wrong with it
             value = None
         if not isinstance(value, dict):
             await self.app(scope, _replay(seen, receive), send)
@@ -108,7 +111,11 @@ class CookbookFastPath:
         return 200, await cookbook.give_feedback(self.service, task_id, feedback, user)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, task_id: str) -> None:
-        task, review, last = await self.service.store.snapshot(task_id)
+        try:
+            task, review, last = await self.service.store.snapshot(task_id)
+        except Unavailable as exc:
+            await _json(send, 503, {"detail": str(exc)}, errors.UNAVAILABLE_HEADERS)
+            return
         if task is None:
             await self.app(scope, receive, send)
             return

@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from hitl.config import Settings
 
@@ -24,7 +25,15 @@ ServerOption = Annotated[
 
 
 def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            name = f"HITL_{where}: " if where else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"hitl: invalid setting {name}{message}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -61,6 +61,16 @@ class Deadlines:
                 await self.store.write(lambda tx, rid=review_id: _expire(tx, rid, now))  # type: ignore[misc]
             except Conflict:
                 continue  # decided meanwhile: by a person, or by another process's deadline
+            except Unavailable:
+                raise
+            except Exception:
+                # One review that cannot be settled must not hold up the others behind it.
+                log.exception(
+                    "review %s: its deadline could not be applied",
+                    review_id,
+                    extra={"action": "deadlines"},
+                )
+                continue
             fired += 1
         if fired:
             self.wake_workers()

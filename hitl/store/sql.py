@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from hitl.store import queries as q
 from hitl.store.engine import create_sync_engine
 from hitl.store.listen import EVENTS, WORK
-from hitl.store.threads import DbThreads, Outcome
+from hitl.store.threads import MAX_BATCH, DbThreads, Outcome
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -168,16 +168,19 @@ class Store:
         self.engine = create_sync_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
         sqlite = self.dialect == "sqlite"
+        # SQLite: one writer, whose batches commit together. PostgreSQL: many writers, each
+        # taking one job at a time, so a write waiting on a row lock holds up no other.
         self._writer = DbThreads(
             1 if sqlite else pool_size,
             self._write_together if sqlite else self._write_each,
             "hitl-db-write",
+            max_batch=MAX_BATCH if sqlite else 1,
         )
         self._reader = DbThreads(
             min(4, pool_size) if sqlite else pool_size,
             self._read_batch,
             "hitl-db-read",
-            max_batch=READ_BATCH,
+            max_batch=READ_BATCH if sqlite else 1,
         )
         self._on_commit: list[Callable[[], None]] = []
 
@@ -243,8 +246,9 @@ class Store:
                     else:
                         conn.rollback()  # end PostgreSQL's implicit transaction: next read is fresh
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            error = _unavailable(exc)
-            outcomes += [(None, error)] * (len(jobs) - len(outcomes))
+            outcomes += [(None, _unavailable(exc))] * (len(jobs) - len(outcomes))
+        except Exception as exc:  # a full pool, say: every read not yet answered fails with it
+            outcomes += [(None, exc)] * (len(jobs) - len(outcomes))
         return outcomes
 
     async def read(self, fn: Callable[[_Session], T]) -> T:

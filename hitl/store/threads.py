@@ -66,7 +66,10 @@ class DbThreads:
                     stop = True
                     break
                 jobs.append(job)
-            outcomes = self._run_batch([(fn, arg) for _, _, fn, arg in jobs])
+            try:
+                outcomes = self._run_batch([(fn, arg) for _, _, fn, arg in jobs])
+            except BaseException as exc:  # never lose a job, nor this thread
+                outcomes = [(None, exc)] * len(jobs)
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, Outcome]]] = {}
             for job, outcome in zip(jobs, outcomes, strict=True):
                 by_loop.setdefault(job[0], []).append((job, outcome))
@@ -82,7 +85,10 @@ def _settle(settled: list[tuple[Job, Outcome]]) -> None:
     for (_, future, _, _), (result, error) in settled:
         if future.cancelled():
             continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+        try:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+        except (TypeError, asyncio.InvalidStateError) as exc:  # StopIteration can't be set
+            future.set_exception(RuntimeError(f"database job failed: {exc!r}"))

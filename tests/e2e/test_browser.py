@@ -451,20 +451,20 @@ def test_unknown_task_page_says_so(start_server: StartServer, page: Page) -> Non
 
 
 def test_review_deadline_is_shown_and_fires(start_server: StartServer, page: Page) -> None:
-    server = start_server(review_deadline_seconds=4, on_deadline="reject", poll_interval=0.2)
+    server = start_server(review_deadline_seconds=4, on_deadline="approve", poll_interval=0.2)
     task_id = submit_on_index(page, server, "nobody looks")
     expect_waiting(page, 1)
     expect(page.get_by_test_id("review-deadline")).to_contain_text(
-        "Decided “reject” automatically at"
+        "Decided “approve” automatically at"
     )
     queue = page.context.new_page()
     queue.goto(f"{server.url}/reviews")
-    expect(queue.get_by_test_id("queue-deadline")).to_contain_text("“reject” automatically")
+    expect(queue.get_by_test_id("queue-deadline")).to_contain_text("“approve” automatically")
     queue.close()
-    # Nobody decides: the deadline rejects round 1, and round 2 asks again, with a new deadline.
-    expect_waiting(page, 2)
-    expect(page.get_by_test_id("round-decision").first).to_contain_text("by deadline")
+    # Nobody decides: the deadline approves, live, on the open page.
+    expect(page.get_by_test_id("status")).to_have_text("completed")
+    expect(page.get_by_test_id("round-decision")).to_contain_text("by deadline")
     task = api_task(server, task_id)
     assert task["reviews"][0]["decided_by"] == "deadline"
-    assert task["reviews"][1]["deadline"] is not None
+    assert task["result"] == task["reviews"][0]["output"]
     no_js_errors(page)

@@ -102,6 +102,8 @@ CASES: list[tuple[str, str, dict[str, Any], int, tuple[str, ...]]] = [
     ("POST", "/submit", {"content": b'{"data": "x"', "headers": JSON}, 422, ("not valid JSON",)),
     ("POST", "/submit", {"content": BIG_SUBMIT, "headers": JSON}, 413, (str(MAX_BYTES), "bytes")),
     ("POST", "/submit", {"content": b'{"data": "x"}', "headers": TEXT}, 422, ("body",)),
+    ("POST", "/submit", {"content": b"[" * 999, "headers": JSON}, 400, ("parsing the body",)),
+    ("POST", "/feedback/x", {"content": b"[" * 999, "headers": JSON}, 400, ("parsing the body",)),
     ("POST", "/submit", {"json": {"data": "x"}, "headers": LONG_USER}, 422, ("x-hitl-user", "200")),
     # the v1 API's task creation
     ("POST", "/api/v1/tasks", {"json": {"input": ""}}, 422, ("input is empty",)),

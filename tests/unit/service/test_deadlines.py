@@ -75,7 +75,7 @@ async def test_a_deadline_without_default_fails_the_task(make: Make) -> None:
 
 
 async def test_a_decision_in_time_stops_the_deadline(make: Make) -> None:
-    svc = await make(review_deadline_seconds=LATER, on_deadline="reject")
+    svc = await make(review_deadline_seconds=LATER, on_deadline="approve")
     task, _ = await svc.tasks.submit("in time")
     _, [review] = await until(svc, task["id"], "waiting_for_review")
     await svc.tasks.decide(review["id"], "approve", decided_by="ann")
@@ -104,7 +104,7 @@ async def test_deadlines_fire_once_across_processes(make: Make) -> None:
 
 
 async def test_a_person_racing_the_deadline_gives_one_decision(make: Make) -> None:
-    svc = await make(review_deadline_seconds=LATER, on_deadline="reject")
+    svc = await make(review_deadline_seconds=LATER, on_deadline="approve")
     reviews = await waiting_tasks(svc, 20)
     assert svc.deadlines is not None
 
@@ -124,3 +124,15 @@ async def test_a_person_racing_the_deadline_gives_one_decision(make: Make) -> No
         assert decided["decided_by"] == ("ann" if won else "deadline")
         types = await event_types(svc, review["task_id"])
         assert types.count("review.decided") == 1
+
+
+def test_default_flow_deadline_settings_are_checked() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="needs HITL_REVIEW_DEADLINE_SECONDS"):
+        Settings(on_deadline="approve")
+    with pytest.raises(ValidationError, match="approve"):
+        Settings(review_deadline_seconds=5, on_deadline="reject")  # would loop for ever
+    with pytest.raises(ValidationError):
+        Settings(review_deadline_seconds=0)
+    assert Settings(review_deadline_seconds=5, on_deadline="approve").on_deadline == "approve"
