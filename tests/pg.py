@@ -80,3 +80,16 @@ def restart(cluster: Cluster) -> None:
         _bin("pg_ctl"), "-D", str(cluster.data), "-m", "fast",
         "-l", str(cluster.root / "log"), "-w", "restart",
     )  # fmt: skip
+
+
+def pause(cluster: Cluster) -> None:
+    """Stop the server, keeping its data: the database is away until `resume`."""
+    cluster._run(_bin("pg_ctl"), "-D", str(cluster.data), "-m", "fast", "-w", "stop")
+
+
+def resume(cluster: Cluster) -> None:
+    options = f"-h 127.0.0.1 -p {cluster.port} -k {cluster.root} -F -c max_connections=400"
+    cluster._run(
+        _bin("pg_ctl"), "-D", str(cluster.data), "-o", options,
+        "-l", str(cluster.root / "log"), "-w", "start",
+    )  # fmt: skip

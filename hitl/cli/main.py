@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from hitl.config import Settings
+from hitl.store.engine import safe_url
 
 app = typer.Typer(help="hitl: a durable human-in-the-loop review service.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -77,7 +78,11 @@ def serve(
     except Exception as exc:  # a bad --flow or URL: say so, without a traceback
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"hitl serving on http://{settings.host}:{settings.port} ({settings.database_url})")
+    # Wait for the database (and create or check the schema) before serving: what goes wrong
+    # here is one line, not a start-up traceback.
+    _prepare(settings)
+    where = safe_url(settings.database_url)
+    typer.echo(f"hitl serving on http://{settings.host}:{settings.port} ({where})")
     uvicorn.run(
         application,
         host=settings.host,
@@ -93,8 +98,29 @@ def db_upgrade(database: DbOption = None, revision: str = "head") -> None:
     from hitl.store import migrate
 
     settings = _settings(database_url=database)
+    _wait(settings)
     migrate.upgrade(settings.database_url, revision)
     typer.echo(f"database at revision {migrate.current_revision(settings.database_url)}")
+
+
+def _prepare(settings: Settings) -> None:
+    from hitl.service.service import DatabaseNotReady, DatabaseUnreachable, prepare_database
+
+    try:
+        prepare_database(settings.database_url, settings.database_wait_seconds)
+    except (DatabaseUnreachable, DatabaseNotReady) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _wait(settings: Settings) -> None:
+    from hitl.service.service import DatabaseUnreachable, wait_for_database
+
+    try:
+        wait_for_database(settings.database_url, settings.database_wait_seconds)
+    except DatabaseUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _client(server: str) -> Any:
