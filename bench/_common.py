@@ -73,6 +73,11 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.terminate()
         try:

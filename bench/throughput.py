@@ -57,15 +57,18 @@ async def main(seconds: float) -> None:
         for i in range(20):
             await lifecycle(warm, server.port, -i)
         await warm.close()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), server.cpu_seconds()
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
         elapsed = time.perf_counter() - start
+        cpu = server.cpu_seconds() - cpu
         report(
             f"throughput: {CLIENTS} clients, cookbook API, delay 0, SQLite",
             {
                 "lifecycles": done,
                 "seconds": f"{elapsed:.1f}",
                 "lifecycles per second": f"{done / elapsed:.0f}",
+                "server CPU per lifecycle (ms)": f"{cpu / done * 1000:.2f}",
+                "server CPU use (%)": f"{cpu / elapsed * 100:.0f}",
             },
         )
     finally:

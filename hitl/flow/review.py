@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pocketflow import AsyncNode
@@ -38,9 +38,13 @@ class ReviewRequest:
                 )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["decisions"] = list(self.decisions)
-        return data
+        return {
+            "output": self.output,
+            "decisions": list(self.decisions),
+            "prompt": self.prompt,
+            "deadline_seconds": self.deadline_seconds,
+            "on_deadline": self.on_deadline,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReviewRequest:

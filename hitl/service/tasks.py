@@ -9,15 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from hitl.flow import ReviewRequest
 from hitl.service.errors import Conflict, Invalid, NotFound
 from hitl.service.flows import FlowRegistry
+from hitl.service.ids import new_id
 from hitl.service.states import EventType, ReviewStatus, TaskStatus, sources
-from hitl.store import Row, Store, Tx
+from hitl.store import ConstraintError, Row, Store, Tx
 
 
 def dumps(value: Any) -> str:
@@ -58,7 +58,7 @@ class TaskService:
         name = self.registry.resolve(flow)
         digest = request_hash(name, input)
         now = time.time()
-        task_id = str(uuid.uuid4())
+        task_id = new_id()
         row: Row = {
             "id": task_id,
             "flow": name,
@@ -97,7 +97,14 @@ class TaskService:
             tx.notify_work()
             return row, True
 
-        result = await self.store.write(write)
+        try:
+            result = await self.store.write(write)
+        except ConstraintError:
+            if idempotency_key is None:
+                raise
+            # Another request with this key committed between our look-up and our insert (two
+            # PostgreSQL writers): now the look-up finds it.
+            result = await self.store.write(write)
         if result[1]:
             self.wake_workers()
         return result
@@ -185,11 +192,11 @@ class TaskService:
         edited = self._edited(action, edited_output)
 
         def write(tx: Tx) -> Row:
-            task = tx.get_task(task_id)
-            if task is None:
-                raise NotFound(f"no task {task_id!r}")
             review = tx.last_review(task_id)
             if review is None:
+                task = tx.get_task(task_id)
+                if task is None:
+                    raise NotFound(f"no task {task_id!r}")
                 raise Conflict(
                     f"task is {task['status']} and has no review open; wait for waiting_for_review",
                     status=task["status"],

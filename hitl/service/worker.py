@@ -25,6 +25,7 @@ from hitl.flow import Checkpoint, Completed, Decision, Position, Runner, Suspend
 from hitl.flow.checkpoint import SharedNotJSON
 from hitl.service.errors import LeaseLost
 from hitl.service.flows import FlowRegistry
+from hitl.service.ids import new_id
 from hitl.service.states import EventType, ReviewStatus, TaskStatus
 from hitl.service.tasks import dumps
 from hitl.store import Row, Store, Tx, Unavailable
@@ -129,6 +130,8 @@ class Worker:
             for row in rows:
                 data = {"task_id": row["id"], "status": "running", "node": row["node"]}
                 tx.add_event(row["id"], EventType.RUNNING, dumps({**data, "claims": row["claims"]}))
+                # A task resumed after a review needs its decision: read it here, not later.
+                row["last_review"] = tx.last_review(row["id"]) if row["round"] else None
             return rows
 
         return await self.store.write(write)
@@ -171,8 +174,8 @@ class Worker:
         task_id = row["id"]
         shared = json.loads(row["shared"])
         position = Position.from_json(json.loads(row["position"])) if row["position"] else None
-        decision = await self._decision(task_id) if position and position.waiting else None
-        steps = _Steps(self.store, self.owner, task_id)
+        decision = _decision(row.get("last_review")) if position and position.waiting else None
+        steps = _Steps(self.store, self.owner, task_id, int(row["round"]))
         runner = Runner(
             self.registry.create(row["flow"]),
             executor=self.executor,
@@ -191,14 +194,6 @@ class Worker:
             await steps.suspend(outcome, shared)
         elif isinstance(outcome, Completed):
             await steps.complete(shared, outcome.action)
-
-    async def _decision(self, task_id: str) -> Decision:
-        reviews = await self.store.reviews_of(task_id)
-        last = reviews[-1] if reviews else None
-        if last is None or last["status"] != ReviewStatus.DECIDED:
-            raise RuntimeError("task is past its review but the review has no decision")
-        edited = json.loads(last["edited_output"]) if last["edited_output"] is not None else None
-        return Decision(last["decision"], last["comment"], edited, last["decided_by"])
 
     async def _renew(self, task_id: str, lease: _Lease, running: asyncio.Task[None]) -> None:
         """Keep the lease while the task runs; stop the run (its node included, if it is async)
@@ -256,10 +251,11 @@ class _Steps:
     the node, as a crash during it would.
     """
 
-    def __init__(self, store: Store, owner: str, task_id: str) -> None:
+    def __init__(self, store: Store, owner: str, task_id: str, round: int = 0) -> None:
         self.store = store
         self.owner = owner
         self.task_id = task_id
+        self.round = round  # review rounds so far: no one else changes it while we hold it
         self.pending: Write | None = None
 
     async def _write(self, fn: Write) -> None:
@@ -308,15 +304,13 @@ class _Steps:
         request = outcome.request.to_json()
         position = dumps(outcome.position.to_json())
         node = "/".join(outcome.position.path)
-        review_id = str(uuid.uuid4())
+        review_id = new_id()
         seconds = outcome.request.deadline_seconds
         deadline = time.time() + seconds if seconds is not None else None
 
+        round_no = self.round + 1
+
         def write(tx: Tx) -> None:
-            task = tx.get_task(self.task_id)
-            if task is None:
-                raise LeaseLost()
-            round_no = int(task["round"]) + 1
             self._move(
                 tx,
                 status=TaskStatus.WAITING_FOR_REVIEW.value,
@@ -390,6 +384,14 @@ class _Steps:
         except LeaseLost:
             self.pending = None
             await self._write(write)
+
+
+def _decision(last: Row | None) -> Decision:
+    """The decision on the task's latest review, which its run resumes with."""
+    if last is None or last["status"] != ReviewStatus.DECIDED:
+        raise RuntimeError("task is past its review but the review has no decision")
+    edited = json.loads(last["edited_output"]) if last["edited_output"] is not None else None
+    return Decision(last["decision"], last["comment"], edited, last["decided_by"])
 
 
 def _describe(exc: BaseException) -> str:

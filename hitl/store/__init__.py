@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from hitl.store.engine import BadDatabaseURL
 from hitl.store.migrate import upgrade
-from hitl.store.sql import ANY_OWNER, Row, Store, Tx, Unavailable
+from hitl.store.sql import ANY_OWNER, ConstraintError, Row, Store, Tx, Unavailable
 
-__all__ = ["ANY_OWNER", "BadDatabaseURL", "Row", "Store", "Tx", "Unavailable", "upgrade"]
+__all__ = [
+    "ANY_OWNER",
+    "BadDatabaseURL",
+    "ConstraintError",
+    "Row",
+    "Store",
+    "Tx",
+    "Unavailable",
+    "upgrade",
+]

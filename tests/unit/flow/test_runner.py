@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import threading
@@ -703,3 +704,4 @@ def test_review_deadlines_are_checked_and_filled_from_the_node() -> None:
     own = ReviewRequest.coerce(ReviewRequest("x", deadline_seconds=5, on_deadline="approve"), node)
     assert (own.deadline_seconds, own.on_deadline) == (5, "approve")
     assert ReviewRequest.from_json(request.to_json()) == request
+    assert set(request.to_json()) == {f.name for f in dataclasses.fields(ReviewRequest)}

@@ -166,6 +166,17 @@ async def test_idempotent_submit(service: Service) -> None:
     assert (await service.tasks.list_tasks(None, 10, 0))[1] == 1
 
 
+async def test_concurrent_submits_with_one_key_make_one_task(service: Service) -> None:
+    """On PostgreSQL these race on several writers: the losers' inserts break the unique
+    key, and they answer with the winner's task instead of an error."""
+    answers = await asyncio.gather(
+        *(service.tasks.submit("x", idempotency_key="same") for _ in range(20))
+    )
+    assert len({task["id"] for task, _ in answers}) == 1
+    assert sum(created for _, created in answers) == 1
+    assert (await service.tasks.list_tasks(None, 10, 0))[1] == 1
+
+
 async def test_live_subscription_sees_every_event_in_order(service: Service, until: Until) -> None:
     task, _ = await service.tasks.submit("x")
     seen: list[int] = []
