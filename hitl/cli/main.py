@@ -58,6 +58,7 @@ def serve(
     import uvicorn
 
     from hitl.app import create_app
+    from hitl.service.service import tune_gc
 
     settings = _settings(
         host=host,
@@ -81,6 +82,7 @@ def serve(
     # Wait for the database (and create or check the schema) before serving: what goes wrong
     # here is one line, not a start-up traceback.
     _prepare(settings)
+    tune_gc()
     where = safe_url(settings.database_url)
     typer.echo(f"hitl serving on http://{settings.host}:{settings.port} ({where})")
     uvicorn.run(
@@ -222,6 +224,7 @@ def worker(
     import socket
 
     from hitl.service import Service
+    from hitl.service.service import tune_gc
 
     settings = _settings(
         database_url=database, flows=flow or None, concurrency=concurrency, log_level=log_level
@@ -246,6 +249,7 @@ def worker(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await service.start()
+        tune_gc()
         typer.echo(f"hitl worker running ({settings.concurrency} at once)")
         try:
             await stop.wait()

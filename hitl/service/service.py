@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -132,3 +133,17 @@ class Service:
             await self.worker.stop()
         await self.broker.stop()
         await self.store.close()
+
+
+# Collect young objects after this many allocations, not CPython's 700: fewer collections,
+# and most of a request's objects are gone before one runs.
+GC_YOUNG_THRESHOLD = 5000
+
+
+def tune_gc() -> None:
+    """For a server process, once it is set up: move everything made so far (modules, FastAPI's
+    and SQLAlchemy's objects) out of the collector's sight. They live as long as the process,
+    and every full collection walked them all. With this, collections cost a twentieth of the CPU
+    they did, about 8% of the server's CPU under load (bench/throughput.py)."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -9,7 +9,6 @@ listener reconnects, say) delays an event until the next poll, and never loses i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -39,11 +38,19 @@ class Listener:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hitl-listener")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening. A psycopg connection caught mid-read may not hear the cancel (a
+        known psycopg limitation): after `timeout` seconds, stop waiting for it."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        done, _ = await asyncio.wait({self._task}, timeout=timeout)
+        if not done:
+            log.warning(
+                "the listener did not stop within %.0f s", timeout, extra={"action": "listen"}
+            )
+        elif not self._task.cancelled() and self._task.exception() is not None:
+            log.warning("the listener ended with %r", self._task.exception())
 
     async def _run(self) -> None:
         delay = 0.1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,16 @@ def test_bad_settings_stop_serve_with_a_clear_message(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not db.exists()  # refused before touching anything
+
+
+def test_server_processes_keep_their_start_up_objects_out_of_the_collector() -> None:
+    code = (
+        "import gc\n"
+        "from hitl.service.service import GC_YOUNG_THRESHOLD, tune_gc\n"
+        "before = gc.get_freeze_count()\n"
+        "tune_gc()\n"
+        "print(before, gc.get_freeze_count(), gc.get_threshold()[0] == GC_YOUNG_THRESHOLD)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after, threshold = out.stdout.split()
+    assert int(before) == 0 and int(after) > 10_000 and threshold == "True"
