@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from hitl.service.waiting import wait_set
 from hitl.store import Store, Unavailable
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ class EventBroker:
 
     async def _pump(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            await wait_set(self._wake, self.poll_interval)
             self._wake.clear()
             try:
                 await self._fetch()

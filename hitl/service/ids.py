@@ -22,9 +22,10 @@ _at = 0
 
 
 def _reset() -> None:
-    """A forked child must not hand out its parent's next random bytes."""
-    global _pool, _at
-    _pool, _at = b"", 0
+    """A forked child must not hand out its parent's next random bytes, nor inherit the lock
+    held by a thread that does not exist in it."""
+    global _lock, _pool, _at
+    _lock, _pool, _at = threading.Lock(), b"", 0
 
 
 os.register_at_fork(after_in_child=_reset)

@@ -145,5 +145,6 @@ def tune_gc() -> None:
     and SQLAlchemy's objects) out of the collector's sight. They live as long as the process,
     and every full collection walked them all. With this, collections cost a twentieth of the CPU
     they did, about 8% of the server's CPU under load (bench/throughput.py)."""
+    gc.collect()  # what is garbage already goes now; frozen objects are never collected
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -28,6 +28,7 @@ from hitl.service.flows import FlowRegistry
 from hitl.service.ids import new_id
 from hitl.service.states import EventType, ReviewStatus, TaskStatus
 from hitl.service.tasks import dumps
+from hitl.service.waiting import wait_set
 from hitl.store import Row, Store, Tx, Unavailable
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,7 @@ class Worker:
                 self._running.add(task)
                 task.add_done_callback(self._done)
             if len(rows) < want:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await wait_set(self._wake, self.poll_interval)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -137,11 +137,11 @@ class Worker:
         return await self.store.write(write)
 
     async def _execute(self, row: Row) -> None:
-        task_id = row["id"]
+        task_id, owner = row["id"], row["lease_owner"]
         running = asyncio.current_task()
         assert running is not None
         lease = _Lease(row.get("lease_expires_at") or time.time() + self.lease_seconds)
-        renewer = asyncio.create_task(self._renew(task_id, lease, running))
+        renewer = asyncio.create_task(self._renew(task_id, owner, lease, running))
         try:
             if row["claims"] > self.max_claims:
                 raise RuntimeError(
@@ -166,7 +166,7 @@ class Worker:
         except Exception as exc:
             log.warning("task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id})
             with contextlib.suppress(Unavailable, LeaseLost):
-                await self._fail(task_id, _describe(exc))
+                await _Steps(self.store, owner, task_id).fail(_describe(exc))
         finally:
             renewer.cancel()
 
@@ -175,7 +175,7 @@ class Worker:
         shared = json.loads(row["shared"])
         position = Position.from_json(json.loads(row["position"])) if row["position"] else None
         decision = _decision(row.get("last_review")) if position and position.waiting else None
-        steps = _Steps(self.store, self.owner, task_id, int(row["round"]))
+        steps = _Steps(self.store, row["lease_owner"], task_id, int(row["round"]))
         runner = Runner(
             self.registry.create(row["flow"]),
             executor=self.executor,
@@ -195,7 +195,9 @@ class Worker:
         elif isinstance(outcome, Completed):
             await steps.complete(shared, outcome.action)
 
-    async def _renew(self, task_id: str, lease: _Lease, running: asyncio.Task[None]) -> None:
+    async def _renew(
+        self, task_id: str, owner: str, lease: _Lease, running: asyncio.Task[None]
+    ) -> None:
         """Keep the lease while the task runs; stop the run (its node included, if it is async)
         when the lease is lost — the task was cancelled or taken over — or when it could not be
         renewed and is about to expire, so that no other worker's run overlaps this one."""
@@ -205,7 +207,7 @@ class Worker:
 
             def renew(tx: Tx, until: float = until) -> bool:
                 return tx.update_task(
-                    task_id, [TaskStatus.RUNNING], owner=self.owner, lease_expires_at=until
+                    task_id, [TaskStatus.RUNNING], owner=owner, lease_expires_at=until
                 )
 
             try:
@@ -222,9 +224,6 @@ class Worker:
                 running.cancel()
                 return
             lease.expires_at = until
-
-    async def _fail(self, task_id: str, error: str) -> None:
-        await _Steps(self.store, self.owner, task_id).fail(error)
 
     async def release(self, everything: bool) -> int:
         """Expire the leases of this home's dead predecessor, or every lease (for the embedded

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 EVENTS = "hitl_events"
 WORK = "hitl_work"
+WAIT = 1.0  # seconds between checks for stopping while no notification comes
 
 
 def conninfo(url: str) -> str:
@@ -33,28 +34,29 @@ class Listener:
         self.conninfo = conninfo(url)
         self.callbacks = {EVENTS: on_events, WORK: on_work}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.connected = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hitl-listener")
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening. A psycopg connection caught mid-read may not hear the cancel (a
-        known psycopg limitation): after `timeout` seconds, stop waiting for it."""
+        """Stop listening. The listener also checks, every `WAIT` seconds, whether it should
+        stop, so it ends even if a psycopg connection caught mid-read does not hear the
+        cancel (a known psycopg limitation); past `timeout`, stop waiting for it."""
         if self._task is None:
             return
+        self._stopping = True
         self._task.cancel()
         done, _ = await asyncio.wait({self._task}, timeout=timeout)
         if not done:
             log.warning(
                 "the listener did not stop within %.0f s", timeout, extra={"action": "listen"}
             )
-        elif not self._task.cancelled() and self._task.exception() is not None:
-            log.warning("the listener ended with %r", self._task.exception())
 
     async def _run(self) -> None:
         delay = 0.1
-        while True:
+        while not self._stopping:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True
@@ -66,8 +68,10 @@ class Listener:
                     # Whatever was committed while we were not listening: look now.
                     for callback in self.callbacks.values():
                         callback()
-                    async for note in conn.notifies():
-                        self.callbacks[note.channel]()
+                    while not self._stopping:
+                        async for note in conn.notifies(timeout=WAIT):
+                            self.callbacks[note.channel]()
+                    return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -60,10 +60,13 @@ LIST_REVIEWS_BY_STATUS = (
 COUNT_REVIEWS = "SELECT count(*) FROM reviews"
 COUNT_REVIEWS_BY_STATUS = "SELECT count(*) FROM reviews WHERE status = :status"
 
+# Each claim is a lease of its own (`<worker>#<claim number>`), so a worker that claims back a
+# task it is still running (its loop stalled past the lease) stops the stale run.
 # Tasks whose lease expired (resumed after a decision, or orphaned by a dead worker) first,
 # then the oldest queued: two indexed look-ups rather than one OR that scans every task.
 _CLAIM = (
-    "UPDATE tasks SET status = :running, lease_owner = :owner, lease_expires_at = :until, "
+    "UPDATE tasks SET status = :running, lease_owner = :owner || '#' || (claims + 1), "
+    "lease_expires_at = :until, "
     "claims = claims + 1, updated_at = :now "
     "WHERE id IN (SELECT id FROM tasks WHERE {pick} LIMIT :limit{lock}) RETURNING *"
 )

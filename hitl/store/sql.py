@@ -11,6 +11,7 @@ statements themselves are in `queries.py`.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
@@ -205,6 +206,7 @@ class Store:
         )
         self._on_commit: list[Callable[[], None]] = []
         self.commits = 0  # transactions committed by this store's writers
+        self._counting = threading.Lock()
         dbapi = self.engine.dialect.loaded_dbapi
         self._gone: tuple[type[Exception], ...] = (
             sa.exc.OperationalError,
@@ -242,7 +244,11 @@ class Store:
             return self._write_each(jobs)
         try:
             return [(done, None) for done in self._transact([fn for fn, _ in jobs])]
-        except Exception:
+        except Exception as exc:
+            if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                # Another process holds the file's lock past the busy timeout: running each
+                # write alone would wait that long again for every one of them.
+                return [(None, _unavailable(exc))] * len(jobs)
             return self._write_each(jobs)
 
     def _transact(self, fns: list[Callable[[Tx], Any]]) -> list[tuple[Any, bool]]:
@@ -256,7 +262,8 @@ class Store:
                 done.append((fn(tx), tx.events_written > before))
             tx.flush_events()
             conn.commit()
-            self.commits += 1
+            with self._counting:
+                self.commits += 1
             return done
         except BaseException as exc:
             self._drop_if_broken(conn, exc)
@@ -276,6 +283,8 @@ class Store:
                         outcomes.append((fn(session), None))
                     except Exception as exc:
                         outcomes.append((None, self._translate(exc)))
+                        if self._broken(conn, exc):
+                            raise  # the rest fail with it; the connection is dropped
                     conn.rollback()  # end PostgreSQL's implicit transaction: next read is fresh
             except BaseException as exc:
                 self._drop_if_broken(conn, exc)
@@ -291,11 +300,26 @@ class Store:
         if isinstance(exc, self._gone):
             return _unavailable(exc)
         if isinstance(exc, self._constraint):
-            return ConstraintError(str(exc).strip().splitlines()[0])
+            error = ConstraintError((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            error.__cause__ = exc
+            return error
         return exc
 
+    def _broken(self, conn: Any, exc: BaseException) -> bool:
+        """Whether `exc` means the connection itself is lost (not a lock timeout, a deadlock
+        or a bad statement, after which the connection is still good)."""
+        if isinstance(exc, sa.exc.DBAPIError):
+            return bool(exc.connection_invalidated)
+        if not isinstance(exc, self._gone):
+            return False
+        dbapi_error: Any = exc
+        try:
+            return bool(self.engine.dialect.is_disconnect(dbapi_error, conn.dbapi_connection, None))
+        except Exception:
+            return True
+
     def _drop_if_broken(self, conn: Any, exc: BaseException) -> None:
-        if isinstance(exc, self._gone):
+        if self._broken(conn, exc):
             with contextlib.suppress(Exception):
                 conn.invalidate()  # the pool opens a new one instead
 

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Callable
 
 from hitl.service import EventBroker
+from hitl.service.waiting import wait_set
 from hitl.store import Store, migrate
 
 
@@ -40,3 +41,29 @@ async def test_old_cursors_read_the_database_then_the_window(
     finally:
         await broker.stop()
         await store.close()
+
+
+async def test_the_pump_stops_even_when_poked_just_before(new_database: Callable[[], str]) -> None:
+    """A commit's poke and the service's stop in one step of the loop: with
+    `asyncio.wait_for`, Python 3.11 dropped that cancellation and the pump ran on for ever."""
+    url = new_database()
+    migrate.upgrade(url)
+    store = Store(url)
+    try:
+        for _ in range(5):
+            broker = EventBroker(store, poll_interval=60)
+            await broker.start()
+            await asyncio.sleep(0.05)  # the pump is waiting for a poke
+            broker.poke()
+            stopping = asyncio.ensure_future(broker.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=3)  # its poll interval is 60 s
+            assert done, "the pump ran on after it was cancelled"
+    finally:
+        await store.close()
+
+
+async def test_wait_set_says_whether_the_event_came() -> None:
+    event = asyncio.Event()
+    assert not await wait_set(event, 0.01)
+    asyncio.get_running_loop().call_later(0.01, event.set)
+    assert await wait_set(event, 5)

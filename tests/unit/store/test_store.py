@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from hitl.service.service import DatabaseNotReady, prepare_database
-from hitl.store import ConstraintError, Store, Tx, migrate
+from hitl.store import ConstraintError, Store, Tx, Unavailable, migrate
 from hitl.store.engine import create_sync_engine
 
 
@@ -96,7 +96,7 @@ async def test_claim_takes_the_oldest_runnable_then_expired_leases(store: Store)
     # An expired lease first (a task resumed after a decision, or orphaned), then oldest queued.
     assert claimed == ["dead", "old", "new", None]
     row = await store.get_task("dead")
-    assert row is not None and row["lease_owner"] == "w1" and row["claims"] == 1
+    assert row is not None and row["lease_owner"] == "w1#1" and row["claims"] == 1
 
 
 async def test_claim_takes_a_batch_in_order(store: Store) -> None:
@@ -110,7 +110,7 @@ async def test_claim_takes_a_batch_in_order(store: Store) -> None:
     await store.write(setup)
     rows = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
     assert [r["id"] for r in rows] == ["dead", "q0", "q1", "q2"]
-    assert all(r["status"] == "running" and r["lease_owner"] == "w" for r in rows)
+    assert all(r["status"] == "running" and r["lease_owner"] == "w#1" for r in rows)
     rest = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
     assert [r["id"] for r in rest] == ["q3", "q4"]
 
@@ -257,3 +257,32 @@ async def test_event_ids_become_visible_in_order(store: Store) -> None:
     finally:
         first.close()
     assert [e["task_id"] for e in await store.events_after(0)] == ["first", "second"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # an SQLite file has no connection to drop
+async def test_connections_dropped_by_the_server_are_replaced(store: Store) -> None:
+    """After PostgreSQL ends every connection the store holds (a restart, an idle timeout),
+    reads and writes work again; a write that met a dead connection did not half-commit."""
+    await asyncio.gather(
+        *(store.write(lambda tx, i=i: tx.insert_task(_task(f"a{i}"))) for i in range(10))
+    )
+    assert await store.read(lambda s: s.scalar("SELECT count(*) FROM tasks")) == 10
+
+    def terminate_others(tx: Tx) -> int:
+        sql = (
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(tx.scalar(sql))
+
+    assert await store.write(terminate_others) > 0
+    outcomes = await asyncio.gather(
+        *(store.write(lambda tx, i=i: tx.insert_task(_task(f"b{i}"))) for i in range(10)),
+        return_exceptions=True,
+    )
+    assert all(o is None or isinstance(o, Unavailable) for o in outcomes), outcomes
+    retried = [i for i, o in enumerate(outcomes) if o is not None]
+    for i in retried:  # what a client does with a 503
+        await store.write(lambda tx, i=i: tx.insert_task(_task(f"b{i}")))
+    ids = await store.read(lambda s: sorted(r["id"] for r in s.all("SELECT id FROM tasks")))
+    assert ids == sorted([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
