@@ -107,8 +107,9 @@ class Service:
 
     async def start(self) -> None:
         # Database threads hand results back to the event loop constantly; the default 5 ms
-        # GIL switch interval would add up to that much latency to every hand-over.
-        sys.setswitchinterval(0.0005)
+        # GIL switch interval would add up to that much latency to every hand-over, and 0.5 ms
+        # switched so often that it cost a tenth of the throughput (bench/throughput.py).
+        sys.setswitchinterval(0.002)
         await asyncio.to_thread(
             prepare_database, self.settings.database_url, self.settings.database_wait_seconds
         )
