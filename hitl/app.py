@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hitl.api import errors
+from hitl.api import errors, jsonio
 from hitl.api.fastpath import CookbookFastPath
 from hitl.api.middleware import BodyLimit
 from hitl.api.routes import cookbook, events, health, reviews, tasks
@@ -21,40 +20,27 @@ from hitl.web import routes as web
 log = logging.getLogger(__name__)
 
 
-class App(FastAPI):
-    """FastAPI, with the cookbook routes' fast path (`hitl.api.fastpath`) in front of all of
-    its middleware; what the fast path does not answer goes through FastAPI as usual."""
-
-    fast: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast is not None:
-            await self.fast(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def without_fast_path(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
-
-
-def create_app(settings: Settings | None = None) -> App:
+def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> FastAPI:
+    """The app. `fast_path=False` leaves every cookbook request to the FastAPI routes; the
+    parity test compares the two."""
     settings = settings or Settings()
     service = Service(settings, home=f"{socket.gethostname()}:{settings.port}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
-        log.info("hitl ready", extra={"action": "start", "database": service.store.dialect})
+        log.info("hitl ready", extra={"action": "start", "database": service.dialect})
         try:
             yield
         finally:
             await service.stop()
 
-    app = App(
+    app = FastAPI(
         title="hitl",
         summary="A durable human-in-the-loop review service for PocketFlow workflows",
         version="0.1.0",
         lifespan=lifespan,
+        default_response_class=jsonio.JSONResponse,
     )
     app.state.service = service
     errors.install(app)
@@ -65,6 +51,9 @@ def create_app(settings: Settings | None = None) -> App:
     app.include_router(cookbook.router)
     app.include_router(health.router)
     web.mount(app)
+    # Middleware added later runs earlier: the fast path is innermost, so every other
+    # middleware (the body limit first) sees its requests too.
+    if fast_path:
+        app.add_middleware(CookbookFastPath, service=service)
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
-    app.fast = CookbookFastPath(app.without_fast_path, service, settings.max_input_bytes)
     return app

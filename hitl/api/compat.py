@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hitl.service import EventType, TaskStatus
-from hitl.store import Row
+from hitl.service import EventType, ReviewRow, TaskRow, TaskStatus
 
 
 def message(type: str, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -16,34 +15,35 @@ def message(type: str, data: dict[str, Any]) -> dict[str, Any] | None:
     if type == EventType.RUNNING:
         return {"status": "running"}
     if type == EventType.REVIEW_REQUESTED:
-        return {"status": "waiting_for_review", "output_to_review": data.get("output")}
+        output = data.get("output")
+        return {"status": "waiting_for_review", "output_to_review": output, "round": data["round"]}
     if type == EventType.REVIEW_DECIDED:
         value = "rejected" if data.get("decision") == "reject" else "approved"
-        return {"status": "processing_feedback", "feedback_value": value}
+        return {"status": "processing_feedback", "feedback_value": value, "round": data["round"]}
     if type == EventType.COMPLETED:
         return {"status": "completed", "final_result": data.get("result")}
     if type == EventType.FAILED:
         return {"status": "failed", "error": data.get("error")}
     if type == EventType.CANCELLED:
         return {"status": "failed", "error": "task was cancelled"}
+    if type == EventType.RETRIED:
+        return {"status": "pending", "task_id": data["task_id"]}
     return None
 
 
-def snapshot(task: Row, review: Row | None) -> dict[str, Any]:
+def snapshot(task: TaskRow, review: ReviewRow | None) -> dict[str, Any]:
     """The cookbook message that says where a task stands now, for a late subscriber."""
-    status = task["status"]
+    status = task.status
     if status == TaskStatus.QUEUED:
-        return {"status": "pending", "task_id": task["id"]}
+        return {"status": "pending", "task_id": task.id}
     if status == TaskStatus.WAITING_FOR_REVIEW and review is not None:
-        return {
-            "status": "waiting_for_review",
-            "output_to_review": json.loads(review["request"]).get("output"),
-        }
+        output = json.loads(review.request).get("output")
+        return {"status": "waiting_for_review", "output_to_review": output, "round": review.round}
     if status == TaskStatus.COMPLETED:
-        result = json.loads(task["result"]) if task["result"] is not None else None
+        result = json.loads(task.result) if task.result is not None else None
         return {"status": "completed", "final_result": result}
     if status == TaskStatus.FAILED:
-        return {"status": "failed", "error": task["error"]}
+        return {"status": "failed", "error": task.error}
     if status == TaskStatus.CANCELLED:
         return {"status": "failed", "error": "task was cancelled"}
     return {"status": "running"}

@@ -6,6 +6,8 @@ from fastapi import Depends, Header, Request
 
 from hitl.service import Service
 
+MAX_USER = 200  # characters of `X-HITL-User`
+
 
 async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
@@ -15,8 +17,15 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-async def get_user(x_hitl_user: Annotated[str | None, Header(max_length=200)] = None) -> str | None:
-    return x_hitl_user
+def user_value(header: str | None) -> str | None:
+    """Who the caller says it is: the first `X-HITL-User` header; an empty one says nobody."""
+    return header or None
+
+
+async def get_user(
+    x_hitl_user: Annotated[str | None, Header(max_length=MAX_USER)] = None,
+) -> str | None:
+    return user_value(x_hitl_user)
 
 
 UserDep = Annotated[str | None, Depends(get_user)]

@@ -1,4 +1,5 @@
-"""One place that turns domain errors and bad requests into HTTP answers."""
+"""One place that turns domain errors and bad requests into HTTP answers, wherever the request
+was served (a FastAPI route, or the cookbook's fast path)."""
 
 from __future__ import annotations
 
@@ -6,54 +7,53 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
+from hitl.api import jsonio
 from hitl.service import Conflict, HitlError, Invalid, NotFound, Unavailable
 
 STATUS = {NotFound: 404, Invalid: 422, Conflict: 409}
-
-
-def domain_answer(exc: HitlError) -> tuple[int, dict[str, Any]]:
-    """The status and body that answer a domain error, wherever the request was served."""
-    code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-    return code, {"detail": exc.message, **exc.context}
-
-
 UNAVAILABLE_HEADERS = {"Retry-After": "1"}
 
 
-async def _domain(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HitlError)
-    code, body = domain_answer(exc)
-    return JSONResponse(body, status_code=code)
+def respond(exc: HitlError | Unavailable) -> Response:
+    """The answer to a domain error, or to the database being away."""
+    if isinstance(exc, Unavailable):
+        return jsonio.JSONResponse({"detail": str(exc)}, 503, UNAVAILABLE_HEADERS)
+    code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+    return jsonio.JSONResponse({"detail": exc.message, **exc.context}, code)
+
+
+async def _domain(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HitlError | Unavailable)
+    return respond(exc)
 
 
 def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "request"
 
 
-async def _validation(request: Request, exc: Exception) -> JSONResponse:
+def _problem(error: Any) -> str:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        if reason in (jsonio.NOT_UTF8, jsonio.NOT_UNICODE):
+            return str(reason)
+        return "the body is not valid JSON: send a JSON object"
+    return f"{_where(tuple(error.get('loc', ())))}: {error.get('msg')}"
+
+
+async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    problems = []
-    for error in errors:
-        if error.get("type") == "json_invalid":
-            problems.append("the body is not valid JSON: send a JSON object")
-        else:
-            problems.append(f"{_where(tuple(error.get('loc', ())))}: {error.get('msg')}")
+    problems = list(dict.fromkeys(_problem(e) for e in errors))
     clean = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors
     ]
-    return JSONResponse(
-        {"detail": "invalid request: " + "; ".join(problems), "errors": clean}, status_code=422
-    )
-
-
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers=UNAVAILABLE_HEADERS)
+    body = {"detail": "invalid request: " + "; ".join(problems), "errors": clean}
+    return jsonio.JSONResponse(body, 422)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HitlError, _domain)
-    app.add_exception_handler(Unavailable, _unavailable)
+    app.add_exception_handler(Unavailable, _domain)
     app.add_exception_handler(RequestValidationError, _validation)

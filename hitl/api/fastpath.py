@@ -1,41 +1,44 @@
-"""The cookbook's three routes as plain ASGI, in front of FastAPI.
+"""The cookbook's three routes without FastAPI's per-request machinery.
 
 A cookbook client makes three requests per task (`/submit`, `/stream/{id}`, `/feedback/{id}`),
-and FastAPI's per-request machinery — routing, dependency solving, body validation — cost about
-half of the server's CPU for them. A well-formed request is answered here with the same service
-calls and the same answers as the routes in `routes/cookbook.py`. Anything else — a body that is
-not a JSON object of the right shape, a body over the limit, an unknown task to stream — goes on
-to FastAPI with its body replayed, so those routes stay the one definition of the API, of its
-error answers and of its OpenAPI description.
+and FastAPI's routing, dependency solving and body validation cost about half of the server's
+CPU for them. This middleware answers a well-formed request to one of them itself, with what the
+FastAPI routes in `routes/cookbook.py` use: the same header reading (`deps.user_value` over
+Starlette's `Headers`), the same JSON reader (`jsonio.loads`), the same body models, the same
+functions and the same answers (`errors.respond`, `jsonio.JSONResponse`). Anything else — a body
+that is not JSON of the right shape, a header over its limit, an unknown task to stream — goes
+on to those routes, body replayed, so they stay the one definition of the API's errors and of
+its OpenAPI description. `tests/unit/api/test_fastpath_parity.py` sends one table of requests
+through the app with and without this path and requires the same answers.
 
-It runs in front of all of FastAPI's middleware: a middleware added to the app later (CORS,
-say) does not see these three routes' well-formed requests unless it is added here too.
+It is the innermost middleware: everything added to the app (the body-size limit, and any
+other) runs before it, for these routes as for every other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hitl.api import errors, sse
+from hitl.api import errors, jsonio, sse
+from hitl.api.deps import MAX_USER, user_value
 from hitl.api.routes import cookbook
-from hitl.service import HitlError, Service, Unavailable
+from hitl.api.schemas import FeedbackRequest, SubmitRequest
+from hitl.service import HitlError, NotFound, Service, Unavailable
 
-MAX_USER = 200  # as the `X-HITL-User` header's limit in `deps.py`
-
-Handler = Callable[[Any, str | None, str], Awaitable[tuple[int, dict[str, Any]]]]
+Handler = Callable[[Any, str | None, str], Awaitable[tuple[int, BaseModel]]]
 
 
 class CookbookFastPath:
-    def __init__(self, app: ASGIApp, service: Service, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
         self.service = service
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -56,68 +59,43 @@ class CookbookFastPath:
     async def _post(
         self, scope: Scope, receive: Receive, send: Send, handler: Handler, task_id: str
     ) -> None:
-        headers = dict(scope["headers"])
-        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        user = headers.get(b"x-hitl-user")
-        body, seen = await self._read(receive) if kind == b"application/json" else (None, [])
-        fast = body is not None and (user is None or len(user) <= MAX_USER)
+        headers = Headers(scope=scope)
+        user = headers.get("x-hitl-user")
+        ours = _is_json(headers.get("content-type")) and (user is None or len(user) <= MAX_USER)
+        body, seen = await _read(receive) if ours else (None, [])
         try:
-            value = json.loads(body) if fast and body else None
+            value = jsonio.loads(body) if body else None
         except (ValueError, RecursionError):  # FastAPI says what is wrong with it
             value = None
         if not isinstance(value, dict):
             await self.app(scope, _replay(seen, receive), send)
             return
         try:
-            answer = await handler(value, user.decode("latin-1") if user else None, task_id)
-        except _Slow:
+            status, answer = await handler(value, user_value(user), task_id)
+        except ValidationError:
             await self.app(scope, _replay(seen, receive), send)
             return
-        except HitlError as exc:
-            await _json(send, *errors.domain_answer(exc))
+        except (HitlError, Unavailable) as exc:
+            await errors.respond(exc)(scope, receive, send)
             return
-        except Unavailable as exc:
-            await _json(send, 503, {"detail": str(exc)}, errors.UNAVAILABLE_HEADERS)
-            return
-        await _json(send, *answer)
+        await jsonio.JSONResponse(answer.model_dump(mode="json"), status)(scope, receive, send)
 
-    async def _read(self, receive: Receive) -> tuple[bytes | None, list[Message]]:
-        """The whole body, or None (with what was read) if it is over the limit or cut off."""
-        seen: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            seen.append(message)
-            if message["type"] != "http.request":
-                return None, seen
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                return None, seen
-            if not message.get("more_body", False):
-                return b"".join(m.get("body", b"") for m in seen), seen
+    async def _submit(self, body: Any, user: str | None, _: str) -> tuple[int, BaseModel]:
+        request = SubmitRequest.model_validate(body)
+        return 202, await cookbook.submit_task(self.service, request, user)
 
-    async def _submit(self, body: Any, user: str | None, _: str) -> tuple[int, dict[str, Any]]:
-        data = body.get("data")
-        if not isinstance(data, str) or not data:
-            raise _Slow()
-        return 202, await cookbook.submit_task(self.service, data, user)
-
-    async def _feedback(
-        self, body: Any, user: str | None, task_id: str
-    ) -> tuple[int, dict[str, Any]]:
-        feedback = body.get("feedback")
-        if feedback not in ("approved", "rejected"):
-            raise _Slow()
-        return 200, await cookbook.give_feedback(self.service, task_id, feedback, user)
+    async def _feedback(self, body: Any, user: str | None, task_id: str) -> tuple[int, BaseModel]:
+        request = FeedbackRequest.model_validate(body)
+        return 200, await cookbook.give_feedback(self.service, task_id, request, user)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, task_id: str) -> None:
         try:
-            task, review, last = await self.service.store.snapshot(task_id)
-        except Unavailable as exc:
-            await _json(send, 503, {"detail": str(exc)}, errors.UNAVAILABLE_HEADERS)
+            task, review, last = await self.service.tasks.snapshot(task_id)
+        except NotFound:
+            await self.app(scope, receive, send)  # the route's own 404
             return
-        if task is None:
-            await self.app(scope, receive, send)
+        except Unavailable as exc:
+            await errors.respond(exc)(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
         chunks = cookbook.stream_chunks(self.service, task, review, last)
@@ -143,14 +121,26 @@ class CookbookFastPath:
             await chunks.aclose()
 
 
-class _Slow(Exception):
-    """The body is not one this path answers: FastAPI will, with its validation error."""
+# The headers of the route's StreamingResponse, exactly.
+STREAM_HEADERS = sse.response(iter(())).raw_headers  # type: ignore[arg-type]
 
 
-STREAM_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    *((k.lower().encode(), v.encode()) for k, v in sse.HEADERS.items()),
-]
+def _is_json(content_type: str | None) -> bool:
+    """As FastAPI decides that a body is JSON; anything unusual is left to it."""
+    return (content_type or "").split(";")[0].strip().lower() == "application/json"
+
+
+async def _read(receive: Receive) -> tuple[bytes | None, list[Message]]:
+    """The whole body (None if the client left first), and the messages it came in. Its size
+    is limited by the body-limit middleware, which runs before this one."""
+    seen: list[Message] = []
+    while True:
+        message = await receive()
+        seen.append(message)
+        if message["type"] != "http.request":
+            return None, seen
+        if not message.get("more_body", False):
+            return b"".join(m.get("body", b"") for m in seen), seen
 
 
 def _tail(path: str, prefix: str) -> str | None:
@@ -170,11 +160,4 @@ def _replay(seen: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-async def _json(
-    send: Send, status: int, body: dict[str, Any], extra: dict[str, str] | None = None
-) -> None:
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+__all__ = ["CookbookFastPath"]

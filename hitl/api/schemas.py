@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from hitl.store import Row
+from hitl.service import ReviewRow, TaskRow
 
 
 def _time(ts: float | None) -> datetime | None:
@@ -47,25 +47,25 @@ class ReviewPublic(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, row: Row) -> ReviewPublic:
-        request = json.loads(row["request"])
+    def of(cls, row: ReviewRow) -> ReviewPublic:
+        request = json.loads(row.request)
         return cls(
-            id=row["id"],
-            task_id=row["task_id"],
-            round=row["round"],
-            status=row["status"],
-            node=row["node"],
+            id=row.id,
+            task_id=row.task_id,
+            round=row.round,
+            status=row.status,
+            node=row.node,
             output=request.get("output"),
             decisions=request.get("decisions") or [],
             prompt=request.get("prompt") or "",
-            decision=row["decision"],
-            comment=row["comment"],
-            edited_output=_json(row["edited_output"]),
-            decided_by=row["decided_by"],
-            decided_at=_time(row["decided_at"]),
-            deadline=_time(row["deadline"]),
+            decision=row.decision,
+            comment=row.comment,
+            edited_output=_json(row.edited_output),
+            decided_by=row.decided_by,
+            decided_at=_time(row.decided_at),
+            deadline=_time(row.deadline),
             on_deadline=request.get("on_deadline"),
-            created_at=_time(row["created_at"]),
+            created_at=_time(row.created_at),
         )
 
 
@@ -89,19 +89,19 @@ class TaskPublic(BaseModel):
     reviews: list[ReviewPublic] | None = None
 
     @classmethod
-    def of(cls, row: Row, reviews: list[Row] | None = None) -> TaskPublic:
+    def of(cls, row: TaskRow, reviews: list[ReviewRow] | None = None) -> TaskPublic:
         return cls(
-            id=row["id"],
-            flow=row["flow"],
-            status=row["status"],
-            input=_json(row["input"]),
-            node=row["node"],
-            round=row["round"],
-            result=_json(row["result"]),
-            error=row["error"],
-            created_by=row["created_by"],
-            created_at=_time(row["created_at"]),
-            updated_at=_time(row["updated_at"]),
+            id=row.id,
+            flow=row.flow,
+            status=row.status,
+            input=_json(row.input),
+            node=row.node,
+            round=row.round,
+            result=_json(row.result),
+            error=row.error,
+            created_by=row.created_by,
+            created_at=_time(row.created_at),
+            updated_at=_time(row.updated_at),
             reviews=[ReviewPublic.of(r) for r in reviews] if reviews is not None else None,
         )
 

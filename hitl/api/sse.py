@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from functools import lru_cache
 
 from fastapi.responses import StreamingResponse
+
+from hitl.service import Invalid
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
@@ -34,8 +37,18 @@ def response(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/event-stream", headers=HEADERS)
 
 
+MAX_ID = 2**63 - 1  # the largest event id either database can hold
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
 def cursor(last_event_id: str | None, after: int | None) -> int:
     """Where a stream starts: after `Last-Event-ID` if the client sent one, else `?after=`."""
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
-    return after or 0
+    text = (last_event_id or "").strip()
+    if not text:
+        return after or 0
+    if not _DIGITS.fullmatch(text) or int(text) > MAX_ID:
+        raise Invalid(
+            f"Last-Event-ID {text[:40]!r} is not an event id: send the id of the last "
+            f"event received (digits 0-9, at most {MAX_ID}), or no Last-Event-ID"
+        )
+    return int(text)

@@ -81,9 +81,8 @@ class Runner:
         resume: Position | None = None,
         decision: Decision | None = None,
     ) -> Outcome:
-        """Run from the start, or from `resume`; a flow waiting at a review needs `decision`."""
-        if resume is not None and resume.waiting and decision is None:
-            raise ValueError("the flow is waiting at a review: a decision is needed to resume")
+        """Run from the start, or from `resume`. A flow waiting at a review resumes with
+        `decision`; without one, the review node asks again (a new review round)."""
         self._decision = decision
         mode: Mode = "async" if isinstance(self.flow, AsyncNode) else "sync"
         try:
@@ -147,6 +146,8 @@ class Runner:
             node.set_params(p)
             if inner:
                 last_action = await self._child(node, name, mode, shared, stack, resume)
+            elif resume.waiting and self._decision is None and isinstance(node, HumanReview):
+                await self._request(node, name, shared, stack)  # suspends
             elif resume.waiting:
                 last_action = await self._decide(node, resume, shared)
             else:

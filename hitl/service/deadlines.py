@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
 
-from hitl.flow import ReviewRequest
+from hitl.service import machine
 from hitl.service.errors import Conflict
-from hitl.service.states import EventType, ReviewStatus, TaskStatus
-from hitl.service.tasks import dumps, record_decision
+from hitl.service.machine import ReviewStatus
 from hitl.store import Store, Tx, Unavailable
 
 log = logging.getLogger(__name__)
-
-DEADLINE_BY = "deadline"  # the `decided_by` of a decision the deadline made
 
 
 class Deadlines:
@@ -58,7 +54,7 @@ class Deadlines:
         fired = 0
         for review_id in await self.store.due_reviews(ReviewStatus.OPEN.value, now):
             try:
-                await self.store.write(lambda tx, rid=review_id: _expire(tx, rid, now))  # type: ignore[misc]
+                await self.store.write(lambda tx, rid=review_id: _expire(tx, rid))  # type: ignore[misc]
             except Conflict:
                 continue  # decided meanwhile: by a person, or by another process's deadline
             except Unavailable:
@@ -77,27 +73,8 @@ class Deadlines:
         return fired
 
 
-def _expire(tx: Tx, review_id: str, now: float) -> None:
+def _expire(tx: Tx, review_id: str) -> None:
     review = tx.get_review(review_id)
-    if review is None or review["status"] != ReviewStatus.OPEN:
-        raise Conflict("the review is no longer open")
-    request = ReviewRequest.from_json(json.loads(review["request"]))
-    if request.on_deadline is not None:
-        comment = f"no decision by the deadline: {request.on_deadline} by default"
-        record_decision(tx, review, request.on_deadline, comment, None, DEADLINE_BY)
-        return
-    if not tx.update_review(review_id, [ReviewStatus.OPEN], status=ReviewStatus.EXPIRED.value):
-        raise Conflict("the review is no longer open")
-    error = f"review round {review['round']} had no decision by its deadline"
-    failed = tx.update_task(
-        review["task_id"],
-        [TaskStatus.WAITING_FOR_REVIEW],
-        status=TaskStatus.FAILED.value,
-        error=error,
-        lease_owner=None,
-        lease_expires_at=None,
-    )
-    if not failed:
-        raise Conflict("the task is no longer waiting for this review")
-    data = {"task_id": review["task_id"], "status": "failed", "error": error}
-    tx.add_event(review["task_id"], EventType.FAILED, dumps({**data, "review_id": review_id}))
+    if review is None:
+        raise Conflict("the review is gone")
+    machine.expire(tx, review)

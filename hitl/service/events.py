@@ -75,9 +75,9 @@ class EventBroker:
             if not rows:
                 return
             for r in rows:
-                self._events.append(Event(r["id"], r["task_id"], r["type"], r["data"]))
-                self._ids.append(r["id"])
-            self.last_id = rows[-1]["id"]
+                self._events.append(Event(r.id, r.task_id, r.type, r.data))
+                self._ids.append(r.id)
+            self.last_id = rows[-1].id
             if len(self._events) > self.window + self.window // 4:
                 cut = len(self._events) - self.window
                 self._floor = self._ids[cut - 1]
@@ -109,8 +109,8 @@ class EventBroker:
             if cursor < self._floor:
                 rows = await self.store.events_after(cursor, task_id, limit=1000, upto=upto)
                 for r in rows:
-                    yield Event(r["id"], r["task_id"], r["type"], r["data"])
-                cursor = rows[-1]["id"] if len(rows) == 1000 else max(cursor, upto)
+                    yield Event(r.id, r.task_id, r.type, r.data)
+                cursor = rows[-1].id if len(rows) == 1000 else max(cursor, upto)
                 continue
             start = bisect.bisect_right(self._ids, cursor)
             for event in self._events[start:]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import sys
 import time
 
 import sqlalchemy as sa
@@ -16,7 +14,7 @@ from hitl.service.events import EventBroker
 from hitl.service.flows import build_registry
 from hitl.service.tasks import TaskService
 from hitl.service.worker import Worker
-from hitl.store import Store, migrate
+from hitl.store import SqlStore, Store, migrate
 from hitl.store.engine import safe_url
 from hitl.store.listen import Listener
 
@@ -72,7 +70,7 @@ class Service:
     def __init__(self, settings: Settings, home: str | None = None) -> None:
         self.settings = settings
         self.registry = build_registry(settings)
-        self.store = Store(settings.database_url, settings.pool_size)
+        self.store: Store = SqlStore(settings.database_url, settings.pool_size)
         self.broker = EventBroker(self.store, poll_interval=settings.poll_interval)
         self.worker = (
             Worker(
@@ -105,14 +103,18 @@ class Service:
         if self.worker is not None:
             self.worker.wake()
 
+    @property
+    def dialect(self) -> str:
+        return self.store.dialect
+
+    async def ping(self) -> None:
+        """Raise `Unavailable` unless the database answers."""
+        await self.store.ping()
+
     async def start(self) -> None:
-        # Database threads hand results back to the event loop constantly; the default 5 ms
-        # GIL switch interval would add up to that much latency to every hand-over, and 0.5 ms
-        # switched so often that it cost a tenth of the throughput (bench/throughput.py).
-        sys.setswitchinterval(0.002)
-        await asyncio.to_thread(
-            prepare_database, self.settings.database_url, self.settings.database_wait_seconds
-        )
+        # Waiting for the database to come up is the entry points' business (`hitl serve`,
+        # `hitl worker`): here it must answer now.
+        await asyncio.to_thread(prepare_database, self.settings.database_url)
         await self.broker.start()
         if self.listener is not None:
             await self.listener.start()
@@ -134,18 +136,3 @@ class Service:
             await self.worker.stop()
         await self.broker.stop()
         await self.store.close()
-
-
-# Collect young objects after this many allocations, not CPython's 700: fewer collections,
-# and most of a request's objects are gone before one runs.
-GC_YOUNG_THRESHOLD = 5000
-
-
-def tune_gc() -> None:
-    """For a server process, once it is set up: move everything made so far (modules, FastAPI's
-    and SQLAlchemy's objects) out of the collector's sight. They live as long as the process,
-    and every full collection walked them all. With this, collections cost a twentieth of the CPU
-    they did, about 8% of the server's CPU under load (bench/throughput.py)."""
-    gc.collect()  # what is garbage already goes now; frozen objects are never collected
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

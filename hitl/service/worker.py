@@ -19,17 +19,18 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from hitl.flow import Checkpoint, Completed, Decision, Position, Runner, Suspended, dump_shared
 from hitl.flow.checkpoint import SharedNotJSON
+from hitl.service import machine
 from hitl.service.errors import LeaseLost
 from hitl.service.flows import FlowRegistry
 from hitl.service.ids import new_id
-from hitl.service.states import EventType, ReviewStatus, TaskStatus
-from hitl.service.tasks import dumps
+from hitl.service.machine import Claimed, ReviewStatus, dumps
 from hitl.service.waiting import wait_set
-from hitl.store import Row, Store, Tx, Unavailable
+from hitl.store import ReviewRow, Store, Tx, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Worker:
                 log.exception("claiming work failed", extra={"action": "claim"})
                 rows = []
             for row in rows:
-                task = asyncio.create_task(self._execute(row), name=f"hitl-task-{row['id']}")
+                task = asyncio.create_task(self._execute(row), name=f"hitl-task-{row.task.id}")
                 self._running.add(task)
                 task.add_done_callback(self._done)
             if len(rows) < want:
@@ -115,39 +116,24 @@ class Worker:
         self._running.discard(task)
         self._freed.set()
 
-    async def _claim(self, limit: int) -> list[Row]:
+    async def _claim(self, limit: int) -> list[Claimed]:
         now = time.time()
+        until = now + self.lease_seconds
+        return await self.store.write(lambda tx: machine.claim(tx, self.owner, until, now, limit))
 
-        def write(tx: Tx) -> list[Row]:
-            rows = tx.claim(
-                self.owner,
-                now + self.lease_seconds,
-                now,
-                TaskStatus.QUEUED.value,
-                TaskStatus.RUNNING.value,
-                limit,
-            )
-            for row in rows:
-                data = {"task_id": row["id"], "status": "running", "node": row["node"]}
-                tx.add_event(row["id"], EventType.RUNNING, dumps({**data, "claims": row["claims"]}))
-                # A task resumed after a review needs its decision: read it here, not later.
-                row["last_review"] = tx.last_review(row["id"]) if row["round"] else None
-            return rows
-
-        return await self.store.write(write)
-
-    async def _execute(self, row: Row) -> None:
-        task_id, owner = row["id"], row["lease_owner"]
+    async def _execute(self, claimed: Claimed) -> None:
+        row = claimed.task
+        task_id, owner = row.id, row.lease_owner or ""
         running = asyncio.current_task()
         assert running is not None
-        lease = _Lease(row.get("lease_expires_at") or time.time() + self.lease_seconds)
+        lease = _Lease(row.lease_expires_at or time.time() + self.lease_seconds)
         renewer = asyncio.create_task(self._renew(task_id, owner, lease, running))
         try:
-            if row["claims"] > self.max_claims:
+            if row.claims > self.max_claims:
                 raise RuntimeError(
-                    f"task was claimed {row['claims']} times without finishing; giving up"
+                    f"task was claimed {row.claims} times without finishing; giving up"
                 )
-            await self._run(row)
+            await self._run(claimed)
         except LeaseLost:
             log.info("lease lost", extra={"action": "lease_lost", "task_id": task_id})
         except Unavailable as exc:
@@ -170,14 +156,15 @@ class Worker:
         finally:
             renewer.cancel()
 
-    async def _run(self, row: Row) -> None:
-        task_id = row["id"]
-        shared = json.loads(row["shared"])
-        position = Position.from_json(json.loads(row["position"])) if row["position"] else None
-        decision = _decision(row.get("last_review")) if position and position.waiting else None
-        steps = _Steps(self.store, row["lease_owner"], task_id, int(row["round"]))
+    async def _run(self, claimed: Claimed) -> None:
+        row = claimed.task
+        task_id = row.id
+        shared = json.loads(row.shared)
+        position = Position.from_json(json.loads(row.position)) if row.position else None
+        decision = _decision(claimed.last_review) if position and position.waiting else None
+        steps = _Steps(self.store, row.lease_owner or "", task_id, row.round)
         runner = Runner(
-            self.registry.create(row["flow"]),
+            self.registry.create(row.flow),
             executor=self.executor,
             on_node_started=steps.started,
             on_checkpoint=steps.checkpoint,
@@ -204,14 +191,10 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             until = time.time() + self.lease_seconds
-
-            def renew(tx: Tx, until: float = until) -> bool:
-                return tx.update_task(
-                    task_id, [TaskStatus.RUNNING], owner=owner, lease_expires_at=until
-                )
-
             try:
-                held = await self.store.write(renew)
+                held = await self.store.write(
+                    partial(machine.renew, task_id=task_id, owner=owner, until=until)
+                )
             except Unavailable as exc:
                 log.warning("renewing a lease: %s", exc, extra={"action": "renew"})
                 if time.time() + self.lease_seconds / 3 >= lease.expires_at:
@@ -229,7 +212,7 @@ class Worker:
         """Expire the leases of this home's dead predecessor, or every lease (for the embedded
         server, the only process on its SQLite file): their tasks resume at once."""
         prefix = None if everything else f"{self.home}/"
-        return await self.store.write(lambda tx: tx.expire_leases(TaskStatus.RUNNING.value, prefix))
+        return await self.store.write(lambda tx: machine.release(tx, prefix))
 
 
 Write = Callable[[Tx], None]
@@ -267,13 +250,6 @@ class _Steps:
 
         await self.store.write(write)
 
-    def _event(self, tx: Tx, type: EventType, **data: Any) -> None:
-        tx.add_event(self.task_id, type, dumps({"task_id": self.task_id, **data}))
-
-    def _move(self, tx: Tx, **values: Any) -> None:
-        if not tx.update_task(self.task_id, [TaskStatus.RUNNING], owner=self.owner, **values):
-            raise LeaseLost()
-
     async def checkpoint(self, cp: Checkpoint) -> None:
         shared = dump_shared(cp.shared)
         position = dumps(cp.position.to_json())
@@ -284,99 +260,45 @@ class _Steps:
         def write(tx: Tx) -> None:
             if earlier is not None:
                 earlier(tx)
-            self._move(tx, shared=shared, position=position)
-            self._event(tx, EventType.NODE_FINISHED, status="running", node=node, action=action)
+            machine.checkpoint(tx, self.task_id, self.owner, shared, position, node, action)
 
         self.pending = write
 
     async def started(self, path: list[str]) -> None:
-        node = "/".join(path)
-
-        def write(tx: Tx) -> None:
-            self._move(tx, node=node)
-            self._event(tx, EventType.NODE_STARTED, status="running", node=node, path=path)
-
-        await self._write(write)
+        await self._write(lambda tx: machine.start_node(tx, self.task_id, self.owner, path))
 
     async def suspend(self, outcome: Suspended, shared: dict[str, Any]) -> None:
         shared_text = dump_shared(shared)
         request = outcome.request.to_json()
         position = dumps(outcome.position.to_json())
-        node = "/".join(outcome.position.path)
-        review_id = new_id()
         seconds = outcome.request.deadline_seconds
-        deadline = time.time() + seconds if seconds is not None else None
-
-        round_no = self.round + 1
-
-        def write(tx: Tx) -> None:
-            self._move(
-                tx,
-                status=TaskStatus.WAITING_FOR_REVIEW.value,
-                shared=shared_text,
-                position=position,
-                node=node,
-                round=round_no,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            tx.insert_review(
-                {
-                    "id": review_id,
-                    "task_id": self.task_id,
-                    "round": round_no,
-                    "status": ReviewStatus.OPEN.value,
-                    "node": node,
-                    "request": dumps(request),
-                    "deadline": deadline,
-                    "created_at": time.time(),
-                }
-            )
-            self._event(
-                tx,
-                EventType.REVIEW_REQUESTED,
-                status="waiting_for_review",
-                review_id=review_id,
-                round=round_no,
-                node=node,
-                deadline=deadline,
-                **request,
-            )
-
-        await self._write(write)
+        now = time.time()
+        review = ReviewRow(
+            id=new_id(),
+            task_id=self.task_id,
+            round=self.round + 1,
+            status=ReviewStatus.OPEN.value,
+            node="/".join(outcome.position.path),
+            request=dumps(request),
+            created_at=now,
+            deadline=now + seconds if seconds is not None else None,
+        )
+        await self._write(
+            lambda tx: machine.suspend(tx, self.owner, review, shared_text, position, request)
+        )
 
     async def complete(self, shared: dict[str, Any], action: Any) -> None:
         shared_text = dump_shared(shared)
         result = _result(shared, _jsonable(action))
-
-        def write(tx: Tx) -> None:
-            self._move(
-                tx,
-                status=TaskStatus.COMPLETED.value,
-                shared=shared_text,
-                result=dumps(result),
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            self._event(tx, EventType.COMPLETED, status="completed", result=result)
-
-        await self._write(write)
+        await self._write(
+            lambda tx: machine.complete(tx, self.task_id, self.owner, shared_text, result)
+        )
 
     async def fail(self, error: str) -> None:
         """Fail the task, if this worker still holds it; the failure's own checkpoint is kept."""
 
         def write(tx: Tx) -> None:
-            failed = tx.update_task(
-                self.task_id,
-                [TaskStatus.RUNNING],
-                owner=self.owner,
-                status=TaskStatus.FAILED.value,
-                error=error,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            if failed:
-                self._event(tx, EventType.FAILED, status="failed", error=error)
+            machine.fail(tx, self.task_id, self.owner, error)
 
         try:
             await self._write(write)
@@ -385,12 +307,13 @@ class _Steps:
             await self._write(write)
 
 
-def _decision(last: Row | None) -> Decision:
-    """The decision on the task's latest review, which its run resumes with."""
-    if last is None or last["status"] != ReviewStatus.DECIDED:
-        raise RuntimeError("task is past its review but the review has no decision")
-    edited = json.loads(last["edited_output"]) if last["edited_output"] is not None else None
-    return Decision(last["decision"], last["comment"], edited, last["decided_by"])
+def _decision(last: ReviewRow | None) -> Decision | None:
+    """The decision on the task's latest review, which its run resumes with; None if that
+    review was not decided (a retried task whose review expired): the flow asks again."""
+    if last is None or last.status != ReviewStatus.DECIDED or last.decision is None:
+        return None
+    edited = json.loads(last.edited_output) if last.edited_output is not None else None
+    return Decision(last.decision, last.comment, edited, last.decided_by)
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from hitl.store.engine import BadDatabaseURL
+from hitl.store.base import Store, Tx
+from hitl.store.engine import BadDatabaseURL, safe_url
 from hitl.store.migrate import upgrade
-from hitl.store.sql import ANY_OWNER, ConstraintError, Row, Store, Tx, Unavailable
+from hitl.store.rows import EventRow, ReviewRow, TaskRow
+from hitl.store.sql import ANY_OWNER, ConstraintError, SqlStore, SqlTx, Unavailable
 
 __all__ = [
     "ANY_OWNER",
     "BadDatabaseURL",
     "ConstraintError",
-    "Row",
+    "EventRow",
+    "ReviewRow",
+    "SqlStore",
+    "SqlTx",
     "Store",
+    "TaskRow",
     "Tx",
     "Unavailable",
+    "safe_url",
     "upgrade",
 ]

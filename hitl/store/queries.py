@@ -12,14 +12,25 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from hitl.store.rows import EVENT_COLUMNS, REVIEW_COLUMNS, TASK_COLUMNS
+
 TASK = "tasks"
 REVIEW = "reviews"
 
-GET_TASK = "SELECT * FROM tasks WHERE id = :id"
-TASK_BY_KEY = "SELECT * FROM tasks WHERE idempotency_key = :key"
-GET_REVIEW = "SELECT * FROM reviews WHERE id = :id"
-LAST_REVIEW = "SELECT * FROM reviews WHERE task_id = :task_id ORDER BY round DESC LIMIT 1"
-REVIEWS_OF = "SELECT * FROM reviews WHERE task_id = :task_id ORDER BY round"
+# Rows are read by naming their columns, in the order of their dataclass in `rows.py`.
+T = ", ".join(TASK_COLUMNS)
+R = ", ".join(REVIEW_COLUMNS)
+E = ", ".join(EVENT_COLUMNS)
+
+GET_TASK = f"SELECT {T} FROM tasks WHERE id = :id"
+# Ids are lower-case hex and '-', all below '~': a range on the primary key finds a prefix.
+TASKS_BY_PREFIX = (
+    f"SELECT {T} FROM tasks WHERE id >= :prefix AND id < :prefix || '~' ORDER BY id LIMIT :limit"
+)
+TASK_BY_KEY = f"SELECT {T} FROM tasks WHERE idempotency_key = :key"
+GET_REVIEW = f"SELECT {R} FROM reviews WHERE id = :id"
+LAST_REVIEW = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round DESC LIMIT 1"
+REVIEWS_OF = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round"
 ADD_EVENT = (
     "INSERT INTO events (task_id, type, data, created_at) "
     "VALUES (:task_id, :type, :data, :created_at)"
@@ -36,25 +47,27 @@ DUE_REVIEWS = (
 )
 LAST_EVENT = "SELECT max(id) FROM events"
 LAST_TASK_EVENT = "SELECT max(id) FROM events WHERE task_id = :task_id"
-EVENTS_AFTER = "SELECT * FROM events WHERE id > :after ORDER BY id LIMIT :limit"
+EVENTS_AFTER = f"SELECT {E} FROM events WHERE id > :after ORDER BY id LIMIT :limit"
 TASK_EVENTS_AFTER = (
-    "SELECT * FROM events WHERE task_id = :task_id AND id > :after ORDER BY id LIMIT :limit"
+    f"SELECT {E} FROM events WHERE task_id = :task_id AND id > :after ORDER BY id LIMIT :limit"
 )
-EVENTS_BETWEEN = "SELECT * FROM events WHERE id > :after AND id <= :upto ORDER BY id LIMIT :limit"
+EVENTS_BETWEEN = (
+    f"SELECT {E} FROM events WHERE id > :after AND id <= :upto ORDER BY id LIMIT :limit"
+)
 TASK_EVENTS_BETWEEN = (
-    "SELECT * FROM events WHERE task_id = :task_id AND id > :after AND id <= :upto "
+    f"SELECT {E} FROM events WHERE task_id = :task_id AND id > :after AND id <= :upto "
     "ORDER BY id LIMIT :limit"
 )
-LIST_TASKS = "SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
+LIST_TASKS = f"SELECT {T} FROM tasks ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
 LIST_TASKS_BY_STATUS = (
-    "SELECT * FROM tasks WHERE status = :status ORDER BY created_at DESC, id "
+    f"SELECT {T} FROM tasks WHERE status = :status ORDER BY created_at DESC, id "
     "LIMIT :limit OFFSET :offset"
 )
 COUNT_TASKS = "SELECT count(*) FROM tasks"
 COUNT_TASKS_BY_STATUS = "SELECT count(*) FROM tasks WHERE status = :status"
-LIST_REVIEWS = "SELECT * FROM reviews ORDER BY created_at, id LIMIT :limit OFFSET :offset"
+LIST_REVIEWS = f"SELECT {R} FROM reviews ORDER BY created_at, id LIMIT :limit OFFSET :offset"
 LIST_REVIEWS_BY_STATUS = (
-    "SELECT * FROM reviews WHERE status = :status ORDER BY created_at, id "
+    f"SELECT {R} FROM reviews WHERE status = :status ORDER BY created_at, id "
     "LIMIT :limit OFFSET :offset"
 )
 COUNT_REVIEWS = "SELECT count(*) FROM reviews"
@@ -68,7 +81,7 @@ _CLAIM = (
     "UPDATE tasks SET status = :running, lease_owner = :owner || '#' || (claims + 1), "
     "lease_expires_at = :until, "
     "claims = claims + 1, updated_at = :now "
-    "WHERE id IN (SELECT id FROM tasks WHERE {pick} LIMIT :limit{lock}) RETURNING *"
+    "WHERE id IN (SELECT id FROM tasks WHERE {pick} LIMIT :limit{lock}) RETURNING " + T
 )
 CLAIM_EXPIRED = "status = :running AND lease_expires_at < :now ORDER BY lease_expires_at"
 CLAIM_QUEUED = "status = :runnable ORDER BY created_at"

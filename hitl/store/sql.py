@@ -21,10 +21,12 @@ import sqlalchemy as sa
 from hitl.store import queries as q
 from hitl.store.engine import create_sync_engine
 from hitl.store.listen import EVENTS, WORK
+from hitl.store.rows import EventRow, ReviewRow, TaskRow
 from hitl.store.threads import MAX_BATCH, DbThreads, Outcome
 
-Row = dict[str, Any]
+Row = dict[str, Any]  # a row of an ad-hoc query (`_Session.all`), by column name
 T = TypeVar("T")
+R = TypeVar("R", TaskRow, ReviewRow, EventRow)
 ANY_OWNER = object()
 # Reads that wait together share a connection, up to this many: larger batches measured slower
 # delivery to 1,000 streams (bench/fanout.py) for little more throughput.
@@ -80,8 +82,35 @@ class _Session:
         row = self.run(sql, params).fetchone()
         return row[0] if row is not None else None
 
+    def rows(self, kind: type[R], sql: str, params: dict[str, Any] | None = None) -> list[R]:
+        """Typed rows of a statement that names `kind`'s columns in order (`queries.py`)."""
+        return [kind(*row) for row in self.run(sql, params).fetchall()]
 
-class Tx(_Session):
+    def row(self, kind: type[R], sql: str, params: dict[str, Any] | None = None) -> R | None:
+        row = self.run(sql, params).fetchone()
+        return kind(*row) if row is not None else None
+
+    def snapshot(self) -> None:
+        """Make the reads that follow, up to the next rollback, see one consistent state."""
+        if self.dialect == "postgresql":
+            self.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        elif not self.cursor.connection.in_transaction:
+            self.run("BEGIN")
+
+    def get_task(self, task_id: str) -> TaskRow | None:
+        return self.row(TaskRow, q.GET_TASK, {"id": task_id})
+
+    def get_review(self, review_id: str) -> ReviewRow | None:
+        return self.row(ReviewRow, q.GET_REVIEW, {"id": review_id})
+
+    def last_review(self, task_id: str) -> ReviewRow | None:
+        return self.row(ReviewRow, q.LAST_REVIEW, {"task_id": task_id})
+
+    def reviews_of(self, task_id: str) -> list[ReviewRow]:
+        return self.rows(ReviewRow, q.REVIEWS_OF, {"task_id": task_id})
+
+
+class SqlTx(_Session):
     """One write transaction; its methods run on the store's database thread."""
 
     def __init__(self, dbapi: Any, dialect: str) -> None:
@@ -89,14 +118,15 @@ class Tx(_Session):
         self.events_written = 0
         self._pending: list[Row] = []
 
-    def get_task(self, task_id: str) -> Row | None:
-        return self.first(q.GET_TASK, {"id": task_id})
+    def task_by_key(self, key: str) -> TaskRow | None:
+        return self.row(TaskRow, q.TASK_BY_KEY, {"key": key})
 
-    def task_by_key(self, key: str) -> Row | None:
-        return self.first(q.TASK_BY_KEY, {"key": key})
+    def insert_task(self, task: TaskRow) -> None:
+        self._insert(q.TASK, task)
 
-    def insert_task(self, values: Row) -> None:
-        self.run(q.insert(q.TASK, tuple(values)), values)
+    def _insert(self, table: str, row: TaskRow | ReviewRow) -> None:
+        values = {name: getattr(row, name) for name in row.__slots__}
+        self.run(q.insert(table, tuple(values)), values)
 
     def update_task(
         self,
@@ -121,17 +151,17 @@ class Tx(_Session):
 
     def claim(
         self, owner: str, until: float, now: float, runnable: str, running: str, limit: int = 1
-    ) -> list[Row]:
+    ) -> list[TaskRow]:
         """Lease up to `limit` tasks: expired leases first, then the oldest queued."""
-        claimed: list[Row] = []
+        claimed: list[TaskRow] = []
         params = {"owner": owner, "until": until, "now": now, "running": running}
         for pick in (q.CLAIM_EXPIRED, q.CLAIM_QUEUED):
             want = limit - len(claimed)
             if want <= 0:
                 break
             extra = {"limit": want} | ({"runnable": runnable} if pick is q.CLAIM_QUEUED else {})
-            rows = self.all(q.claim(pick, self.dialect), params | extra)
-            claimed.extend(sorted(rows, key=lambda r: (r["created_at"], r["id"])))
+            rows = self.rows(TaskRow, q.claim(pick, self.dialect), params | extra)
+            claimed.extend(sorted(rows, key=lambda r: (r.created_at, r.id)))
         return claimed
 
     def expire_leases(self, running: str, owner_prefix: str | None = None) -> int:
@@ -140,14 +170,8 @@ class Tx(_Session):
         params = {"running": running, "prefix": owner_prefix, "n": len(owner_prefix)}
         return int(self.run(q.EXPIRE_LEASES_OF, params).rowcount)
 
-    def get_review(self, review_id: str) -> Row | None:
-        return self.first(q.GET_REVIEW, {"id": review_id})
-
-    def last_review(self, task_id: str) -> Row | None:
-        return self.first(q.LAST_REVIEW, {"task_id": task_id})
-
-    def insert_review(self, values: Row) -> None:
-        self.run(q.insert(q.REVIEW, tuple(values)), values)
+    def insert_review(self, review: ReviewRow) -> None:
+        self._insert(q.REVIEW, review)
 
     def update_review(self, review_id: str, expect: Collection[str], **values: Any) -> bool:
         return self._update(q.REVIEW, "id", review_id, expect, ANY_OWNER, values) == 1
@@ -181,7 +205,7 @@ class Tx(_Session):
         self._pending = []
 
 
-class Store:
+class SqlStore:
     """Reads, and writes run as whole transactions; `on_commit` callbacks hear of every commit
     that appended events."""
 
@@ -219,7 +243,7 @@ class Store:
     def on_commit(self, callback: Callable[[], None]) -> None:
         self._on_commit.append(callback)
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    async def write(self, fn: Callable[[SqlTx], T]) -> T:
         """Run `fn` in one transaction: all of it commits, or (if it raises) none of it."""
         result, wrote_events = await self._writer.submit(fn, None)
         if wrote_events:
@@ -227,7 +251,7 @@ class Store:
                 callback()
         return result  # type: ignore[no-any-return]
 
-    def _write_each(self, jobs: list[tuple[Callable[[Tx], Any], Any]]) -> list[Outcome]:
+    def _write_each(self, jobs: list[tuple[Callable[[SqlTx], Any], Any]]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for fn, _ in jobs:
             try:
@@ -236,7 +260,7 @@ class Store:
                 outcomes.append((None, self._translate(exc)))
         return outcomes
 
-    def _write_together(self, jobs: list[tuple[Callable[[Tx], Any], Any]]) -> list[Outcome]:
+    def _write_together(self, jobs: list[tuple[Callable[[SqlTx], Any], Any]]) -> list[Outcome]:
         """Group commit, for SQLite's one writer: the writes waiting together commit as one
         transaction. If any of them raises, none of that commits, and each runs again in a
         transaction of its own, so each still commits, or fails, alone."""
@@ -251,11 +275,11 @@ class Store:
                 return [(None, _unavailable(exc))] * len(jobs)
             return self._write_each(jobs)
 
-    def _transact(self, fns: list[Callable[[Tx], Any]]) -> list[tuple[Any, bool]]:
+    def _transact(self, fns: list[Callable[[SqlTx], Any]]) -> list[tuple[Any, bool]]:
         """Run `fns` in one transaction and commit; each yields (result, wrote events)."""
         conn = self.engine.raw_connection()
         try:
-            tx = Tx(conn, self.dialect)
+            tx = SqlTx(conn, self.dialect)
             done: list[tuple[Any, bool]] = []
             for fn in fns:
                 before = tx.events_written
@@ -334,60 +358,63 @@ class Store:
     async def ping(self) -> None:
         await self.read(lambda s: s.scalar("SELECT 1"))
 
-    async def get_task(self, task_id: str) -> Row | None:
-        return await self.read(lambda s: s.first(q.GET_TASK, {"id": task_id}))
+    async def get_task(self, task_id: str) -> TaskRow | None:
+        return await self.read(lambda s: s.get_task(task_id))
 
-    async def get_review(self, review_id: str) -> Row | None:
-        return await self.read(lambda s: s.first(q.GET_REVIEW, {"id": review_id}))
+    async def tasks_by_prefix(self, prefix: str, limit: int = 2) -> list[TaskRow]:
+        """Tasks whose id starts with `prefix` (lower-case hex and '-'), in id order."""
+        params = {"prefix": prefix, "limit": limit}
+        return await self.read(lambda s: s.rows(TaskRow, q.TASKS_BY_PREFIX, params))
 
-    async def reviews_of(self, task_id: str) -> list[Row]:
-        return await self.read(lambda s: s.all(q.REVIEWS_OF, {"task_id": task_id}))
+    async def get_review(self, review_id: str) -> ReviewRow | None:
+        return await self.read(lambda s: s.get_review(review_id))
 
-    async def task_with_reviews(self, task_id: str) -> tuple[Row | None, list[Row]]:
-        def read(s: _Session) -> tuple[Row | None, list[Row]]:
-            task = s.first(q.GET_TASK, {"id": task_id})
-            return task, s.all(q.REVIEWS_OF, {"task_id": task_id}) if task else []
+    async def reviews_of(self, task_id: str) -> list[ReviewRow]:
+        return await self.read(lambda s: s.reviews_of(task_id))
+
+    async def task_with_reviews(self, task_id: str) -> tuple[TaskRow | None, list[ReviewRow]]:
+        def read(s: _Session) -> tuple[TaskRow | None, list[ReviewRow]]:
+            s.snapshot()
+            task = s.get_task(task_id)
+            return task, s.reviews_of(task_id) if task else []
 
         return await self.read(read)
 
     async def list_tasks(
         self, status: str | None, limit: int, offset: int
-    ) -> tuple[list[Row], int]:
-        return await self._page(
+    ) -> tuple[list[TaskRow], int]:
+        sql = (
             (q.LIST_TASKS_BY_STATUS, q.COUNT_TASKS_BY_STATUS)
             if status
-            else (q.LIST_TASKS, q.COUNT_TASKS),
-            status,
-            limit,
-            offset,
+            else (q.LIST_TASKS, q.COUNT_TASKS)
         )
+        return await self._page(TaskRow, sql, status, limit, offset)
 
     async def list_reviews(
         self, status: str | None, limit: int, offset: int
-    ) -> tuple[list[Row], int]:
-        return await self._page(
+    ) -> tuple[list[ReviewRow], int]:
+        sql = (
             (q.LIST_REVIEWS_BY_STATUS, q.COUNT_REVIEWS_BY_STATUS)
             if status
-            else (q.LIST_REVIEWS, q.COUNT_REVIEWS),
-            status,
-            limit,
-            offset,
+            else (q.LIST_REVIEWS, q.COUNT_REVIEWS)
         )
+        return await self._page(ReviewRow, sql, status, limit, offset)
 
     async def _page(
-        self, sql: tuple[str, str], status: str | None, limit: int, offset: int
-    ) -> tuple[list[Row], int]:
+        self, kind: type[R], sql: tuple[str, str], status: str | None, limit: int, offset: int
+    ) -> tuple[list[R], int]:
         where = {"status": status} if status else {}
 
-        def read(s: _Session) -> tuple[list[Row], int]:
-            rows = s.all(sql[0], {**where, "limit": limit, "offset": offset})
+        def read(s: _Session) -> tuple[list[R], int]:
+            s.snapshot()
+            rows = s.rows(kind, sql[0], {**where, "limit": limit, "offset": offset})
             return rows, int(s.scalar(sql[1], where) or 0)
 
         return await self.read(read)
 
     async def events_after(
         self, after: int, task_id: str | None = None, limit: int = 1000, upto: int | None = None
-    ) -> list[Row]:
+    ) -> list[EventRow]:
         params: dict[str, Any] = {"after": after, "limit": limit}
         if task_id is not None:
             params["task_id"] = task_id
@@ -399,7 +426,7 @@ class Store:
             (False, True): q.EVENTS_BETWEEN,
             (True, True): q.TASK_EVENTS_BETWEEN,
         }[(task_id is not None, upto is not None)]
-        return await self.read(lambda s: s.all(sql, params))
+        return await self.read(lambda s: s.rows(EventRow, sql, params))
 
     async def due_reviews(self, open: str, now: float, limit: int = 100) -> list[str]:
         """Ids of open reviews whose deadline is past, the oldest deadline first."""
@@ -413,17 +440,13 @@ class Store:
             last = await self.read(lambda s: s.scalar(q.LAST_TASK_EVENT, {"task_id": task_id}))
         return int(last or 0)
 
-    async def snapshot(self, task_id: str) -> tuple[Row | None, Row | None, int]:
-        """A task, its latest review, and an event id no later than what they reflect.
+    async def snapshot(self, task_id: str) -> tuple[TaskRow | None, ReviewRow | None, int]:
+        """A task, its latest review, and the id of its last event, all of one moment: a
+        subscriber that starts after that id sees each later change once, and nothing twice."""
 
-        The id is read first: an event committed meanwhile is replayed after the snapshot
-        rather than lost.
-        """
-
-        def read(s: _Session) -> tuple[Row | None, Row | None, int]:
+        def read(s: _Session) -> tuple[TaskRow | None, ReviewRow | None, int]:
+            s.snapshot()
             last = s.scalar(q.LAST_TASK_EVENT, {"task_id": task_id})
-            task = s.first(q.GET_TASK, {"id": task_id})
-            review = s.first(q.LAST_REVIEW, {"task_id": task_id})
-            return task, review, int(last or 0)
+            return s.get_task(task_id), s.last_review(task_id), int(last or 0)
 
         return await self.read(read)

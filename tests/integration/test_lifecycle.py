@@ -189,8 +189,18 @@ async def test_cookbook_stream_reject_then_approve(cookbook_server: Server, tmp_
     assert first.startswith("Revision 1: Cookbook flow input")
     assert second.startswith("Revision 2: Cookbook flow input")
     assert first != second
-    assert messages[3] == {"status": "processing_feedback", "feedback_value": "rejected"}
-    assert messages[6] == {"status": "processing_feedback", "feedback_value": "approved"}
+    # Each review message names its round, so a client can tell round 2 from a repeat of 1.
+    assert [m.get("round") for m in messages if m["status"] == "waiting_for_review"] == [1, 2]
+    assert messages[3] == {
+        "status": "processing_feedback",
+        "feedback_value": "rejected",
+        "round": 1,
+    }
+    assert messages[6] == {
+        "status": "processing_feedback",
+        "feedback_value": "approved",
+        "round": 2,
+    }
     assert messages[8] == {"status": "completed", "final_result": second}
     assert messages[9] == {"status": "stream_closed"}
 

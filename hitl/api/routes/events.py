@@ -8,14 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from hitl.api import sse
+from hitl.api import jsonio, sse
 from hitl.api.deps import ServiceDep
-from hitl.service import FINAL, FINAL_EVENTS, NotFound, Service
+from hitl.service import FINAL, FINAL_EVENTS, Service
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=jsonio.Route)
 
-AfterQuery = Annotated[int | None, Query(ge=0, description="stream events after this id")]
-LastEventId = Annotated[str | None, Header()]
+AfterQuery = Annotated[
+    int | None, Query(ge=0, le=sse.MAX_ID, description="stream events after this id")
+]
+LastEventId = Annotated[
+    str | None, Header(description="the id of the last event received; wins over `after`")
+]
 
 
 async def _stream(
@@ -40,13 +44,11 @@ async def task_events(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Every event of one task after the cursor, then live ones; ends after the final one."""
-    task, _, last = await service.store.snapshot(task_id)
-    if task is None:
-        raise NotFound(f"no task {task_id!r}")
     start = sse.cursor(last_event_id, after)
-    if task["status"] in FINAL and start >= last:
+    task, _, last = await service.tasks.snapshot(task_id)
+    if task.status in FINAL and start >= last:
         return sse.response(_closed())
-    return sse.response(_stream(service, task_id, start, ends=True))
+    return sse.response(_stream(service, task.id, start, ends=True))
 
 
 async def _closed() -> AsyncIterator[bytes]:
@@ -61,6 +63,6 @@ async def all_events(
 ) -> StreamingResponse:
     """Every event of every task after the cursor, then live ones; never ends."""
     start = sse.cursor(last_event_id, after)
-    if last_event_id is None and after is None:
+    if not (last_event_id or "").strip() and after is None:
         start = service.broker.last_id
     return sse.response(_stream(service, None, start, ends=False))

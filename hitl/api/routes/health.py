@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(service: ServiceDep) -> dict[str, Any] | JSONResponse:
     """The database answers."""
     try:
-        await service.store.ping()
+        await service.ping()
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
-    return {"status": "ok", "database": service.store.dialect}
+    return {"status": "ok", "database": service.dialect}

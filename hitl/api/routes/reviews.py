@@ -1,22 +1,22 @@
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
+from hitl.api import jsonio
 from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.routes.tasks import LimitQuery, OffsetQuery
 from hitl.api.schemas import DecisionCreate, ReviewPublic, ReviewsPublic
 from hitl.service import ReviewStatus
 
-router = APIRouter(prefix="/reviews", tags=["reviews"])
+router = APIRouter(prefix="/reviews", tags=["reviews"], route_class=jsonio.Route)
 
 
 @router.get("", response_model=ReviewsPublic)
 async def list_reviews(
     service: ServiceDep,
     status: ReviewStatus | None = ReviewStatus.OPEN,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
 ) -> ReviewsPublic:
     """Review rounds, oldest first; by default the open ones: the reviewers' queue."""
     rows, count = await service.tasks.list_reviews(status, limit, offset)

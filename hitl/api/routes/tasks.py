@@ -4,11 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from hitl.api import jsonio
 from hitl.api.deps import ServiceDep, UserDep
 from hitl.api.schemas import TaskCreate, TaskPublic, TasksPublic
 from hitl.service import TaskStatus
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=jsonio.Route)
+
+# Paging: a page of at most 500; an offset as large as the databases' integers.
+LimitQuery = Annotated[int, Query(ge=1, le=500, description="items per page")]
+OffsetQuery = Annotated[int, Query(ge=0, le=2**63 - 1, description="items to skip")]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskPublic)
@@ -23,7 +28,7 @@ async def create_task(
     row, created = await service.tasks.submit(body.input, body.flow, user, idempotency_key)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/api/v1/tasks/{row['id']}"
+    response.headers["Location"] = f"/api/v1/tasks/{row.id}"
     return TaskPublic.of(row)
 
 
@@ -31,21 +36,29 @@ async def create_task(
 async def list_tasks(
     service: ServiceDep,
     status: TaskStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
 ) -> TasksPublic:
+    """Tasks, newest first."""
     rows, count = await service.tasks.list_tasks(status, limit, offset)
     return TasksPublic(data=[TaskPublic.of(r) for r in rows], count=count)
 
 
 @router.get("/{task_id}", response_model=TaskPublic)
 async def get_task(task_id: str, service: ServiceDep) -> TaskPublic:
-    """A task with every review round: each output, decision and comment."""
+    """A task with every review round: each output, decision and comment. `task_id` may be a
+    unique prefix of the id (at least 4 characters), as git takes a commit's."""
     row, reviews = await service.tasks.get(task_id)
     return TaskPublic.of(row, reviews)
 
 
 @router.post("/{task_id}/cancel", response_model=TaskPublic)
 async def cancel_task(task_id: str, service: ServiceDep, user: UserDep) -> TaskPublic:
-    row = await service.tasks.cancel(task_id, user)
-    return TaskPublic.of(row)
+    """Stop a queued, running or waiting task; its open review is cancelled."""
+    return TaskPublic.of(await service.tasks.cancel(task_id, user))
+
+
+@router.post("/{task_id}/retry", response_model=TaskPublic)
+async def retry_task(task_id: str, service: ServiceDep, user: UserDep) -> TaskPublic:
+    """Queue a failed task again: it resumes from its last checkpoint."""
+    return TaskPublic.of(await service.tasks.retry(task_id, user))

@@ -403,11 +403,14 @@ async def test_review_request_uses_the_node_decisions_and_reaches_post_after_res
     assert [e[0] for e in shared["log"]] == ["after"]
 
 
-async def test_resume_at_a_review_needs_a_decision() -> None:
-    outcome = await Runner(review_in_nested_flow()).run({})
+async def test_resume_at_a_review_without_a_decision_asks_again() -> None:
+    """A retried task whose review expired: the review node asks again, from where it was."""
+    shared: dict[str, Any] = {}
+    outcome = await Runner(review_in_nested_flow()).run(shared)
     assert isinstance(outcome, Suspended)
-    with pytest.raises(ValueError, match="decision"):
-        await Runner(review_in_nested_flow()).run({}, resume=outcome.position)
+    again = await Runner(review_in_nested_flow()).run(shared, resume=outcome.position)
+    assert isinstance(again, Suspended)
+    assert again.position == outcome.position and again.request == outcome.request
 
 
 async def test_a_waiting_position_must_name_a_review_node() -> None:

@@ -34,3 +34,27 @@ def create_exploding_flow() -> AsyncFlow:
 
 def create_echo_flow() -> AsyncFlow:
     return AsyncFlow(start=Echo())
+
+
+FAILED_ONCE: set[str] = set()
+
+
+class FailsOnce(Node):  # type: ignore[misc]
+    """Fails the first time it runs for a task, then succeeds: a flaky model, say."""
+
+    def prep(self, shared: dict[str, Any]) -> str:
+        return str(shared["task_id"])
+
+    def exec(self, task_id: str) -> str:
+        if task_id not in FAILED_ONCE:
+            FAILED_ONCE.add(task_id)
+            raise RuntimeError("flaky")
+        return "fine"
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["final_result"] = exec_res
+        return "done"
+
+
+def create_flaky_flow() -> AsyncFlow:
+    return AsyncFlow(start=FailsOnce())

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from hitl.config import Settings
-from hitl.service import Conflict, Service
-from hitl.store import Row
+from hitl.service import Conflict, ReviewRow, Service, TaskRow
 
 Make = Callable[..., Awaitable[Service]]
 LATER = 7200.0  # a deadline far enough away that only an explicit `fire_due(now=...)` reaches it
@@ -34,59 +33,59 @@ async def make(new_database: Callable[[], str]) -> AsyncIterator[Make]:
         await svc.stop()
 
 
-async def until(svc: Service, task_id: str, status: str) -> tuple[Row, list[Row]]:
+async def until(svc: Service, task_id: str, status: str) -> tuple[TaskRow, list[ReviewRow]]:
     for _ in range(250):
         task, reviews = await svc.tasks.get(task_id)
-        if task["status"] == status:
+        if task.status == status:
             return task, reviews
         await asyncio.sleep(0.02)
     raise AssertionError(f"task {task_id} is {task['status']}, never {status}")
 
 
 async def event_types(svc: Service, task_id: str) -> list[str]:
-    return [r["type"] for r in await svc.store.events_after(0, task_id)]
+    return [r.type for r in await svc.store.events_after(0, task_id)]
 
 
 async def test_a_deadline_decides_with_its_default(make: Make) -> None:
     svc = await make(review_deadline_seconds=0.3, on_deadline="approve")
     task, _ = await svc.tasks.submit("decide me")
     started = time.time()
-    done, reviews = await until(svc, task["id"], "completed")
+    done, reviews = await until(svc, task.id, "completed")
     assert time.time() - started >= 0.3
     [review] = reviews
-    assert review["decision"] == "approve" and review["decided_by"] == "deadline"
-    assert "deadline" in review["comment"]
-    assert review["deadline"] == pytest.approx(review["created_at"] + 0.3, abs=0.1)
-    assert json.loads(done["result"]) == json.loads(review["request"])["output"]
-    types = await event_types(svc, task["id"])
+    assert review.decision == "approve" and review.decided_by == "deadline"
+    assert "deadline" in review.comment
+    assert review.deadline == pytest.approx(review.created_at + 0.3, abs=0.1)
+    assert json.loads(done.result) == json.loads(review.request)["output"]
+    types = await event_types(svc, task.id)
     assert types.count("review.decided") == 1 and types.count("task.completed") == 1
 
 
 async def test_a_deadline_without_default_fails_the_task(make: Make) -> None:
     svc = await make(review_deadline_seconds=0.3)
     task, _ = await svc.tasks.submit("nobody answers")
-    failed, [review] = await until(svc, task["id"], "failed")
-    assert "no decision by its deadline" in failed["error"]
-    assert review["status"] == "expired" and review["decision"] is None
+    failed, [review] = await until(svc, task.id, "failed")
+    assert "no decision by its deadline" in failed.error
+    assert review.status == "expired" and review.decision is None
     with pytest.raises(Conflict):
-        await svc.tasks.decide(review["id"], "approve", decided_by="late")
-    types = await event_types(svc, task["id"])
+        await svc.tasks.decide(review.id, "approve", decided_by="late")
+    types = await event_types(svc, task.id)
     assert types.count("task.failed") == 1 and "review.decided" not in types
 
 
 async def test_a_decision_in_time_stops_the_deadline(make: Make) -> None:
     svc = await make(review_deadline_seconds=LATER, on_deadline="approve")
     task, _ = await svc.tasks.submit("in time")
-    _, [review] = await until(svc, task["id"], "waiting_for_review")
-    await svc.tasks.decide(review["id"], "approve", decided_by="ann")
-    await until(svc, task["id"], "completed")
+    _, [review] = await until(svc, task.id, "waiting_for_review")
+    await svc.tasks.decide(review.id, "approve", decided_by="ann")
+    await until(svc, task.id, "completed")
     assert svc.deadlines is not None
     assert await svc.deadlines.fire_due(now=time.time() + 2 * LATER) == 0
 
 
-async def waiting_tasks(svc: Service, n: int) -> list[Row]:
+async def waiting_tasks(svc: Service, n: int) -> list[ReviewRow]:
     tasks = [(await svc.tasks.submit(f"task {i}"))[0] for i in range(n)]
-    return [(await until(svc, t["id"], "waiting_for_review"))[1][0] for t in tasks]
+    return [(await until(svc, t.id, "waiting_for_review"))[1][0] for t in tasks]
 
 
 async def test_deadlines_fire_once_across_processes(make: Make) -> None:
@@ -98,8 +97,8 @@ async def test_deadlines_fire_once_across_processes(make: Make) -> None:
     )
     assert sum(fired) == 30
     for review in reviews:
-        await until(services[0], review["task_id"], "completed")
-        types = await event_types(services[0], review["task_id"])
+        await until(services[0], review.task_id, "completed")
+        types = await event_types(services[0], review.task_id)
         assert types.count("review.decided") == 1 and types.count("task.completed") == 1
 
 
@@ -108,9 +107,9 @@ async def test_a_person_racing_the_deadline_gives_one_decision(make: Make) -> No
     reviews = await waiting_tasks(svc, 20)
     assert svc.deadlines is not None
 
-    async def person(review: Row) -> bool:
+    async def person(review: ReviewRow) -> bool:
         try:
-            await svc.tasks.decide(review["id"], "approve", decided_by="ann")
+            await svc.tasks.decide(review.id, "approve", decided_by="ann")
         except Conflict:
             return False
         return True
@@ -120,9 +119,9 @@ async def test_a_person_racing_the_deadline_gives_one_decision(make: Make) -> No
     by_deadline, by_person = results[0], results[1:]
     assert by_deadline + sum(by_person) == 20
     for review, won in zip(reviews, by_person, strict=True):
-        decided = await svc.tasks.get_review(review["id"])
-        assert decided["decided_by"] == ("ann" if won else "deadline")
-        types = await event_types(svc, review["task_id"])
+        decided = await svc.tasks.get_review(review.id)
+        assert decided.decided_by == ("ann" if won else "deadline")
+        types = await event_types(svc, review.task_id)
         assert types.count("review.decided") == 1
 
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from hitl.service import EventBroker
 from hitl.service.waiting import wait_set
-from hitl.store import Store, migrate
+from hitl.store import SqlStore, migrate
 
 
 async def test_old_cursors_read_the_database_then_the_window(
@@ -13,7 +13,7 @@ async def test_old_cursors_read_the_database_then_the_window(
 ) -> None:
     url = new_database()
     migrate.upgrade(url)
-    store = Store(url)
+    store = SqlStore(url)
     broker = EventBroker(store, window=3, poll_interval=0.02)
     store.on_commit(broker.poke)
     await broker.start()
@@ -29,7 +29,7 @@ async def test_old_cursors_read_the_database_then_the_window(
             if event is None:
                 break
             got.append(event.id)
-        assert got == [r["id"] for r in await store.events_after(0, "a")]
+        assert got == [r.id for r in await store.events_after(0, "a")]
         assert len(got) == 10
 
         later: list[str] = []
@@ -48,7 +48,7 @@ async def test_the_pump_stops_even_when_poked_just_before(new_database: Callable
     `asyncio.wait_for`, Python 3.11 dropped that cancellation and the pump ran on for ever."""
     url = new_database()
     migrate.upgrade(url)
-    store = Store(url)
+    store = SqlStore(url)
     try:
         for _ in range(5):
             broker = EventBroker(store, poll_interval=60)

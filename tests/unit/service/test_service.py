@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from hitl.config import Settings
-from hitl.service import Conflict, Invalid, NotFound, Service
+from hitl.service import Conflict, Invalid, NotFound, ReviewRow, Service, TaskRow
 from hitl.service.flows import BadFlowSpec, load_factory
-from hitl.store import Row
 
 FLOWS = "tests.unit.service.flows_for_tests"
 
@@ -25,6 +24,7 @@ async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
             f"bad={FLOWS}:create_bad_flow",
             f"{FLOWS}:create_exploding_flow",
             f"{FLOWS}:create_echo_flow",
+            f"{FLOWS}:create_flaky_flow",
         ],
     )
     svc = Service(settings)
@@ -33,12 +33,16 @@ async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
     await svc.stop()
 
 
-Until = Callable[[str, Callable[[Row, list[Row]], bool]], Awaitable[tuple[Row, list[Row]]]]
+Until = Callable[
+    [str, Callable[[TaskRow, list[ReviewRow]], bool]], Awaitable[tuple[TaskRow, list[ReviewRow]]]
+]
 
 
 @pytest.fixture
 def until(service: Service) -> Until:
-    async def wait(task_id: str, done: Callable[[Row, list[Row]], bool]) -> tuple[Row, list[Row]]:
+    async def wait(
+        task_id: str, done: Callable[[TaskRow, list[ReviewRow]], bool]
+    ) -> tuple[TaskRow, list[ReviewRow]]:
         for _ in range(200):
             task, reviews = await service.tasks.get(task_id)
             if done(task, reviews):
@@ -49,95 +53,95 @@ def until(service: Service) -> Until:
     return wait
 
 
-def waiting(rounds: int) -> Callable[[Row, list[Row]], bool]:
-    return lambda t, r: t["status"] == "waiting_for_review" and len(r) == rounds
+def waiting(rounds: int) -> Callable[[TaskRow, list[ReviewRow]], bool]:
+    return lambda t, r: t.status == "waiting_for_review" and len(r) == rounds
 
 
 async def events_of(service: Service, task_id: str) -> list[tuple[str, dict[str, Any]]]:
     rows = await service.store.events_after(0, task_id)
-    return [(r["type"], json.loads(r["data"])) for r in rows]
+    return [(r.type, json.loads(r.data)) for r in rows]
 
 
 async def test_reject_with_comment_then_approve(service: Service, until: Until) -> None:
     task, created = await service.tasks.submit("write a haiku")
-    assert created and task["status"] == "queued"
-    _, reviews = await until(task["id"], waiting(1))
-    first = json.loads(reviews[0]["request"])["output"]
+    assert created and task.status == "queued"
+    _, reviews = await until(task.id, waiting(1))
+    first = json.loads(reviews[0].request)["output"]
 
-    await service.tasks.decide(reviews[0]["id"], "reject", "mention autumn", decided_by="ann")
-    _, reviews = await until(task["id"], waiting(2))
-    second = json.loads(reviews[1]["request"])["output"]
+    await service.tasks.decide(reviews[0].id, "reject", "mention autumn", decided_by="ann")
+    _, reviews = await until(task.id, waiting(2))
+    second = json.loads(reviews[1].request)["output"]
     assert second != first and "mention autumn" in second
 
-    await service.tasks.decide(reviews[1]["id"], "approve", decided_by="bob")
-    done, reviews = await until(task["id"], lambda t, r: t["status"] == "completed")
-    assert json.loads(done["result"]) == second
-    assert [(r["decision"], r["decided_by"]) for r in reviews] == [
+    await service.tasks.decide(reviews[1].id, "approve", decided_by="bob")
+    done, reviews = await until(task.id, lambda t, r: t.status == "completed")
+    assert json.loads(done.result) == second
+    assert [(r.decision, r.decided_by) for r in reviews] == [
         ("reject", "ann"),
         ("approve", "bob"),
     ]
-    types = [t for t, _ in await events_of(service, task["id"])]
+    types = [t for t, _ in await events_of(service, task.id)]
     assert types.count("task.created") == 1 and types.count("task.completed") == 1
     assert types.count("review.requested") == 2 and types.count("review.decided") == 2
 
 
 async def test_edit_completes_with_the_edited_output(service: Service, until: Until) -> None:
     task, _ = await service.tasks.submit("draft")
-    _, reviews = await until(task["id"], waiting(1))
+    _, reviews = await until(task.id, waiting(1))
     with pytest.raises(Invalid, match="edited_output"):
-        await service.tasks.decide(reviews[0]["id"], "edit")
-    await service.tasks.decide(reviews[0]["id"], "edit", edited_output="my better text")
-    done, _ = await until(task["id"], lambda t, r: t["status"] == "completed")
-    assert json.loads(done["result"]) == "my better text"
+        await service.tasks.decide(reviews[0].id, "edit")
+    await service.tasks.decide(reviews[0].id, "edit", edited_output="my better text")
+    done, _ = await until(task.id, lambda t, r: t.status == "completed")
+    assert json.loads(done.result) == "my better text"
 
 
 async def test_second_decision_conflicts_and_changes_nothing(
     service: Service, until: Until
 ) -> None:
     task, _ = await service.tasks.submit("x")
-    _, reviews = await until(task["id"], waiting(1))
+    _, reviews = await until(task.id, waiting(1))
     results = await asyncio.gather(
-        *(service.tasks.decide(reviews[0]["id"], "approve") for _ in range(10)),
+        *(service.tasks.decide(reviews[0].id, "approve") for _ in range(10)),
         return_exceptions=True,
     )
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception))
-    await until(task["id"], lambda t, r: t["status"] == "completed")
-    types = [t for t, _ in await events_of(service, task["id"])]
+    await until(task.id, lambda t, r: t.status == "completed")
+    types = [t for t, _ in await events_of(service, task.id)]
     assert types.count("review.decided") == 1
 
 
 async def test_cancel_while_waiting(service: Service, until: Until) -> None:
     task, _ = await service.tasks.submit("x")
-    _, reviews = await until(task["id"], waiting(1))
-    cancelled = await service.tasks.cancel(task["id"], by="ops")
-    assert cancelled["status"] == "cancelled"
-    assert (await service.tasks.get_review(reviews[0]["id"]))["status"] == "cancelled"
+    _, reviews = await until(task.id, waiting(1))
+    cancelled = await service.tasks.cancel(task.id, by="ops")
+    assert cancelled.status == "cancelled"
+    assert (await service.tasks.get_review(reviews[0].id)).status == "cancelled"
     with pytest.raises(Conflict):
-        await service.tasks.decide(reviews[0]["id"], "approve")
+        await service.tasks.decide(reviews[0].id, "approve")
     with pytest.raises(Conflict):
-        await service.tasks.cancel(task["id"])
+        await service.tasks.cancel(task.id)
 
 
 async def test_non_json_shared_fails_the_task_naming_the_key(
     service: Service, until: Until
 ) -> None:
     task, _ = await service.tasks.submit("x", flow="bad")
-    failed, _ = await until(task["id"], lambda t, r: t["status"] == "failed")
-    assert "shared['bad']" in failed["error"] and "set" in failed["error"]
+    failed, _ = await until(task.id, lambda t, r: t.status == "failed")
+    assert "shared['bad']" in failed.error and "set" in failed.error
 
 
 async def test_node_exception_fails_the_task(service: Service, until: Until) -> None:
     task, _ = await service.tasks.submit("x", flow="exploding")
-    failed, _ = await until(task["id"], lambda t, r: t["status"] == "failed")
-    assert failed["error"] == "ValueError: the model is down"
-    assert (await events_of(service, task["id"]))[-1][0] == "task.failed"
+    failed, _ = await until(task.id, lambda t, r: t.status == "failed")
+    assert failed.error == "ValueError: the model is down"
+    assert (await events_of(service, task.id))[-1][0] == "task.failed"
 
 
 async def test_flow_without_review_completes(service: Service, until: Until) -> None:
     task, _ = await service.tasks.submit({"a": 1}, flow="echo")
-    done, _ = await until(task["id"], lambda t, r: t["status"] == "completed")
-    assert json.loads(done["result"]) == {"echo": {"a": 1}}
+    done, _ = await until(task.id, lambda t, r: t.status == "completed")
+    assert json.loads(done.result) == {"echo": {"a": 1}}
 
 
 async def test_bad_requests_change_nothing(service: Service) -> None:
@@ -160,7 +164,7 @@ async def test_bad_requests_change_nothing(service: Service) -> None:
 async def test_idempotent_submit(service: Service) -> None:
     first, created = await service.tasks.submit("x", idempotency_key="k1")
     again, created_again = await service.tasks.submit("x", idempotency_key="k1")
-    assert created and not created_again and again["id"] == first["id"]
+    assert created and not created_again and again.id == first.id
     with pytest.raises(Conflict, match="different request"):
         await service.tasks.submit("y", idempotency_key="k1")
     assert (await service.tasks.list_tasks(None, 10, 0))[1] == 1
@@ -172,7 +176,7 @@ async def test_concurrent_submits_with_one_key_make_one_task(service: Service) -
     answers = await asyncio.gather(
         *(service.tasks.submit("x", idempotency_key="same") for _ in range(20))
     )
-    assert len({task["id"] for task, _ in answers}) == 1
+    assert len({task.id for task, _ in answers}) == 1
     assert sum(created for _, created in answers) == 1
     assert (await service.tasks.list_tasks(None, 10, 0))[1] == 1
 
@@ -182,17 +186,17 @@ async def test_live_subscription_sees_every_event_in_order(service: Service, unt
     seen: list[int] = []
 
     async def follow() -> None:
-        async for event in service.broker.subscribe(task["id"], 0, heartbeat=5):
+        async for event in service.broker.subscribe(task.id, 0, heartbeat=5):
             assert event is not None
             seen.append(event.id)
             if event.type == "task.completed":
                 return
 
     follower = asyncio.create_task(follow())
-    _, reviews = await until(task["id"], waiting(1))
-    await service.tasks.decide(reviews[0]["id"], "approve")
+    _, reviews = await until(task.id, waiting(1))
+    await service.tasks.decide(reviews[0].id, "approve")
     await asyncio.wait_for(follower, 10)
-    assert seen == [r["id"] for r in await service.store.events_after(0, task["id"])]
+    assert seen == [r.id for r in await service.store.events_after(0, task.id)]
 
 
 async def test_idle_subscription_gets_heartbeats(service: Service) -> None:
@@ -225,21 +229,62 @@ async def test_cancel_stops_a_running_node(new_database: Callable[[], str]) -> N
     try:
         slow, _ = await svc.tasks.submit("sixty seconds of work")
         for _ in range(200):
-            events = await events_of(svc, slow["id"])
+            events = await events_of(svc, slow.id)
             if any(t == "node.started" for t, _ in events):
                 break
             await asyncio.sleep(0.02)
-        await svc.tasks.cancel(slow["id"])
+        await svc.tasks.cancel(slow.id)
         nxt, _ = await svc.tasks.submit("next in line", flow="echo")
         for _ in range(150):  # 3 s, against the cancelled node's 60 s
-            task, _ = await svc.tasks.get(nxt["id"])
-            if task["status"] == "completed":
+            task, _ = await svc.tasks.get(nxt.id)
+            if task.status == "completed":
                 break
             await asyncio.sleep(0.02)
-        assert task["status"] == "completed", "the cancelled node still holds the worker slot"
-        cancelled, _ = await svc.tasks.get(slow["id"])
-        assert cancelled["status"] == "cancelled"
-        types = [t for t, _ in await events_of(svc, slow["id"])]
+        assert task.status == "completed", "the cancelled node still holds the worker slot"
+        cancelled, _ = await svc.tasks.get(slow.id)
+        assert cancelled.status == "cancelled"
+        types = [t for t, _ in await events_of(svc, slow.id)]
         assert "node.finished" not in types and types[-1] == "task.cancelled"
     finally:
         await svc.stop()
+
+
+async def test_a_failed_task_can_be_retried_once_failed(service: Service, until: Until) -> None:
+    task, _ = await service.tasks.submit("x", flow="flaky")
+    failed, _ = await until(task.id, lambda t, r: t.status == "failed")
+    assert failed.error == "RuntimeError: flaky"
+    retried = await service.tasks.retry(task.id, by="ops")
+    assert retried.status == "queued" and retried.error is None
+    done, _ = await until(task.id, lambda t, r: t.status == "completed")
+    assert json.loads(done.result or "null") == "fine"
+    types = [t for t, _ in await events_of(service, task.id)]
+    assert types.count("task.failed") == 1 and types.count("task.retried") == 1
+    assert types.index("task.retried") > types.index("task.failed")
+    with pytest.raises(Conflict, match="only a failed task"):
+        await service.tasks.retry(task.id)
+    with pytest.raises(NotFound):
+        await service.tasks.retry("00000000-0000-0000-0000-000000000000")
+
+
+async def test_a_task_is_found_by_a_unique_prefix_of_its_id(service: Service) -> None:
+    tasks = [(await service.tasks.submit(f"x{i}", flow="echo"))[0] for i in range(3)]
+    for task in tasks:
+        found, _ = await service.tasks.get(task.id)
+        assert found.id == task.id
+    last = tasks[-1]
+    # The shortest prefix that names only `last`: ids are time-ordered, so they share a head.
+    for n in range(4, 37):
+        if sum(t.id.startswith(last.id[:n]) for t in tasks) == 1:
+            break
+    found, _ = await service.tasks.get(last.id[:n].upper())
+    assert found.id == last.id
+    shared_head = tasks[0].id[:4]  # the top of a millisecond clock: it changes every 50 days
+    assert all(t.id.startswith(shared_head) for t in tasks)
+    with pytest.raises(Conflict, match="more than one task"):
+        await service.tasks.get(shared_head)
+    with pytest.raises(NotFound, match="at least its first 4"):
+        await service.tasks.get(last.id[:3])
+    with pytest.raises(NotFound):
+        await service.tasks.get("zzzz")
+    with pytest.raises(NotFound):
+        await service.tasks.get("ffff")

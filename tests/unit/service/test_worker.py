@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from hitl.config import Settings
-from hitl.service import Service
+from hitl.service import Service, machine
 from hitl.service.errors import LeaseLost
-from hitl.service.states import TaskStatus
 from hitl.service.worker import Worker, _Steps
 
 
@@ -27,17 +26,17 @@ async def test_a_second_claim_by_the_same_worker_ends_the_first_run(service: Ser
     worker = Worker(service.store, service.registry)
     try:
         task, _ = await service.tasks.submit("x")
-        [first] = await worker._claim(1)
-        await service.store.write(lambda tx: tx.expire_leases(TaskStatus.RUNNING.value))
-        [second] = await worker._claim(1)
-        assert first["id"] == second["id"] == task["id"]
-        assert first["lease_owner"] != second["lease_owner"]
-        assert first["lease_owner"].startswith(worker.owner)
+        [first] = [c.task for c in await worker._claim(1)]
+        await service.store.write(lambda tx: machine.release(tx, None))
+        [second] = [c.task for c in await worker._claim(1)]
+        assert first.id == second.id == task.id
+        assert first.lease_owner != second.lease_owner
+        assert first.lease_owner.startswith(worker.owner)
 
         with pytest.raises(LeaseLost):
-            await _Steps(service.store, first["lease_owner"], task["id"]).started(["process"])
-        await _Steps(service.store, second["lease_owner"], task["id"]).started(["process"])
-        row = await service.store.get_task(task["id"])
-        assert row is not None and row["node"] == "process"
+            await _Steps(service.store, first.lease_owner, task.id).started(["process"])
+        await _Steps(service.store, second.lease_owner, task.id).started(["process"])
+        row = await service.store.get_task(task.id)
+        assert row is not None and row.node == "process"
     finally:
         await worker.stop()

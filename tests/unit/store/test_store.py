@@ -9,33 +9,36 @@ import pytest
 import sqlalchemy as sa
 
 from hitl.service.service import DatabaseNotReady, prepare_database
-from hitl.store import ConstraintError, Store, Tx, Unavailable, migrate
+from hitl.store import ConstraintError, SqlStore, SqlTx, TaskRow, Tx, Unavailable, migrate
 from hitl.store.engine import create_sync_engine
 
 
-def _task(task_id: str, status: str = "queued", created_at: float | None = None) -> dict[str, Any]:
+def _task(
+    task_id: str, status: str = "queued", created_at: float | None = None, **values: Any
+) -> TaskRow:
     now = created_at if created_at is not None else time.time()
-    return {
-        "id": task_id,
-        "flow": "feedback",
-        "status": status,
-        "input": '"x"',
-        "shared": "{}",
-        "created_at": now,
-        "updated_at": now,
-    }
+    return TaskRow(
+        id=task_id,
+        flow="feedback",
+        status=status,
+        input='"x"',
+        shared="{}",
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
 
 
 @pytest.fixture
-async def store(new_database: Callable[[], str]) -> AsyncIterator[Store]:
+async def store(new_database: Callable[[], str]) -> AsyncIterator[SqlStore]:
     url = new_database()
     migrate.upgrade(url)
-    s = Store(url)
+    s = SqlStore(url)
     yield s
     await s.close()
 
 
-async def test_commits_are_durable(store: Store) -> None:
+async def test_commits_are_durable(store: SqlStore) -> None:
     if store.dialect == "sqlite":
         # WAL: a killed process loses nothing committed.
         assert await store.read(lambda s: s.scalar("PRAGMA journal_mode")) == "wal"
@@ -43,7 +46,7 @@ async def test_commits_are_durable(store: Store) -> None:
         assert await store.read(lambda s: s.scalar("SHOW synchronous_commit")) == "on"
 
 
-async def test_conditional_update_has_one_winner(store: Store) -> None:
+async def test_conditional_update_has_one_winner(store: SqlStore) -> None:
     await store.write(lambda tx: tx.insert_task(_task("t1", "waiting_for_review")))
 
     async def move() -> bool:
@@ -53,20 +56,20 @@ async def test_conditional_update_has_one_winner(store: Store) -> None:
 
     results = await asyncio.gather(*(move() for _ in range(20)))
     assert results.count(True) == 1
-    assert (await store.get_task("t1") or {})["status"] == "running"
+    assert getattr(await store.get_task("t1"), "status", None) == "running"
 
 
-async def test_update_checks_the_lease_owner(store: Store) -> None:
+async def test_update_checks_the_lease_owner(store: SqlStore) -> None:
     def write(tx: Tx) -> None:
-        tx.insert_task({**_task("t1", "running"), "lease_owner": "a"})
+        tx.insert_task(_task("t1", "running", lease_owner="a"))
         assert not tx.update_task("t1", ["running"], owner="b", node="x")
         assert tx.update_task("t1", ["running"], owner="a", node="y")
 
     await store.write(write)
-    assert (await store.get_task("t1") or {})["node"] == "y"
+    assert getattr(await store.get_task("t1"), "node", None) == "y"
 
 
-async def test_a_failed_transaction_writes_nothing(store: Store) -> None:
+async def test_a_failed_transaction_writes_nothing(store: SqlStore) -> None:
     def write(tx: Tx) -> None:
         tx.insert_task(_task("t1"))
         tx.add_event("t1", "task.created", "{}")
@@ -78,56 +81,56 @@ async def test_a_failed_transaction_writes_nothing(store: Store) -> None:
     assert await store.last_event_id() == 0
 
 
-async def test_claim_takes_the_oldest_runnable_then_expired_leases(store: Store) -> None:
+async def test_claim_takes_the_oldest_runnable_then_expired_leases(store: SqlStore) -> None:
     now = time.time()
 
     def setup(tx: Tx) -> None:
         tx.insert_task(_task("new", created_at=now))
         tx.insert_task(_task("old", created_at=now - 10))
-        tx.insert_task({**_task("held", "running", now - 20), "lease_expires_at": now + 60})
-        tx.insert_task({**_task("dead", "running", now - 5), "lease_expires_at": now - 1})
+        tx.insert_task(_task("held", "running", now - 20, lease_expires_at=now + 60))
+        tx.insert_task(_task("dead", "running", now - 5, lease_expires_at=now - 1))
         tx.insert_task(_task("waiting", "waiting_for_review", now - 30))
 
     await store.write(setup)
     claimed = []
     for _ in range(4):
         rows = await store.write(lambda tx: tx.claim("w1", now + 15, now, "queued", "running"))
-        claimed.append(rows[0]["id"] if rows else None)
+        claimed.append(rows[0].id if rows else None)
     # An expired lease first (a task resumed after a decision, or orphaned), then oldest queued.
     assert claimed == ["dead", "old", "new", None]
     row = await store.get_task("dead")
-    assert row is not None and row["lease_owner"] == "w1#1" and row["claims"] == 1
+    assert row is not None and row.lease_owner == "w1#1" and row.claims == 1
 
 
-async def test_claim_takes_a_batch_in_order(store: Store) -> None:
+async def test_claim_takes_a_batch_in_order(store: SqlStore) -> None:
     now = time.time()
 
     def setup(tx: Tx) -> None:
         for i in range(5):
             tx.insert_task(_task(f"q{i}", created_at=now - 10 + i))
-        tx.insert_task({**_task("dead", "running", now), "lease_expires_at": now - 1})
+        tx.insert_task(_task("dead", "running", now, lease_expires_at=now - 1))
 
     await store.write(setup)
     rows = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
-    assert [r["id"] for r in rows] == ["dead", "q0", "q1", "q2"]
-    assert all(r["status"] == "running" and r["lease_owner"] == "w#1" for r in rows)
+    assert [r.id for r in rows] == ["dead", "q0", "q1", "q2"]
+    assert all(r.status == "running" and r.lease_owner == "w#1" for r in rows)
     rest = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
-    assert [r["id"] for r in rest] == ["q3", "q4"]
+    assert [r.id for r in rest] == ["q3", "q4"]
 
 
-async def test_events_have_increasing_ids_and_filter_by_task(store: Store) -> None:
+async def test_events_have_increasing_ids_and_filter_by_task(store: SqlStore) -> None:
     await store.write(lambda tx: [tx.add_event(f"t{i % 2}", "x", f'{{"n":{i}}}') for i in range(6)])
     events = await store.events_after(0)
-    ids = [e["id"] for e in events]
+    ids = [e.id for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 6
-    assert [e["data"] for e in events] == [f'{{"n":{i}}}' for i in range(6)]  # written in order
-    assert [e["id"] for e in await store.events_after(0, "t1")] == ids[1::2]
-    assert [e["id"] for e in await store.events_after(ids[1], upto=ids[4])] == ids[2:5]
+    assert [e.data for e in events] == [f'{{"n":{i}}}' for i in range(6)]  # written in order
+    assert [e.id for e in await store.events_after(0, "t1")] == ids[1::2]
+    assert [e.id for e in await store.events_after(ids[1], upto=ids[4])] == ids[2:5]
     assert await store.last_event_id() == ids[-1]
     assert await store.last_event_id("t0") == ids[4]
 
 
-async def test_commit_callbacks_hear_only_commits_with_events(store: Store) -> None:
+async def test_commit_callbacks_hear_only_commits_with_events(store: SqlStore) -> None:
     heard: list[int] = []
     store.on_commit(lambda: heard.append(1))
     await store.write(lambda tx: tx.insert_task(_task("t1")))
@@ -136,10 +139,10 @@ async def test_commit_callbacks_hear_only_commits_with_events(store: Store) -> N
     assert heard == [1]
 
 
-async def test_idempotency_key_is_unique(store: Store) -> None:
-    await store.write(lambda tx: tx.insert_task({**_task("t1"), "idempotency_key": "k"}))
+async def test_idempotency_key_is_unique(store: SqlStore) -> None:
+    await store.write(lambda tx: tx.insert_task(_task("t1", idempotency_key="k")))
     with pytest.raises(ConstraintError):
-        await store.write(lambda tx: tx.insert_task({**_task("t2"), "idempotency_key": "k"}))
+        await store.write(lambda tx: tx.insert_task(_task("t2", idempotency_key="k")))
 
 
 def test_upgrade_is_repeatable_and_reaches_head(new_database: Callable[[], str]) -> None:
@@ -172,27 +175,27 @@ def test_unsupported_url_is_refused_clearly() -> None:
     from hitl.store import BadDatabaseURL
 
     with pytest.raises(BadDatabaseURL, match="sqlite:///"):
-        Store("mysql://localhost/x")
+        SqlStore("mysql://localhost/x")
 
 
-async def test_expire_leases_of_one_home_only(store: Store) -> None:
+async def test_expire_leases_of_one_home_only(store: SqlStore) -> None:
     now = time.time()
 
     def setup(tx: Tx) -> None:
         for name, owner in (("mine", "host:8000/1:a"), ("other", "host:8001/2:b")):
-            tx.insert_task(
-                {**_task(name, "running"), "lease_owner": owner, "lease_expires_at": now + 60}
-            )
+            tx.insert_task(_task(name, "running", lease_owner=owner, lease_expires_at=now + 60))
 
     await store.write(setup)
     assert await store.write(lambda tx: tx.expire_leases("running", "host:8000/")) == 1
     mine, other = await store.get_task("mine"), await store.get_task("other")
-    assert mine is not None and mine["lease_expires_at"] == 0
-    assert other is not None and other["lease_expires_at"] == now + 60
+    assert mine is not None and mine.lease_expires_at == 0
+    assert other is not None and other.lease_expires_at == now + 60
     assert await store.write(lambda tx: tx.expire_leases("running")) == 2
 
 
-async def _insert_concurrently(store: Store, n: int, failing: Callable[[int], bool]) -> list[Any]:
+async def _insert_concurrently(
+    store: SqlStore, n: int, failing: Callable[[int], bool]
+) -> list[Any]:
     async def write(i: int) -> Any:
         def fn(tx: Tx) -> int:
             tx.insert_task(_task(f"t{i}"))
@@ -206,7 +209,7 @@ async def _insert_concurrently(store: Store, n: int, failing: Callable[[int], bo
     return await asyncio.gather(*(write(i) for i in range(n)), return_exceptions=True)
 
 
-async def test_writes_that_wait_together_still_commit_or_fail_alone(store: Store) -> None:
+async def test_writes_that_wait_together_still_commit_or_fail_alone(store: SqlStore) -> None:
     results = await _insert_concurrently(store, 60, lambda i: i % 7 == 3)
     for i, result in enumerate(results):
         if i % 7 == 3:
@@ -219,7 +222,7 @@ async def test_writes_that_wait_together_still_commit_or_fail_alone(store: Store
     assert events == ids
 
 
-async def test_sqlite_commits_waiting_writes_together(store: Store) -> None:
+async def test_sqlite_commits_waiting_writes_together(store: SqlStore) -> None:
     before = store.commits
     results = await _insert_concurrently(store, 100, lambda i: False)
     assert results == list(range(100))
@@ -230,19 +233,19 @@ async def test_sqlite_commits_waiting_writes_together(store: Store) -> None:
         assert store.commits - before == 100  # many writers: each write is its own transaction
 
 
-async def test_event_ids_become_visible_in_order(store: Store) -> None:
+async def test_event_ids_become_visible_in_order(store: SqlStore) -> None:
     """A transaction that appends events waits for an earlier one that has not committed, so
     no reader sees id n+1 and moves past it before id n is visible."""
     first = store.engine.raw_connection()
     try:
-        tx = Tx(first, store.dialect)
+        tx = SqlTx(first, store.dialect)
         tx.add_event("first", "x", "{}")
         tx.flush_events()
 
         def second() -> None:
             conn = store.engine.raw_connection()
             try:
-                later = Tx(conn, store.dialect)
+                later = SqlTx(conn, store.dialect)
                 later.add_event("second", "x", "{}")
                 later.flush_events()
                 conn.commit()
@@ -256,11 +259,11 @@ async def test_event_ids_become_visible_in_order(store: Store) -> None:
         await waiting
     finally:
         first.close()
-    assert [e["task_id"] for e in await store.events_after(0)] == ["first", "second"]
+    assert [e.task_id for e in await store.events_after(0)] == ["first", "second"]
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])  # an SQLite file has no connection to drop
-async def test_connections_dropped_by_the_server_are_replaced(store: Store) -> None:
+async def test_connections_dropped_by_the_server_are_replaced(store: SqlStore) -> None:
     """After PostgreSQL ends every connection the store holds (a restart, an idle timeout),
     reads and writes work again; a write that met a dead connection did not half-commit."""
     await asyncio.gather(
@@ -286,3 +289,33 @@ async def test_connections_dropped_by_the_server_are_replaced(store: Store) -> N
         await store.write(lambda tx, i=i: tx.insert_task(_task(f"b{i}")))
     ids = await store.read(lambda s: sorted(r["id"] for r in s.all("SELECT id FROM tasks")))
     assert ids == sorted([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
+
+
+async def test_a_snapshot_reads_one_moment(store: SqlStore) -> None:
+    """What `snapshot` returns is of one moment: a write that commits between its reads is in
+    none of them (so a stream that starts after its event id shows that write once, later)."""
+    await store.write(lambda tx: tx.insert_task(_task("t1")))
+    await store.write(lambda tx: tx.add_event("t1", "task.created", "{}"))
+
+    def commit_meanwhile() -> None:
+        conn = store.engine.raw_connection()
+        try:
+            tx = SqlTx(conn, store.dialect)
+            tx.update_task("t1", ["queued"], status="running")
+            tx.add_event("t1", "task.running", "{}")
+            tx.flush_events()
+            conn.commit()
+        finally:
+            conn.close()
+
+    def read(s: Any) -> tuple[int, str | None]:
+        s.snapshot()
+        last = s.scalar("SELECT max(id) FROM events WHERE task_id = 't1'")
+        commit_meanwhile()
+        task = s.get_task("t1")
+        return int(last), task.status if task else None
+
+    last, status = await store.read(read)
+    assert status == "queued", "the snapshot saw a write committed after its first read"
+    task, _, after = await store.snapshot("t1")
+    assert task is not None and task.status == "running" and after > last

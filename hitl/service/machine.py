@@ -1,0 +1,370 @@
+"""The task state machine: its statuses, its arrows, and one function per transition.
+
+Every change of a task's status is one of the functions below, run inside a store
+transaction (`Tx`). Each takes the statuses it may start from out of its `Transition`, makes a
+conditional update (`... WHERE status IN (sources)`, and `AND lease_owner = :owner` for a
+worker's writes), and appends the event its `Transition` names, in the same transaction: a race
+has one winner, and no event is lost or invented. Nothing else in hitl writes a task's status.
+
+    submit                    → queued
+    claim      queued, running → running        (running: a lease that expired)
+    start_node running        → running
+    checkpoint running        → running
+    suspend    running        → waiting_for_review
+    decide     waiting        → running
+    expire     waiting        → failed          (a deadline with no default decision)
+    complete   running        → completed
+    fail       running        → failed
+    cancel     queued, running, waiting → cancelled
+    retry      failed         → queued
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from hitl.flow import ReviewRequest
+from hitl.service.errors import Conflict, LeaseLost, NotFound
+from hitl.store import ANY_OWNER, ReviewRow, TaskRow, Tx
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_FOR_REVIEW = "waiting_for_review"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ReviewStatus(StrEnum):
+    OPEN = "open"
+    DECIDED = "decided"
+    EXPIRED = "expired"  # its deadline passed with no decision, and it had no default one
+    CANCELLED = "cancelled"
+
+
+class EventType(StrEnum):
+    CREATED = "task.created"
+    RUNNING = "task.running"
+    NODE_STARTED = "node.started"
+    NODE_FINISHED = "node.finished"
+    REVIEW_REQUESTED = "review.requested"
+    REVIEW_DECIDED = "review.decided"
+    COMPLETED = "task.completed"
+    FAILED = "task.failed"
+    CANCELLED = "task.cancelled"
+    RETRIED = "task.retried"
+
+
+FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+FINAL_EVENTS = frozenset({EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED})
+
+S = TaskStatus
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[TaskStatus]  # empty: the task is new
+    target: TaskStatus
+    event: EventType
+
+    @property
+    def expect(self) -> list[str]:
+        """The `WHERE status IN (...)` of this transition's update."""
+        return sorted(s.value for s in self.sources)
+
+
+SUBMIT = Transition("submit", frozenset(), S.QUEUED, EventType.CREATED)
+CLAIM = Transition("claim", frozenset({S.QUEUED, S.RUNNING}), S.RUNNING, EventType.RUNNING)
+START_NODE = Transition("start_node", frozenset({S.RUNNING}), S.RUNNING, EventType.NODE_STARTED)
+CHECKPOINT = Transition("checkpoint", frozenset({S.RUNNING}), S.RUNNING, EventType.NODE_FINISHED)
+SUSPEND = Transition(
+    "suspend", frozenset({S.RUNNING}), S.WAITING_FOR_REVIEW, EventType.REVIEW_REQUESTED
+)
+DECIDE = Transition(
+    "decide", frozenset({S.WAITING_FOR_REVIEW}), S.RUNNING, EventType.REVIEW_DECIDED
+)
+EXPIRE = Transition("expire", frozenset({S.WAITING_FOR_REVIEW}), S.FAILED, EventType.FAILED)
+COMPLETE = Transition("complete", frozenset({S.RUNNING}), S.COMPLETED, EventType.COMPLETED)
+FAIL = Transition("fail", frozenset({S.RUNNING}), S.FAILED, EventType.FAILED)
+CANCEL = Transition(
+    "cancel",
+    frozenset({S.QUEUED, S.RUNNING, S.WAITING_FOR_REVIEW}),
+    S.CANCELLED,
+    EventType.CANCELLED,
+)
+RETRY = Transition("retry", frozenset({S.FAILED}), S.QUEUED, EventType.RETRIED)
+
+ALL = (
+    SUBMIT,
+    CLAIM,
+    START_NODE,
+    CHECKPOINT,
+    SUSPEND,
+    DECIDE,
+    EXPIRE,
+    COMPLETE,
+    FAIL,
+    CANCEL,
+    RETRY,
+)
+
+# The arrows, as the transitions above draw them.
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    status: frozenset(t.target for t in ALL if status in t.sources) for status in TaskStatus
+}
+
+
+def can_move(source: TaskStatus, target: TaskStatus) -> bool:
+    return target in TRANSITIONS[source]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _event(tx: Tx, transition: Transition, task_id: str, **data: Any) -> None:
+    body = {"task_id": task_id, "status": transition.target.value, **data}
+    tx.add_event(task_id, transition.event, dumps(body))
+
+
+def _move(
+    tx: Tx, transition: Transition, task_id: str, owner: object = ANY_OWNER, **values: Any
+) -> bool:
+    return tx.update_task(task_id, transition.expect, owner=owner, **values)
+
+
+def _held(tx: Tx, transition: Transition, task_id: str, owner: str, **values: Any) -> None:
+    """A worker's move: only while its lease holds the task, else `LeaseLost`."""
+    if not _move(tx, transition, task_id, owner, **values):
+        raise LeaseLost()
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+
+def submit(tx: Tx, task: TaskRow, input: Any) -> None:
+    tx.insert_task(task)
+    _event(tx, SUBMIT, task.id, flow=task.flow, input=input)
+    tx.notify_work()
+
+
+def cancel(tx: Tx, task_id: str, by: str | None) -> TaskRow:
+    task = tx.get_task(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id!r}")
+    moved = _move(
+        tx, CANCEL, task_id, status=CANCEL.target.value, lease_owner=None, lease_expires_at=None
+    )
+    if not moved:
+        raise Conflict(
+            f"task is {task.status}: only a queued, running or waiting task can be cancelled",
+            status=task.status,
+        )
+    tx.update_reviews_of(task_id, ReviewStatus.OPEN, status=ReviewStatus.CANCELLED.value)
+    _event(tx, CANCEL, task_id, by=by)
+    task.status = CANCEL.target.value
+    return task
+
+
+def retry(tx: Tx, task_id: str, by: str | None) -> TaskRow:
+    """Queue a failed task again: it resumes from its last checkpoint (a task that failed at a
+    review asks for that review again)."""
+    task = tx.get_task(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id!r}")
+    values: dict[str, Any] = {"status": RETRY.target.value, "error": None, "claims": 0}
+    values |= {"lease_owner": None, "lease_expires_at": None}
+    if not _move(tx, RETRY, task_id, **values):
+        raise Conflict(
+            f"task is {task.status}: only a failed task can be retried", status=task.status
+        )
+    _event(tx, RETRY, task_id, by=by)
+    tx.notify_work()
+    task.status, task.error, task.claims = RETRY.target.value, None, 0
+    return task
+
+
+# -- reviewers and deadlines ------------------------------------------------------------------
+
+
+def decide(
+    tx: Tx,
+    review: ReviewRow,
+    action: str,
+    comment: str | None,
+    edited: str | None,
+    decided_by: str | None,
+) -> ReviewRow:
+    """Decide an open review and hand its task back to the workers; a review that is no longer
+    open raises Conflict and changes nothing."""
+    request = ReviewRequest.from_json(json.loads(review.request))
+    if review.status != ReviewStatus.OPEN:
+        raise Conflict(
+            f"review round {review.round} is already {review.status}"
+            + (f" ({review.decision})" if review.decision else "")
+            + "; nothing to decide",
+            review_status=review.status,
+            decision=review.decision,
+        )
+    if action not in request.decisions:
+        raise Conflict(
+            f"decision {action!r} is not allowed here; allowed: {', '.join(request.decisions)}",
+            allowed=list(request.decisions),
+        )
+    decision = {
+        "status": ReviewStatus.DECIDED.value,
+        "decision": action,
+        "comment": comment,
+        "edited_output": edited,
+        "decided_by": decided_by,
+        "decided_at": time.time(),
+    }
+    if not tx.update_review(review.id, [ReviewStatus.OPEN], **decision):
+        current = tx.get_review(review.id) or review
+        raise Conflict(
+            "another decision on this review won first",
+            review_status=current.status,
+            decision=current.decision,
+        )
+    # An expired lease: the first worker to look claims the task at once.
+    moved = _move(
+        tx,
+        DECIDE,
+        review.task_id,
+        status=DECIDE.target.value,
+        lease_owner=None,
+        lease_expires_at=0.0,
+    )
+    if not moved:
+        raise Conflict("the task is no longer waiting for this review")
+    tx.notify_work()
+    _event(
+        tx,
+        DECIDE,
+        review.task_id,
+        review_id=review.id,
+        round=review.round,
+        decision=action,
+        comment=comment,
+        edited_output=json.loads(edited) if edited is not None else None,
+        decided_by=decided_by,
+    )
+    for name, value in decision.items():
+        setattr(review, name, value)
+    return review
+
+
+DEADLINE_BY = "deadline"  # the `decided_by` of a decision the deadline made
+
+
+def expire(tx: Tx, review: ReviewRow) -> None:
+    """A review's deadline passed: decide it by its default, or expire it and fail the task."""
+    if review.status != ReviewStatus.OPEN:
+        raise Conflict("the review is no longer open")
+    request = ReviewRequest.from_json(json.loads(review.request))
+    if request.on_deadline is not None:
+        comment = f"no decision by the deadline: {request.on_deadline} by default"
+        decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY)
+        return
+    if not tx.update_review(review.id, [ReviewStatus.OPEN], status=ReviewStatus.EXPIRED.value):
+        raise Conflict("the review is no longer open")
+    error = f"review round {review.round} had no decision by its deadline"
+    values = {"status": EXPIRE.target.value, "error": error}
+    if not _move(tx, EXPIRE, review.task_id, **values, lease_owner=None, lease_expires_at=None):
+        raise Conflict("the task is no longer waiting for this review")
+    _event(tx, EXPIRE, review.task_id, error=error, review_id=review.id)
+
+
+# -- workers: every write is conditional on the worker's lease ---------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A task a worker leased, with the decision it resumes with (if it was at a review)."""
+
+    task: TaskRow
+    last_review: ReviewRow | None
+
+
+def claim(tx: Tx, owner: str, until: float, now: float, limit: int) -> list[Claimed]:
+    """Lease up to `limit` runnable tasks: expired leases first, then the oldest queued."""
+    rows = tx.claim(owner, until, now, S.QUEUED.value, S.RUNNING.value, limit)
+    claimed = []
+    for row in rows:
+        _event(tx, CLAIM, row.id, node=row.node, claims=row.claims)
+        # A task resumed after a review needs its decision: read it here, not later.
+        claimed.append(Claimed(row, tx.last_review(row.id) if row.round else None))
+    return claimed
+
+
+assert CLAIM.sources == {S.QUEUED, S.RUNNING}  # what `tx.claim` picks from
+
+
+def start_node(tx: Tx, task_id: str, owner: str, path: list[str]) -> None:
+    node = "/".join(path)
+    _held(tx, START_NODE, task_id, owner, node=node)
+    _event(tx, START_NODE, task_id, node=node, path=path)
+
+
+def checkpoint(
+    tx: Tx, task_id: str, owner: str, shared: str, position: str, node: str, action: Any
+) -> None:
+    _held(tx, CHECKPOINT, task_id, owner, shared=shared, position=position)
+    _event(tx, CHECKPOINT, task_id, node=node, action=action)
+
+
+def suspend(
+    tx: Tx,
+    owner: str,
+    review: ReviewRow,
+    shared: str,
+    position: str,
+    request: dict[str, Any],
+) -> None:
+    values: dict[str, Any] = {"status": SUSPEND.target.value, "shared": shared}
+    values |= {"position": position, "node": review.node, "round": review.round}
+    _held(tx, SUSPEND, review.task_id, owner, **values, lease_owner=None, lease_expires_at=None)
+    tx.insert_review(review)
+    _event(
+        tx,
+        SUSPEND,
+        review.task_id,
+        review_id=review.id,
+        round=review.round,
+        node=review.node,
+        deadline=review.deadline,
+        **request,
+    )
+
+
+def complete(tx: Tx, task_id: str, owner: str, shared: str, result: Any) -> None:
+    values = {"status": COMPLETE.target.value, "shared": shared, "result": dumps(result)}
+    _held(tx, COMPLETE, task_id, owner, **values, lease_owner=None, lease_expires_at=None)
+    _event(tx, COMPLETE, task_id, result=result)
+
+
+def fail(tx: Tx, task_id: str, owner: str, error: str) -> bool:
+    """Fail the task if this worker still holds it; False (and nothing written) if not."""
+    values = {"status": FAIL.target.value, "error": error}
+    if not _move(tx, FAIL, task_id, owner, **values, lease_owner=None, lease_expires_at=None):
+        return False
+    _event(tx, FAIL, task_id, error=error)
+    return True
+
+
+def renew(tx: Tx, task_id: str, owner: str, until: float) -> bool:
+    """Extend a worker's lease on a running task (no status change, no event); False if the
+    lease is lost: the task was cancelled, or another worker took it over."""
+    return tx.update_task(task_id, START_NODE.expect, owner=owner, lease_expires_at=until)
+
+
+def release(tx: Tx, home_prefix: str | None) -> int:
+    """Expire the leases of running tasks (of one home, or all): workers claim them at once."""
+    return tx.expire_leases(S.RUNNING.value, home_prefix)
