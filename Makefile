@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml scripts/setup-venv
 
 setup: $(STAMP)
 
+# The last line it prints is the URL to open. Settings: HITL_* variables (HITL_PORT=9000 make run)
+# or flags (make run ARGS='--port 9000'); see docs/configuration.md.
 run: setup
-	$(BIN)/hitl serve
+	@$(BIN)/hitl serve $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check hitl tests bench

@@ -1,14 +1,20 @@
 """Throughput: full lifecycles per second over the cookbook API, every step persisted.
 
-One lifecycle: POST /submit → GET /stream until waiting_for_review → POST /feedback approved →
-read the stream until completed and stream_closed. 16 concurrent clients, processing delay 0.
+A plain lifecycle: POST /submit → GET /stream until waiting_for_review → POST /feedback
+approved → read the stream until completed and stream_closed. A lifecycle with a rejection
+rejects round 1 (the flow reprocesses with the reviewer's comment) and approves round 2.
+16 concurrent clients, processing delay 0. Each run starts a fresh server on a fresh database;
+runs of the two kinds alternate, and the medians are reported with the ratio of their server
+CPU per lifecycle.
 
-    .venv/bin/python bench/throughput.py [seconds]   (server on core 1, clients on core 0)
+    .venv/bin/python bench/throughput.py [seconds per run] [runs of each kind]
+    (server on core 1, clients on core 0; defaults: 10 s, 3 runs)
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import time
 
@@ -17,28 +23,30 @@ from _common import Connection, Server, pin_self, report, sse
 CLIENTS = 16
 
 
-async def lifecycle(conn: Connection, port: int, i: int) -> None:
+async def lifecycle(conn: Connection, port: int, i: int, rejections: int) -> None:
     status, body = await conn.request("POST", "/submit", {"data": f"lifecycle {i}"})
     assert status == 202, body
     task_id = body["task_id"]
-    approved = False
+    decided: set[int] = set()
     async for _, message in sse(port, f"/stream/{task_id}"):
         state = message["status"]
-        if state == "waiting_for_review" and not approved:
-            approved = True
+        if state == "waiting_for_review":
+            round = message["round"]
+            assert round not in decided, f"round {round} announced twice: {message}"
+            decided.add(round)
+            feedback = "rejected" if round <= rejections else "approved"
             status, body = await conn.request(
-                "POST", f"/feedback/{task_id}", {"feedback": "approved"}
+                "POST", f"/feedback/{task_id}", {"feedback": feedback}
             )
-            assert status == 200, body
+            assert status == 200, (round, body)
         elif state == "failed":
             raise RuntimeError(message)
         elif state == "stream_closed":
             break
-    assert approved
+    assert len(decided) == rejections + 1, decided
 
 
-async def main(seconds: float) -> None:
-    pin_self(0)
+async def run(seconds: float, rejections: int) -> dict[str, float]:
     server = Server(core=1, process_delay=0)
     try:
         done = 0
@@ -49,31 +57,50 @@ async def main(seconds: float) -> None:
             nonlocal done
             conn = Connection(server.port)
             while time.perf_counter() < stop_at:
-                await lifecycle(conn, server.port, next(counter))
+                await lifecycle(conn, server.port, next(counter), rejections)
                 done += 1
             await conn.close()
 
         warm = Connection(server.port)
         for i in range(20):
-            await lifecycle(warm, server.port, -i)
+            await lifecycle(warm, server.port, -i, rejections)
         await warm.close()
+        stop_at = time.perf_counter() + seconds
         start, cpu = time.perf_counter(), server.cpu_seconds()
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
         elapsed = time.perf_counter() - start
         cpu = server.cpu_seconds() - cpu
-        report(
-            f"throughput: {CLIENTS} clients, cookbook API, delay 0, SQLite",
-            {
-                "lifecycles": done,
-                "seconds": f"{elapsed:.1f}",
-                "lifecycles per second": f"{done / elapsed:.0f}",
-                "server CPU per lifecycle (ms)": f"{cpu / done * 1000:.2f}",
-                "server CPU use (%)": f"{cpu / elapsed * 100:.0f}",
-            },
-        )
+        return {"rate": done / elapsed, "cpu_ms": cpu / done * 1000, "use": cpu / elapsed}
     finally:
         server.close()
 
 
+async def main(seconds: float, runs: int) -> None:
+    pin_self(0)
+    results: dict[str, list[dict[str, float]]] = {"plain": [], "with one rejection": []}
+    for _ in range(runs):
+        results["plain"].append(await run(seconds, 0))
+        results["with one rejection"].append(await run(seconds, 1))
+    medians = {}
+    for kind, figures in results.items():
+        rate = statistics.median(f["rate"] for f in figures)
+        cpu = statistics.median(f["cpu_ms"] for f in figures)
+        medians[kind] = cpu
+        report(
+            f"throughput, {kind}: {CLIENTS} clients, cookbook API, delay 0, SQLite, "
+            f"median of {runs} runs of {seconds:g} s",
+            {
+                "lifecycles per second": f"{rate:.0f}",
+                "runs": ", ".join(f"{f['rate']:.0f}" for f in figures),
+                "server CPU per lifecycle (ms)": f"{cpu:.2f}",
+                "server CPU use (%)": f"{statistics.median(f['use'] for f in figures) * 100:.0f}",
+            },
+        )
+    ratio = medians["with one rejection"] / medians["plain"]
+    report("rejection cost", {"server CPU, rejection lifecycle / plain lifecycle": f"{ratio:.2f}"})
+
+
 if __name__ == "__main__":
-    asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 15))
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    asyncio.run(main(seconds, runs))

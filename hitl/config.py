@@ -34,9 +34,20 @@ class Settings(BaseSettings):
     database_wait_seconds: float = Field(
         30.0, ge=0, description="how long start-up waits for the database to answer"
     )
+    create_database: bool = Field(
+        True,
+        description="start-up creates the schema in a new, empty database (saying so); false "
+        "refuses to start without an existing one",
+    )
     flows: list[str] = Field(default_factory=list, description="name=module:factory entries")
     default_flow: str = "feedback"
     log_level: str = "info"
+    max_header_bytes: int = Field(
+        32 * 1024, ge=1024, description="a request line and headers over this get 431"
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a request's headers not complete after this get 408"
+    )
 
     @model_validator(mode="after")
     def _deadline_needs_seconds(self) -> Settings:

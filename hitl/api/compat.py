@@ -7,6 +7,20 @@ from typing import Any
 
 from hitl.service import EventType, ReviewRow, TaskRow, TaskStatus
 
+# The events the cookbook has a word for; a stream parses no other event's data.
+SPOKEN = frozenset(
+    {
+        EventType.CREATED,
+        EventType.RUNNING,
+        EventType.REVIEW_REQUESTED,
+        EventType.REVIEW_DECIDED,
+        EventType.COMPLETED,
+        EventType.FAILED,
+        EventType.CANCELLED,
+        EventType.RETRIED,
+    }
+)
+
 
 def message(type: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """The cookbook message for one event, or None for events it has no word for."""

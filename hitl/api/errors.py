@@ -7,19 +7,20 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hitl.api import jsonio
 from hitl.service import Conflict, HitlError, Invalid, NotFound, Unavailable
 
 STATUS = {NotFound: 404, Invalid: 422, Conflict: 409}
-UNAVAILABLE_HEADERS = {"Retry-After": "1"}
 
 
 def respond(exc: HitlError | Unavailable) -> Response:
     """The answer to a domain error, or to the database being away."""
     if isinstance(exc, Unavailable):
-        return jsonio.JSONResponse({"detail": str(exc)}, 503, UNAVAILABLE_HEADERS)
+        retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+        return jsonio.JSONResponse({"detail": str(exc)}, 503, retry)
     code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
     return jsonio.JSONResponse({"detail": exc.message, **exc.context}, code)
 
@@ -53,7 +54,21 @@ async def _validation(request: Request, exc: Exception) -> Response:
     return jsonio.JSONResponse(body, 422)
 
 
+# FastAPI's answer to a body it could not parse (JSON nested beyond Python's recursion limit,
+# say) names no fix; ours keeps its words and adds one.
+UNPARSEABLE = "There was an error parsing the body"
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    if exc.status_code == 400 and detail == UNPARSEABLE:
+        detail = f"{UNPARSEABLE}: send a JSON object nested no deeper than a few hundred levels"
+    return jsonio.JSONResponse({"detail": detail}, exc.status_code, exc.headers)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(HitlError, _domain)
     app.add_exception_handler(Unavailable, _domain)
     app.add_exception_handler(RequestValidationError, _validation)

@@ -135,3 +135,35 @@ class FeedbackRequest(BaseModel):
 
 class FeedbackResponse(BaseModel):
     message: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: `detail` says what is wrong and what to do; some answers add context
+    (a 409 says the current `status`, say)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str = Field(description="what is wrong, and what to do about it")
+
+
+class ValidationProblem(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the field")
+    msg: str
+    type: str
+
+
+class ValidationErrorPublic(ErrorPublic):
+    """A request that does not match its schema (then `errors` lists each problem), or one the
+    service cannot carry out as asked (an unknown flow, an empty input, a bad Last-Event-ID)."""
+
+    detail: str = Field(
+        description="what to fix; `invalid request: ` and each problem if the schema was not met"
+    )
+    errors: list[ValidationProblem] = Field(
+        default_factory=list, description="one item per field that does not match its schema"
+    )
+
+
+class ReadinessPublic(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str = Field(description="the database's dialect, or why it does not answer")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -19,11 +20,17 @@ class HitlAPIError(Exception):
 def _check(response: httpx.Response) -> Any:
     if response.is_error:
         try:
-            detail = response.json().get("detail")
+            body = response.json()
         except ValueError:
-            detail = response.text
-        raise HitlAPIError(response.status_code, detail)
+            body = None
+        detail = body.get("detail") if isinstance(body, dict) else None
+        raise HitlAPIError(response.status_code, detail or response.text or response.reason_phrase)
     return response.json()
+
+
+def _id(value: str) -> str:
+    """An id as one path segment: whatever it holds ('/', '..') cannot reach another route."""
+    return quote(value, safe="").replace(".", "%2E")
 
 
 def _task_body(input: Any, flow: str | None) -> dict[str, Any]:
@@ -36,6 +43,11 @@ def _params(**values: Any) -> dict[str, Any]:
 
 def _decision(decision: str, comment: str | None, edited_output: Any) -> dict[str, Any]:
     return _params(decision=decision, comment=comment, edited_output=edited_output)
+
+
+def _stream_timeout(timeout: httpx.Timeout, read: float | None) -> httpx.Timeout:
+    """The client's timeouts, but a stream may wait `read` seconds (None: for ever) for data."""
+    return httpx.Timeout(connect=timeout.connect, read=read, write=timeout.write, pool=timeout.pool)
 
 
 class _SSE:
@@ -90,7 +102,7 @@ class Client:
         return _check(self._http.post("/api/v1/tasks", json=body, headers=headers))
 
     def get_task(self, task_id: str) -> Any:
-        return _check(self._http.get(f"/api/v1/tasks/{task_id}"))
+        return _check(self._http.get(f"/api/v1/tasks/{_id(task_id)}"))
 
     def list_tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Any:
         params = _params(status=status, limit=limit, offset=offset)
@@ -104,15 +116,21 @@ class Client:
         self, review_id: str, decision: str, comment: str | None = None, edited_output: Any = None
     ) -> Any:
         body = _decision(decision, comment, edited_output)
-        return _check(self._http.post(f"/api/v1/reviews/{review_id}/decision", json=body))
+        return _check(self._http.post(f"/api/v1/reviews/{_id(review_id)}/decision", json=body))
 
     def cancel(self, task_id: str) -> Any:
-        return _check(self._http.post(f"/api/v1/tasks/{task_id}/cancel"))
+        return _check(self._http.post(f"/api/v1/tasks/{_id(task_id)}/cancel"))
 
-    def events(self, task_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
+    def events(
+        self, task_id: str, after: int = 0, read_timeout: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The task's events after event id `after`, then live ones, until the final one.
+        `read_timeout`: give up (`httpx.ReadTimeout`) when the server sends nothing, not even
+        a heartbeat, for this long; None waits for ever."""
         parser = _SSE()
-        url = f"/api/v1/tasks/{task_id}/events"
-        with self._http.stream("GET", url, params={"after": after}, timeout=None) as response:
+        url = f"/api/v1/tasks/{_id(task_id)}/events"
+        timeout = _stream_timeout(self._http.timeout, read_timeout)
+        with self._http.stream("GET", url, params={"after": after}, timeout=timeout) as response:
             if response.is_error:
                 response.read()
                 _check(response)
@@ -147,7 +165,7 @@ class AsyncClient:
         return _check(await self._http.post("/api/v1/tasks", json=body, headers=headers))
 
     async def get_task(self, task_id: str) -> Any:
-        return _check(await self._http.get(f"/api/v1/tasks/{task_id}"))
+        return _check(await self._http.get(f"/api/v1/tasks/{_id(task_id)}"))
 
     async def list_tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Any:
         params = _params(status=status, limit=limit, offset=offset)
@@ -163,15 +181,22 @@ class AsyncClient:
         self, review_id: str, decision: str, comment: str | None = None, edited_output: Any = None
     ) -> Any:
         body = _decision(decision, comment, edited_output)
-        return _check(await self._http.post(f"/api/v1/reviews/{review_id}/decision", json=body))
+        return _check(
+            await self._http.post(f"/api/v1/reviews/{_id(review_id)}/decision", json=body)
+        )
 
     async def cancel(self, task_id: str) -> Any:
-        return _check(await self._http.post(f"/api/v1/tasks/{task_id}/cancel"))
+        return _check(await self._http.post(f"/api/v1/tasks/{_id(task_id)}/cancel"))
 
-    async def events(self, task_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, task_id: str, after: int = 0, read_timeout: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """As `Client.events`."""
         parser = _SSE()
-        url = f"/api/v1/tasks/{task_id}/events"
-        async with self._http.stream("GET", url, params={"after": after}, timeout=None) as response:
+        url = f"/api/v1/tasks/{_id(task_id)}/events"
+        timeout = _stream_timeout(self._http.timeout, read_timeout)
+        params = {"after": after}
+        async with self._http.stream("GET", url, params=params, timeout=timeout) as response:
             if response.is_error:
                 await response.aread()
                 _check(response)

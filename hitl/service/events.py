@@ -21,6 +21,16 @@ from hitl.store import Store, Unavailable
 
 log = logging.getLogger(__name__)
 
+# A replay's client may read slowly: the server holds one page of rows for it, and reads the
+# next only once the client has taken the last (uvicorn's `send` waits for its socket to drain).
+PAGE = 250
+# Replay page reads at once: an ordinary request's read queues behind no more than these, and
+# replays waiting for theirs leave the event loop to other clients.
+REPLAY_READS = 2
+# Events a subscriber hands on in one go: one that is far behind yields the loop this often,
+# so other clients' requests do not wait behind the whole of its backlog.
+TURN = 50
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -42,6 +52,8 @@ class EventBroker:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
+        self.page = PAGE
+        self._replaying = asyncio.Semaphore(REPLAY_READS)
 
     async def start(self) -> None:
         self.last_id = self._floor = await self.store.last_event_id()
@@ -104,13 +116,18 @@ class EventBroker:
     ) -> AsyncIterator[Event | None]:
         """Every event after `after` (of one task, or all), then live ones; None = heartbeat."""
         cursor = after
+        handed = 0
         while True:
             upto = self.last_id
             if cursor < self._floor:
-                rows = await self.store.events_after(cursor, task_id, limit=1000, upto=upto)
+                async with self._replaying:
+                    rows = await self.store.events_after(cursor, task_id, self.page, upto)
                 for r in rows:
                     yield Event(r.id, r.task_id, r.type, r.data)
-                cursor = rows[-1].id if len(rows) == 1000 else max(cursor, upto)
+                    handed += 1
+                    if handed % TURN == 0:
+                        await asyncio.sleep(0)
+                cursor = rows[-1].id if len(rows) == self.page else max(cursor, upto)
                 continue
             start = bisect.bisect_right(self._ids, cursor)
             for event in self._events[start:]:
@@ -118,6 +135,9 @@ class EventBroker:
                     break
                 if task_id is None or event.task_id == task_id:
                     yield event
+                    handed += 1
+                    if handed % TURN == 0:
+                        await asyncio.sleep(0)
             cursor = max(cursor, upto)
             if not await self._wait(cursor, heartbeat):
                 yield None

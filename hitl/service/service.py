@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 
@@ -14,7 +16,7 @@ from hitl.service.events import EventBroker
 from hitl.service.flows import build_registry
 from hitl.service.tasks import TaskService
 from hitl.service.worker import Worker
-from hitl.store import SqlStore, Store, migrate
+from hitl.store import SqlStore, Store, guard, migrate
 from hitl.store.engine import safe_url
 from hitl.store.listen import Listener
 
@@ -25,8 +27,17 @@ class DatabaseNotReady(RuntimeError):
     """The database schema is older than this version of hitl: run `hitl db upgrade`."""
 
 
+class DatabaseMissing(DatabaseNotReady):
+    """The database is missing, empty or was lost, and start-up creates none in its place (see
+    `prepare_database`)."""
+
+
 class DatabaseUnreachable(RuntimeError):
     """The database did not answer."""
+
+
+class DatabaseCorrupt(DatabaseUnreachable):
+    """The database answered that its file is corrupt: restore it from a backup."""
 
 
 def wait_for_database(url: str, seconds: float) -> None:
@@ -35,7 +46,8 @@ def wait_for_database(url: str, seconds: float) -> None:
     where = safe_url(url)
     while True:
         try:
-            migrate.is_empty(url)
+            with _corrupt_in_one_line(where):
+                migrate.is_empty(url)
             return
         except sa.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -48,19 +60,74 @@ def wait_for_database(url: str, seconds: float) -> None:
             time.sleep(1.0)
 
 
-def prepare_database(url: str, wait_seconds: float = 0.0) -> None:
-    """Create the schema in an empty database; refuse one that needs a migration."""
+def prepare_database(url: str, wait_seconds: float = 0.0, create: bool = True) -> None:
+    """Create the schema in a new database, loudly; refuse one that is corrupt or needs a
+    migration.
+
+    A SQLite file that was lost is not replaced by a new one: start-up refuses while a copy that
+    a server saved when it lost the file remains, or while the file is missing but its
+    write-ahead log remains. Without `create` (HITL_CREATE_DATABASE=false), start-up creates
+    nothing at all.
+    """
+    if url in _prepared:
+        return  # this process checked it already (`hitl serve` does, before the app starts)
+    where = safe_url(url)
+    path = guard.sqlite_path(url)
+    if path is not None and (refusal := guard.refusal(path)) is not None:
+        raise DatabaseMissing(refusal)
+    if path is not None and not create and not path.exists():
+        raise DatabaseMissing(_not_created(f"there is no database file {path}"))
     wait_for_database(url, wait_seconds)
-    if migrate.is_empty(url):
-        log.info("empty database: creating the schema", extra={"action": "migrate"})
-        migrate.upgrade(url)
-        return
-    current, head = migrate.current_revision(url), migrate.head_revision()
+    with _corrupt_in_one_line(where):
+        if path is not None and (problem := migrate.quick_check(url)) is not None:
+            raise DatabaseCorrupt(_corrupt(where, problem))
+        if migrate.is_empty(url):
+            if not create:
+                raise DatabaseMissing(_not_created(f"the database at {where} is empty"))
+            log.warning(
+                "created a new, empty database at %s: if it should have held tasks, stop hitl; "
+                "they are elsewhere (check HITL_DATABASE_URL) or were lost",
+                where,
+                extra={"action": "create_database"},
+            )
+            migrate.upgrade(url)
+            _prepared.add(url)
+            return
+        current, head = migrate.current_revision(url), migrate.head_revision()
     if current != head:
         raise DatabaseNotReady(
             f"the database is at schema revision {current!r}, this hitl needs {head!r}: "
             "run `hitl db upgrade` first"
         )
+    _prepared.add(url)
+
+
+# The databases this process has prepared: a second look would only repeat the whole-file check.
+_prepared: set[str] = set()
+
+
+def _not_created(problem: str) -> str:
+    return (
+        f"{problem} and HITL_CREATE_DATABASE is false: restore it, or create it on purpose "
+        "with `hitl db upgrade`"
+    )
+
+
+def _corrupt(where: str, problem: str) -> str:
+    return (
+        f"the database at {where} is corrupt ({problem}): restore it from a backup, or move "
+        "it aside to start with an empty database"
+    )
+
+
+@contextlib.contextmanager
+def _corrupt_in_one_line(where: str) -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.DatabaseError as exc:
+        if not guard.is_corrupt(exc):
+            raise
+        raise DatabaseCorrupt(_corrupt(where, guard.first_line(exc))) from None
 
 
 class Service:
@@ -114,7 +181,9 @@ class Service:
     async def start(self) -> None:
         # Waiting for the database to come up is the entry points' business (`hitl serve`,
         # `hitl worker`): here it must answer now.
-        await asyncio.to_thread(prepare_database, self.settings.database_url)
+        await asyncio.to_thread(
+            prepare_database, self.settings.database_url, 0.0, self.settings.create_database
+        )
         await self.broker.start()
         if self.listener is not None:
             await self.listener.start()

@@ -99,22 +99,27 @@ class TaskService:
         return result
 
     async def resolve(self, task_id: str) -> str:
-        """The full id of the task that `task_id` names: the id itself, or a unique prefix of
-        at least four characters, as git takes a commit's."""
+        """The full id of the task that `task_id` names: the id itself, or at least four of its
+        characters that no other task's id starts (as git takes a commit's) or, failing that,
+        ends with. A task id is a UUIDv7: its first 12 characters are the time, shared by every
+        task made in the same minute or so; its end is random, and a short end names one task."""
         if len(task_id) >= ID_LENGTH:
             return task_id
-        prefix = task_id.lower()
-        if len(prefix) < MIN_PREFIX or not set(prefix) <= _ID_CHARS:
+        part = task_id.lower()
+        if len(part) < MIN_PREFIX or not set(part) <= _ID_CHARS:
             raise NotFound(
-                f"no task {task_id!r}: give the task's id, or at least its first "
-                f"{MIN_PREFIX} characters"
+                f"no task {task_id!r}: give the task's id, or at least {MIN_PREFIX} characters "
+                "of its start or its end"
             )
-        found = await self.store.tasks_by_prefix(prefix, limit=2)
+        found = await self.store.tasks_by_prefix(part, limit=2)
+        if not found:
+            found = await self.store.tasks_by_suffix(part, limit=2)
         if not found:
             raise NotFound(f"no task {task_id!r}")
         if len(found) > 1:
             raise Conflict(
-                f"{task_id!r} is the start of more than one task's id: give more characters"
+                f"{task_id!r} is part of more than one task's id: give more characters "
+                "(the end of an id tells tasks apart sooner than its start)"
             )
         return found[0].id
 

@@ -52,3 +52,15 @@ def is_empty(url: str) -> bool:
             return not sa.inspect(connection).get_table_names()
     finally:
         engine.dispose()
+
+
+def quick_check(url: str) -> str | None:
+    """SQLite's own check of its file, `PRAGMA quick_check`: None if it is sound, else the first
+    problem it found. It reads the whole file: 0.3 s for 440 MB already in the page cache."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
+    finally:
+        engine.dispose()
+    return None if rows == ["ok"] else str(rows[0]).strip() if rows else "no answer"

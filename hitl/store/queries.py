@@ -27,6 +27,8 @@ GET_TASK = f"SELECT {T} FROM tasks WHERE id = :id"
 TASKS_BY_PREFIX = (
     f"SELECT {T} FROM tasks WHERE id >= :prefix AND id < :prefix || '~' ORDER BY id LIMIT :limit"
 )
+# The random end of an id: no index helps, so this reads every id (the CLI's look-up only).
+TASKS_BY_SUFFIX = f"SELECT {T} FROM tasks WHERE id LIKE :pattern ORDER BY id LIMIT :limit"
 TASK_BY_KEY = f"SELECT {T} FROM tasks WHERE idempotency_key = :key"
 GET_REVIEW = f"SELECT {R} FROM reviews WHERE id = :id"
 LAST_REVIEW = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round DESC LIMIT 1"

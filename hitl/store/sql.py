@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from hitl.store import queries as q
 from hitl.store.engine import create_sync_engine
+from hitl.store.guard import Fault, Guard
 from hitl.store.listen import EVENTS, WORK
 from hitl.store.rows import EventRow, ReviewRow, TaskRow
 from hitl.store.threads import MAX_BATCH, DbThreads, Outcome
@@ -34,7 +35,14 @@ READ_BATCH = 8
 
 
 class Unavailable(Exception):
-    """The database is unavailable right now; retry shortly."""
+    """The database is unavailable right now; retry shortly.
+
+    `retry_after`: seconds a client should wait before trying again; None when retrying will
+    not help until an operator acts (the database file was lost, or is corrupt)."""
+
+    def __init__(self, message: str = "", retry_after: int | None = 1) -> None:
+        super().__init__(message or (self.__doc__ or "").splitlines()[0])
+        self.retry_after = retry_after
 
 
 class ConstraintError(Exception):
@@ -213,6 +221,7 @@ class SqlStore:
         self.url = url
         self.engine = create_sync_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
+        self._guard = Guard(self.engine)  # a SQLite file deleted, replaced or corrupt; disk full
         sqlite = self.dialect == "sqlite"
         # SQLite: one writer, whose batches commit together. PostgreSQL: many writers, each
         # taking one job at a time, so a write waiting on a row lock holds up no other.
@@ -269,6 +278,8 @@ class SqlStore:
         try:
             return [(done, None) for done in self._transact([fn for fn, _ in jobs])]
         except Exception as exc:
+            if isinstance(exc, Fault):  # the database is broken: alone, each fails the same
+                return [(None, self._translate(exc))] * len(jobs)
             if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
                 # Another process holds the file's lock past the busy timeout: running each
                 # write alone would wait that long again for every one of them.
@@ -285,7 +296,9 @@ class SqlStore:
                 before = tx.events_written
                 done.append((fn(tx), tx.events_written > before))
             tx.flush_events()
+            self._guard.check()
             conn.commit()
+            self._guard.after_commit(wrote=any(wrote for _, wrote in done))
             with self._counting:
                 self.commits += 1
             return done
@@ -301,6 +314,7 @@ class SqlStore:
         try:
             conn = self.engine.raw_connection()
             try:
+                self._guard.check()
                 session = _Session(conn, self.dialect)
                 for fn, _ in jobs:
                     try:
@@ -320,7 +334,11 @@ class SqlStore:
         return outcomes
 
     def _translate(self, exc: Exception) -> Exception:
-        """The driver's errors as the store's: Unavailable when the database is away."""
+        """The driver's errors as the store's: Unavailable when the database is away, or
+        broken (`guard.py`)."""
+        fault = exc if isinstance(exc, Fault) else self._guard.classify(exc)
+        if fault is not None:
+            return Unavailable(str(fault), None if fault.lasting else 5)
         if isinstance(exc, self._gone):
             return _unavailable(exc)
         if isinstance(exc, self._constraint):
@@ -354,9 +372,16 @@ class SqlStore:
         self._writer.shutdown()
         self._reader.shutdown()
         self.engine.dispose()
+        self._guard.close()
 
     async def ping(self) -> None:
-        await self.read(lambda s: s.scalar("SELECT 1"))
+        """The database answers and, as far as the store can tell, takes writes."""
+
+        def ping(s: _Session) -> None:
+            s.scalar("SELECT 1")
+            self._guard.check_writable()
+
+        await self.read(ping)
 
     async def get_task(self, task_id: str) -> TaskRow | None:
         return await self.read(lambda s: s.get_task(task_id))
@@ -365,6 +390,11 @@ class SqlStore:
         """Tasks whose id starts with `prefix` (lower-case hex and '-'), in id order."""
         params = {"prefix": prefix, "limit": limit}
         return await self.read(lambda s: s.rows(TaskRow, q.TASKS_BY_PREFIX, params))
+
+    async def tasks_by_suffix(self, suffix: str, limit: int = 2) -> list[TaskRow]:
+        """Tasks whose id ends with `suffix` (lower-case hex and '-'), in id order."""
+        params = {"pattern": f"%{suffix}", "limit": limit}  # no LIKE wildcards in an id
+        return await self.read(lambda s: s.rows(TaskRow, q.TASKS_BY_SUFFIX, params))
 
     async def get_review(self, review_id: str) -> ReviewRow | None:
         return await self.read(lambda s: s.get_review(review_id))

@@ -1,15 +1,238 @@
-"""The command line refuses bad settings with a message naming the variable, before starting."""
+"""The command line as a user meets it, without a hitl server.
+
+Settings: every setting in docs/configuration.md takes effect from its variable, and each flag
+wins over its variable. Errors: each is one line that says what to do, with exit code 1 (could
+not be done) or 2 (what was typed or configured is wrong), never a traceback. Tuning: the
+`serve` and `worker` entry points tune their process; the library tunes nothing.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+import typer.main
+from typer.testing import CliRunner, Result
 
+from hitl.cli import db as db_command
+from hitl.cli import serve as serve_command
+from hitl.cli._common import server_url
 from hitl.cli.main import app
+from hitl.config import Settings
+from hitl.service import TaskStatus
+from tests.conftest import ROOT, free_port
+
+DOCS = ROOT / "docs" / "configuration.md"
+
+
+# -- the settings, against docs/configuration.md ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    variable: str
+    flags: tuple[str, ...]
+    default: str
+
+
+def documented_settings() -> list[Row]:
+    """The rows of the first table of docs/configuration.md (the server's settings)."""
+    text = DOCS.read_text().split("\n## ")[0]
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`HITL_"):
+            flags = tuple(re.findall(r"`(--[a-z-]+)`", cells[1]))
+            rows.append(Row(cells[0].strip("`"), flags, cells[2].strip("`")))
+    return rows
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A value for a setting other than its default: as the variable says it and as parsed;
+    and, for a setting with a flag, flag arguments that give yet another value."""
+
+    env: str
+    value: Any
+    flag: tuple[str, ...] = ()
+    flag_value: Any = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+SAMPLES = {
+    "database_url": Sample(
+        "postgresql://env-host/hitl",
+        "postgresql://env-host/hitl",
+        ("--db", "postgresql://flag-host/hitl"),
+        "postgresql://flag-host/hitl",
+    ),
+    "host": Sample("127.0.0.2", "127.0.0.2", ("--host", "127.0.0.3"), "127.0.0.3"),
+    "port": Sample("9001", 9001, ("--port", "9002"), 9002),
+    "process_delay": Sample("0.25", 0.25, ("--process-delay", "0"), 0.0),
+    "review_deadline_seconds": Sample("7.5", 7.5),
+    "on_deadline": Sample("approve", "approve", extra_env={"HITL_REVIEW_DEADLINE_SECONDS": "5"}),
+    "max_input_bytes": Sample("2048", 2048),
+    "concurrency": Sample("3", 3, ("--concurrency", "4"), 4),
+    "run_workers": Sample("false", False, ("--workers",), True),
+    "lease_seconds": Sample("9", 9.0),
+    "poll_interval": Sample("0.5", 0.5),
+    "heartbeat_seconds": Sample("3", 3.0),
+    "max_claims": Sample("4", 4),
+    "pool_size": Sample("3", 3),
+    "database_wait_seconds": Sample("0", 0.0),
+    "create_database": Sample("false", False),
+    "flows": Sample(
+        '["a=pkg.a:make"]',
+        ["a=pkg.a:make"],
+        ("--flow", "b=pkg.b:make", "--flow", "c=pkg.c:make"),
+        ["b=pkg.b:make", "c=pkg.c:make"],
+    ),
+    "default_flow": Sample("from-env", "from-env", ("--default-flow", "from-flag"), "from-flag"),
+    "log_level": Sample("debug", "debug", ("--log-level", "warning"), "warning"),
+    "max_header_bytes": Sample("4096", 4096),
+    "header_timeout_seconds": Sample("2.5", 2.5),
+}
+
+ROWS = documented_settings()
+
+
+def field_of(row: Row) -> str:
+    return row.variable.removeprefix("HITL_").lower()
+
+
+def command_options(path: str) -> set[str]:
+    command: Any = typer.main.get_command(app)
+    for name in path.split():
+        command = command.commands[name]
+    options = {o for p in command.params for o in [*p.opts, *p.secondary_opts]}
+    return {o for o in options if o.startswith("--") and o != "--help"}
+
+
+COMMANDS = ("serve", "worker", "db upgrade")
+# What each command runs once its settings are built, replaced in these tests by a recorder.
+RUNNERS = {
+    "serve": (serve_command, "run_server"),
+    "worker": (serve_command, "run_worker"),
+    "db upgrade": (db_command, "run_upgrade"),
+}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("HITL_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings_of(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str, list[str], dict[str, str]], Settings]:
+    """Run a command's real argument parsing and settings building; return the settings it
+    would run with, instead of running."""
+
+    def run(command: str, args: list[str], env: dict[str, str]) -> Settings:
+        got: list[Settings] = []
+        module, name = RUNNERS[command]
+        monkeypatch.setattr(module, name, lambda settings, *_: got.append(settings))
+        result = CliRunner().invoke(app, [*command.split(), *args], env=env, prog_name="hitl")
+        assert result.exit_code == 0, result.output
+        [settings] = got
+        return settings
+
+    return run
+
+
+def test_docs_list_every_setting_with_its_default() -> None:
+    variables = [r.variable for r in ROWS]
+    assert len(variables) == len(set(variables)), "a variable is listed twice"
+    documented = {field_of(r) for r in ROWS}
+    assert documented == set(Settings.model_fields), "docs/configuration.md and Settings differ"
+    assert set(SAMPLES) == set(Settings.model_fields), "a setting without a sample in this test"
+    for row in ROWS:
+        default = Settings.model_fields[field_of(row)].get_default(call_default_factory=True)
+        assert row.default == shown(default), row
+
+
+def shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return str(value)
+
+
+def test_docs_list_every_flag_of_every_command() -> None:
+    documented = {flag for row in ROWS for flag in row.flags}
+    assert command_options("serve") == documented  # every flag of serve is a setting's
+    assert command_options("worker") <= documented | {"--name"}
+    assert command_options("db upgrade") <= documented | {"--revision"}
+    for row in ROWS:
+        sample = SAMPLES[field_of(row)]
+        assert (sample.flag[0] in row.flags) if row.flags else not sample.flag, row
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.variable)
+def test_every_setting_takes_effect_from_its_variable(
+    row: Row, settings_of: Callable[[str, list[str], dict[str, str]], Settings]
+) -> None:
+    name, sample = field_of(row), SAMPLES[field_of(row)]
+    assert sample.value != getattr(Settings(), name), "the sample must not be the default"
+    settings = settings_of("serve", [], {row.variable: sample.env, **sample.extra_env})
+    assert getattr(settings, name) == sample.value
+
+
+FLAG_CASES = [
+    (command, row)
+    for command in COMMANDS
+    for row in ROWS
+    if row.flags and SAMPLES[field_of(row)].flag[0] in command_options(command)
+]
+
+
+@pytest.mark.parametrize(
+    "command,row", FLAG_CASES, ids=[f"{c}-{r.flags[0]}" for c, r in FLAG_CASES]
+)
+def test_a_flag_wins_over_its_variable(
+    command: str, row: Row, settings_of: Callable[[str, list[str], dict[str, str]], Settings]
+) -> None:
+    name, sample = field_of(row), SAMPLES[field_of(row)]
+    assert sample.flag_value != sample.value, "the flag must give another value than the variable"
+    env = {"HITL_DATABASE_URL": "postgresql://db/hitl"}  # `hitl worker` refuses SQLite
+    env |= {row.variable: sample.env, **sample.extra_env}
+    settings = settings_of(command, list(sample.flag), env)
+    assert getattr(settings, name) == sample.flag_value
+
+
+def test_every_command_with_a_flag_is_tested() -> None:
+    assert {c for c, _ in FLAG_CASES} == set(COMMANDS)
+    assert {r.variable for c, r in FLAG_CASES if c == "serve"} == {
+        r.variable for r in ROWS if r.flags
+    }
+
+
+def test_no_workers_flag_and_the_worker_command(
+    settings_of: Callable[[str, list[str], dict[str, str]], Settings],
+) -> None:
+    assert settings_of("serve", ["--no-workers"], {}).run_workers is False
+    assert settings_of("serve", [], {}).run_workers is True
+    # A worker runs workers whatever HITL_RUN_WORKERS says for the servers beside it.
+    env = {"HITL_RUN_WORKERS": "false", "HITL_DATABASE_URL": "postgresql://db/hitl"}
+    assert settings_of("worker", [], env).run_workers is True
 
 
 @pytest.mark.parametrize(
@@ -21,28 +244,267 @@ from hitl.cli.main import app
             "invalid setting HITL_ON_DEADLINE",
         ),
         ({"HITL_LEASE_SECONDS": "0"}, "invalid setting HITL_LEASE_SECONDS"),
+        ({"HITL_RUN_WORKERS": "maybe"}, "invalid setting HITL_RUN_WORKERS"),
+        ({"HITL_FLOWS": "not json"}, "invalid setting HITL_FLOWS: it must be JSON"),
+        ({"HITL_LOG_LEVEL": "loud"}, "HITL_LOG_LEVEL: unknown level 'loud'"),
+        ({"HITL_DATABASE_URL": "foo://x"}, "HITL_DATABASE_URL: unsupported database URL"),
     ],
 )
 def test_bad_settings_stop_serve_with_a_clear_message(
-    env: dict[str, str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str], message: str, tmp_path: Path, clean_env: None
 ) -> None:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
     db = tmp_path / "never.db"
-    result = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{db}"])
-    assert result.exit_code == 2, result.output
-    assert message in result.output
+    env.setdefault("HITL_DATABASE_URL", f"sqlite:///{db}")
+    assert message in one_line(invoke("serve", env=env), 2)
     assert not db.exists()  # refused before touching anything
 
 
-def test_server_processes_keep_their_start_up_objects_out_of_the_collector() -> None:
-    code = (
-        "import gc\n"
-        "from hitl.service.service import GC_YOUNG_THRESHOLD, tune_gc\n"
-        "before = gc.get_freeze_count()\n"
-        "tune_gc()\n"
-        "print(before, gc.get_freeze_count(), gc.get_threshold()[0] == GC_YOUNG_THRESHOLD)\n"
+# -- errors: one line, exit code 1 or 2 --------------------------------------------------------
+
+
+def one_line(result: Result, code: int) -> str:
+    """The one line a failed command printed, once checked: its exit code, no traceback."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("hitl"), lines[0]
+    return lines[0]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env=env, input=input, prog_name="hitl")
+
+
+@pytest.fixture
+def nobody() -> str:
+    """The URL of a port where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tasks"],
+        ["submit", "hello"],
+        ["watch", "0123abcd"],
+        ["approve", "0123abcd"],
+        ["reject", "0123abcd", "--comment", "no"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_server_down(args: list[str], nobody: str) -> None:
+    line = one_line(invoke(*args, "--server", nobody), 1)
+    assert f"no hitl server answers at {nobody} (Connection refused)" in line
+    assert "start one with `hitl serve`" in line
+
+
+def test_server_down_found_through_host_and_port(clean_env: None) -> None:
+    port = free_port()
+    line = one_line(invoke("tasks", env={"HITL_PORT": str(port)}), 1)
+    assert f"no hitl server answers at http://127.0.0.1:{port}" in line
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (
+            ["tasks", "--status", "done"],
+            2,
+            "--status 'done' is not a task status: use one of queued, running,",
+        ),
+        (["submit", "--json", "{bad"], 2, "the input is not valid JSON (Expecting property name"),
+        (["submit", "--json", "-"], 2, "the input is not valid JSON (Expecting value"),
+        (["tasks", "--limit", "0"], 2, "hitl tasks: Invalid value for '--limit'"),
+        (["approve"], 2, "hitl approve: Missing argument 'task_id'."),
+        (["reject", "abcd"], 2, "hitl reject: Missing option '--comment'."),
+        (["launch"], 2, "hitl: No such command 'launch'."),
+        (["tasks", "--server", "localhost:8000"], 2, "bad server URL 'localhost:8000'"),
+        (["serve", "--db", "foo://x"], 2, "--db: unsupported database URL 'foo://x': use sqlite"),
+        (["worker", "--db", "foo://x"], 2, "--db: unsupported database URL 'foo://x'"),
+        (["db", "upgrade", "--db", "foo://x"], 2, "--db: unsupported database URL 'foo://x'"),
+        (["db", "upgrade", "--db", "nonsense"], 2, "--db: Could not parse"),
+        (["worker", "--db", "sqlite:///x.db"], 2, "a SQLite file belongs to one process"),
+        (["serve", "--concurrency", "0"], 2, "invalid --concurrency 0: Input should be greater"),
+        (["serve", "--flow", "nonsense"], 2, "bad flow 'nonsense'"),
+    ],
+)
+def test_usage_errors(
+    args: list[str], code: int, message: str, nobody: str, tmp_path: Path, clean_env: None
+) -> None:
+    env = {"HITL_SERVER": nobody, "HITL_DATABASE_URL": f"sqlite:///{tmp_path / 'never.db'}"}
+    assert message in one_line(invoke(*args, env=env, input=""), code)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_list_every_status() -> None:
+    line = one_line(invoke("tasks", "--status", "done"), 2)
+    assert all(status.value in line for status in TaskStatus)
+    help_text = invoke("tasks", "--help").output
+    assert all(status.value in help_text for status in TaskStatus)
+
+
+@dataclass
+class Stub:
+    """A server answering every request with one status and body, as a broken or foreign
+    server would."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    content_type: str = "application/json"
+
+
+@pytest.fixture
+def stub() -> Iterator[tuple[Stub, str]]:
+    answer = Stub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield answer, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def detail(text: str) -> bytes:
+    return json.dumps({"detail": text}).encode()
+
+
+@pytest.mark.parametrize(
+    "answer,code,message",
+    [
+        (Stub(503, detail("the database is unavailable: retry")), 1, "unavailable: retry"),
+        (Stub(500, b"Internal Server Error", "text/plain"), 1, "hitl: Internal Server Error"),
+        (Stub(404, detail("no task '0123abcd'")), 1, "hitl: no task '0123abcd'"),
+        (Stub(409, detail("2 tasks start with '0123'")), 1, "hitl: 2 tasks start with '0123'"),
+        (Stub(422, detail("invalid request: limit: too big")), 2, "invalid request: limit"),
+        (Stub(413, b"", "text/plain"), 2, "Too Large"),
+        (Stub(200, b"<html>hello</html>", "text/html"), 1, "answered, but not as a hitl server"),
+    ],
+)
+@pytest.mark.parametrize("command", [["tasks"], ["approve", "0123abcd"], ["submit", "x"]])
+def test_server_answers_an_error(
+    stub: tuple[Stub, str], answer: Stub, code: int, message: str, command: list[str]
+) -> None:
+    current, url = stub
+    current.status, current.body, current.content_type = (
+        answer.status,
+        answer.body,
+        answer.content_type,
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    before, after, threshold = out.stdout.split()
-    assert int(before) == 0 and int(after) > 10_000 and threshold == "True"
+    assert message in one_line(invoke(*command, "--server", url), code)
+
+
+# -- where the client commands look for the server ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env,url",
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"HITL_PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"HITL_HOST": "10.1.2.3", "HITL_PORT": "9000"}, "http://10.1.2.3:9000"),
+        ({"HITL_HOST": "0.0.0.0"}, "http://127.0.0.1:8000"),
+        ({"HITL_HOST": "::"}, "http://[::1]:8000"),
+        ({"HITL_HOST": "::1"}, "http://[::1]:8000"),
+    ],
+)
+def test_without_server_url_clients_go_where_serve_listens(
+    env: dict[str, str], url: str, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert server_url(None) == url
+    assert server_url("http://elsewhere:1/") == "http://elsewhere:1"
+
+
+def test_server_flag_wins_over_its_variable_which_wins_over_host_and_port(
+    clean_env: None,
+) -> None:
+    flag, variable, port = (f"http://127.0.0.1:{free_port()}" for _ in range(3))
+    env = {"HITL_SERVER": variable, "HITL_PORT": port.rsplit(":", 1)[1]}
+    assert f"answers at {flag} (" in one_line(invoke("tasks", "--server", flag, env=env), 1)
+    assert f"answers at {variable} (" in one_line(invoke("tasks", env=env), 1)
+    del env["HITL_SERVER"]
+    assert f"answers at {port} (" in one_line(invoke("tasks", env=env), 1)
+    assert "HITL_SERVER" in invoke("tasks", "--help").output
+
+
+# -- process tuning belongs to the entry points --------------------------------------------------
+
+
+def run_python(code: str) -> list[str]:
+    """What the last line that `code` printed says, word by word."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return out.stdout.splitlines()[-1].split()
+
+
+def test_tuning_moves_start_up_objects_out_of_the_collector() -> None:
+    before, after, threshold, interval = run_python(
+        "import gc, sys\n"
+        "from hitl.cli import tuning\n"
+        "before = gc.get_freeze_count()\n"
+        "tuning.tune_gc()\n"
+        "tuning.tune_switch_interval()\n"
+        "print(before, gc.get_freeze_count(), gc.get_threshold()[0] == tuning.GC_YOUNG_THRESHOLD,"
+        " sys.getswitchinterval() == tuning.SWITCH_INTERVAL)\n"
+    )
+    assert int(before) == 0 and int(after) > 1000
+    assert threshold == interval == "True"
+
+
+def test_serve_tunes_its_process_before_serving(tmp_path: Path) -> None:
+    db = tmp_path / "tuned.db"
+    freeze_count, interval = run_python(
+        "import gc, sys, uvicorn\n"
+        "from hitl.cli import tuning\n"
+        "def run(self, sockets=None):\n"
+        "    print(gc.get_freeze_count(), sys.getswitchinterval() == tuning.SWITCH_INTERVAL)\n"
+        "uvicorn.Server.run = run\n"
+        "from hitl.cli.main import app\n"
+        f"app(['serve', '--db', 'sqlite:///{db}', '--port', '0', '--log-level', 'warning'],"
+        " standalone_mode=False)\n"
+    )
+    assert int(freeze_count) > 10_000 and interval == "True"
+
+
+def test_embedding_hitl_changes_no_process_wide_setting(tmp_path: Path) -> None:
+    db = tmp_path / "embedded.db"
+    before, after = (
+        line.split("|")
+        for line in run_python(
+            "import asyncio, gc, sys\n"
+            "def state():\n"
+            "    return f'{sys.getswitchinterval()}|{gc.get_freeze_count()}|{gc.get_threshold()}'"
+            ".replace(' ', '')\n"
+            "before = state()\n"
+            "from hitl.app import create_app\n"
+            "from hitl.config import Settings\n"
+            f"app = create_app(Settings(database_url='sqlite:///{db}', process_delay=0))\n"
+            "async def main():\n"
+            "    async with app.router.lifespan_context(app):\n"
+            "        pass\n"
+            "asyncio.run(main())\n"
+            "print(before, state())\n"
+        )
+    )
+    assert db.exists()  # the service did start and stop
+    assert before == after

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from hitl.api import compat, jsonio, sse
 from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.responses import COOKBOOK_MESSAGE, errors, event_stream
 from hitl.api.schemas import FeedbackRequest, FeedbackResponse, SubmitRequest, SubmitResponse
 from hitl.service import FINAL, FINAL_EVENTS, NotFound, ReviewRow, Service, TaskRow
 
@@ -36,12 +37,21 @@ async def give_feedback(
     return FeedbackResponse(message=f"Feedback '{body.feedback}' received")
 
 
-@router.post("/submit", status_code=status.HTTP_202_ACCEPTED, response_model=SubmitResponse)
+@router.post(
+    "/submit",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmitResponse,
+    responses=errors(400, 413, 422, 503),
+)
 async def submit(body: SubmitRequest, service: ServiceDep, user: UserDep) -> SubmitResponse:
     return await submit_task(service, body, user)
 
 
-@router.post("/feedback/{task_id}", response_model=FeedbackResponse)
+@router.post(
+    "/feedback/{task_id}",
+    response_model=FeedbackResponse,
+    responses=errors(400, 404, 409, 413, 422, 503),
+)
 async def feedback(
     task_id: str, body: FeedbackRequest, service: ServiceDep, user: UserDep
 ) -> FeedbackResponse:
@@ -67,15 +77,25 @@ async def stream_chunks(
         if event is None:
             yield sse.HEARTBEAT
             continue
-        message = compat.message(event.type, json.loads(event.data))
-        if message is not None:
-            yield _data(message, event.id)
+        if event.type in compat.SPOKEN:
+            message = compat.message(event.type, json.loads(event.data))
+            if message is not None:
+                yield _data(message, event.id)
         if event.type in FINAL_EVENTS:
             yield CLOSED
             return
 
 
-@router.get("/stream/{task_id}", response_class=StreamingResponse)
+@router.get(
+    "/stream/{task_id}",
+    response_class=StreamingResponse,
+    responses={
+        **event_stream(
+            "Cookbook messages, then `stream_closed` once the task ends", COOKBOOK_MESSAGE
+        ),
+        **errors(404, 422, 503),
+    },
+)
 async def stream(task_id: str, service: ServiceDep) -> StreamingResponse:
     """The task's current state first, then every change, then `stream_closed`."""
     try:

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from hitl.api import jsonio, sse
 from hitl.api.deps import ServiceDep
+from hitl.api.responses import LOG_EVENT, errors, event_stream
 from hitl.service import FINAL, FINAL_EVENTS, Service
 
 router = APIRouter(tags=["events"], route_class=jsonio.Route)
@@ -36,7 +37,14 @@ async def _stream(
             return
 
 
-@router.get("/tasks/{task_id}/events", response_class=StreamingResponse)
+@router.get(
+    "/tasks/{task_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **event_stream("The task's events; ends after its final one", LOG_EVENT),
+        **errors(404, 422, 503),
+    },
+)
 async def task_events(
     task_id: str,
     service: ServiceDep,
@@ -55,7 +63,12 @@ async def _closed() -> AsyncIterator[bytes]:
     yield sse.RETRY
 
 
-@router.get("/events", response_class=StreamingResponse)
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    # No 503: the stream starts from memory; it reads the database only once it has begun.
+    responses={**event_stream("Every task's events; never ends", LOG_EVENT), **errors(422)},
+)
 async def all_events(
     service: ServiceDep,
     after: AfterQuery = None,

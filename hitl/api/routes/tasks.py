@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from hitl.api import jsonio
 from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.responses import TASK_CREATED, errors
 from hitl.api.schemas import TaskCreate, TaskPublic, TasksPublic
 from hitl.service import TaskStatus
 
@@ -16,7 +17,12 @@ LimitQuery = Annotated[int, Query(ge=1, le=500, description="items per page")]
 OffsetQuery = Annotated[int, Query(ge=0, le=2**63 - 1, description="items to skip")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    responses={**TASK_CREATED, **errors(400, 409, 413, 422, 503)},
+)
 async def create_task(
     body: TaskCreate,
     service: ServiceDep,
@@ -32,7 +38,7 @@ async def create_task(
     return TaskPublic.of(row)
 
 
-@router.get("", response_model=TasksPublic)
+@router.get("", response_model=TasksPublic, responses=errors(422, 503))
 async def list_tasks(
     service: ServiceDep,
     status: TaskStatus | None = None,
@@ -44,7 +50,7 @@ async def list_tasks(
     return TasksPublic(data=[TaskPublic.of(r) for r in rows], count=count)
 
 
-@router.get("/{task_id}", response_model=TaskPublic)
+@router.get("/{task_id}", response_model=TaskPublic, responses=errors(404, 409, 422, 503))
 async def get_task(task_id: str, service: ServiceDep) -> TaskPublic:
     """A task with every review round: each output, decision and comment. `task_id` may be a
     unique prefix of the id (at least 4 characters), as git takes a commit's."""
@@ -52,13 +58,17 @@ async def get_task(task_id: str, service: ServiceDep) -> TaskPublic:
     return TaskPublic.of(row, reviews)
 
 
-@router.post("/{task_id}/cancel", response_model=TaskPublic)
+@router.post(
+    "/{task_id}/cancel", response_model=TaskPublic, responses=errors(404, 409, 413, 422, 503)
+)
 async def cancel_task(task_id: str, service: ServiceDep, user: UserDep) -> TaskPublic:
     """Stop a queued, running or waiting task; its open review is cancelled."""
     return TaskPublic.of(await service.tasks.cancel(task_id, user))
 
 
-@router.post("/{task_id}/retry", response_model=TaskPublic)
+@router.post(
+    "/{task_id}/retry", response_model=TaskPublic, responses=errors(404, 409, 413, 422, 503)
+)
 async def retry_task(task_id: str, service: ServiceDep, user: UserDep) -> TaskPublic:
     """Queue a failed task again: it resumes from its last checkpoint."""
     return TaskPublic.of(await service.tasks.retry(task_id, user))

@@ -1,0 +1,167 @@
+"""What the commands share: settings from flags, one-line errors, the server's URL, logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from hitl.config import Settings
+
+if TYPE_CHECKING:
+    from hitl.client import Client
+
+# Exit codes. FAILED: the command was well formed but could not be done (no server answers,
+# no such task, already decided, a server error). USAGE: what was typed or configured is wrong.
+FAILED = 1
+USAGE = 2
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+# The flag of a setting, where it is not `--` and the setting's name with dashes.
+FLAG_NAMES = {"database_url": "--db", "flows": "--flow", "run_workers": "--workers/--no-workers"}
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="database URL (HITL_DATABASE_URL)", show_default=False),
+]
+FlowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--flow",
+        help="name=package.module:factory; repeatable (HITL_FLOWS, a JSON list)",
+        show_default=False,
+    ),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(help="tasks one process runs at once (HITL_CONCURRENCY)"),
+]
+LogLevelOption = Annotated[
+    str | None,
+    typer.Option(help="debug, info, warning or error (HITL_LOG_LEVEL)"),
+]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="HITL_SERVER",
+        help="the hitl server's URL; if left out, http://HITL_HOST:HITL_PORT, where "
+        "`hitl serve` listens (http://127.0.0.1:8000 by default)",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = FAILED) -> NoReturn:
+    """Say what went wrong and what to do, on one line, and exit."""
+    typer.echo(f"hitl: {' '.join(message.split())}", err=True)
+    raise typer.Exit(code)
+
+
+def build_settings(**flags: Any) -> Settings:
+    """Settings from the `HITL_*` variables, overridden by the flags that were given.
+
+    A flag that was not given is None, so the variable (or the default) applies.
+    """
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not field:
+            fail(f"invalid settings: {message}", USAGE)
+        if field in given:
+            flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+            fail(f"invalid {flag} {given[field]!r}: {message}", USAGE)
+        fail(f"invalid setting HITL_{field.upper()}: {message}", USAGE)
+    except SettingsError as exc:  # a variable that must be JSON is not
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"HITL_{found.group(1).upper()}" if found else "a HITL_* variable"
+        fail(f"invalid setting {name}: it must be JSON, e.g. '[\"x=pkg.mod:f\"]' for a list", USAGE)
+
+
+def server_settings(**flags: Any) -> Settings:
+    """Settings for a process that opens the database: also checks the URL and the log level."""
+    from hitl.service.admin import BadDatabaseURL, check_url
+
+    settings = build_settings(**flags)
+    try:
+        check_url(settings.database_url)
+    except BadDatabaseURL as exc:
+        where = "--db" if flags.get("database_url") else "HITL_DATABASE_URL"
+        fail(f"{where}: {exc}", USAGE)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        where = "--log-level" if flags.get("log_level") else "HITL_LOG_LEVEL"
+        fail(f"{where}: unknown level {settings.log_level!r}: use {', '.join(LOG_LEVELS)}", USAGE)
+    return settings
+
+
+def configure_logging(settings: Settings) -> None:
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # Alembic says what it does at INFO ("Context impl SQLiteImpl.", "Running upgrade ..."):
+        # noise between start-up and the line that says where to open hitl. Its warnings show.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def browser_host(host: str) -> str:
+    """The host to connect to for a server listening on `host`: loopback for 'every address'."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
+def server_url(server: str | None) -> str:
+    """`--server` / HITL_SERVER if given, else where `hitl serve` listens: HITL_HOST:HITL_PORT."""
+    if server:
+        return server.rstrip("/")
+    settings = build_settings()
+    return f"http://{browser_host(settings.host)}:{settings.port}"
+
+
+@contextmanager
+def connect(server: str | None) -> Iterator[Client]:
+    """A client of the server; what goes wrong talking to it ends the command with one line."""
+    import httpx
+
+    from hitl.client import Client, HitlAPIError
+
+    url = server_url(server)
+    try:
+        with Client(url) as client:
+            yield client
+    except HitlAPIError as exc:
+        bad_input = exc.status_code in (400, 413, 422)
+        fail(str(exc.detail) if exc.detail else str(exc), USAGE if bad_input else FAILED)
+    except httpx.ConnectError as exc:
+        fail(
+            f"no hitl server answers at {url} ({_reason(exc)}): start one with `hitl serve`, "
+            "or point --server (HITL_SERVER) or HITL_HOST and HITL_PORT at it"
+        )
+    except httpx.TimeoutException:
+        fail(f"the hitl server at {url} did not answer in time: is it overloaded, or stuck?")
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        fail(f"bad server URL {url!r} ({exc}): use http://host:port", USAGE)
+    except httpx.HTTPError as exc:
+        fail(f"talking to the hitl server at {url} failed: {_reason(exc)}")
+    except json.JSONDecodeError:
+        fail(f"{url} answered, but not as a hitl server does: check --server (HITL_SERVER)")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.removeprefix("[Errno 111] ")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,106 @@
+"""The commands that talk to a running server: submit, tasks, watch, approve, reject."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from hitl.cli._common import USAGE, ServerOption, connect, fail, print_json
+
+if TYPE_CHECKING:
+    from hitl.client import Client
+
+TaskIdArgument = Annotated[
+    str, typer.Argument(help="the task's id, or any unique prefix of it (at least 4 characters)")
+]
+
+
+def submit(
+    text: Annotated[str, typer.Argument(help="the input; '-' reads standard input")],
+    server: ServerOption = None,
+    flow: Annotated[
+        str | None, typer.Option(help="flow name; the server's default if left out")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the input is JSON, not text")] = False,
+) -> None:
+    """Submit a task and print it."""
+    raw = sys.stdin.read() if text == "-" else text
+    value: Any = raw
+    if as_json:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            fail(
+                f"the input is not valid JSON ({exc}): fix it, or leave out --json to send text",
+                USAGE,
+            )
+    with connect(server) as client:
+        print_json(client.create_task(value, flow=flow))
+
+
+def tasks(
+    server: ServerOption = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="only tasks in this status: queued, running, waiting_for_review, completed, "
+            "failed or cancelled"
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="at most this many")] = 20,
+) -> None:
+    """List tasks, newest first."""
+    if status is not None:
+        _check_status(status)
+    with connect(server) as client:
+        page = client.list_tasks(status=status, limit=limit)
+    for task in page["data"]:
+        typer.echo(f"{task['id']}  {task['status']:<20} round {task['round']}  {task['flow']}")
+    typer.echo(f"{page['count']} task(s)")
+
+
+def _check_status(status: str) -> None:
+    from hitl.service import TaskStatus
+
+    known = [s.value for s in TaskStatus]
+    if status not in known:
+        fail(f"--status {status!r} is not a task status: use one of {', '.join(known)}", USAGE)
+
+
+def watch(task_id: TaskIdArgument, server: ServerOption = None) -> None:
+    """Print a task's events as they happen, until it finishes."""
+    with connect(server) as client:
+        task = client.get_task(task_id)
+        for event in client.events(task["id"]):
+            typer.echo(f"{event['id']:>6} {event['type']:<18} {json.dumps(event['data'])}")
+
+
+def approve(
+    task_id: TaskIdArgument,
+    server: ServerOption = None,
+    comment: Annotated[str | None, typer.Option(help="a note for the record")] = None,
+) -> None:
+    """Approve a task's open review."""
+    with connect(server) as client:
+        _decide(client, task_id, "approve", comment)
+
+
+def reject(
+    task_id: TaskIdArgument,
+    comment: Annotated[str, typer.Option(help="what the next revision must change")],
+    server: ServerOption = None,
+) -> None:
+    """Reject a task's open review, with a comment for the next revision."""
+    with connect(server) as client:
+        _decide(client, task_id, "reject", comment)
+
+
+def _decide(client: Client, task_id: str, decision: str, comment: str | None) -> None:
+    task = client.get_task(task_id)
+    open_rounds = [r for r in task["reviews"] or [] if r["status"] == "open"]
+    if not open_rounds:
+        fail(f"task {task['id']} is {task['status']}: no review is open")
+    print_json(client.decide(open_rounds[-1]["id"], decision, comment=comment))

@@ -1,0 +1,151 @@
+"""`hitl submit`, `tasks`, `watch`, `approve` and `reject` against a real `hitl serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from hitl.cli.main import app
+from hitl.client import Client
+from tests.conftest import Server
+
+READ_TIMEOUT = 30.0
+# Ids are UUIDv7: tasks made within a minute share their first 8 characters (the time), so a
+# prefix that finds one task is longer than git's usual 7.
+UNIQUE = 23
+
+
+@pytest.fixture(scope="module")
+def server(start_module_server: Callable[..., Server]) -> Server:
+    return start_module_server()
+
+
+def hitl(server: Server, *args: str, input: str | None = None) -> Result:
+    """Run the command line in this process, pointed at `server` by HITL_SERVER."""
+    return CliRunner().invoke(
+        app, list(args), env={"HITL_SERVER": server.url}, input=input, prog_name="hitl"
+    )
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def failed(result: Result, code: int) -> str:
+    """The one line a failed command printed."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("hitl: "), line
+    return line
+
+
+def wait_for_review(server: Server, task_id: str, round: int = 1) -> dict[str, Any]:
+    """The task's open review of `round`, once its `review.requested` event has come."""
+    with Client(server.url) as client:
+        events = client.events(task_id, read_timeout=READ_TIMEOUT)
+        with contextlib.closing(events):
+            for event in events:
+                if event["type"] == "review.requested" and event["data"]["round"] == round:
+                    break
+            else:
+                raise AssertionError(f"task {task_id} ended before review round {round}")
+        task = client.get_task(task_id)
+    review: dict[str, Any] = task["reviews"][-1]
+    assert review["status"] == "open" and review["round"] == round, task
+    return review
+
+
+def watched(output: str) -> list[str]:
+    """The event types `hitl watch` printed, one a line: `<id> <type> <data>`."""
+    return [line.split()[1] for line in output.splitlines()]
+
+
+def test_submit_then_approve_and_watch_by_prefix(server: Server) -> None:
+    task = json.loads(ok(hitl(server, "submit", "a note on durable queues")))
+    assert task["status"] == "queued" and task["input"] == "a note on durable queues"
+    tid, prefix = task["id"], task["id"][:UNIQUE]
+    review = wait_for_review(server, tid)
+
+    listing = ok(hitl(server, "tasks", "--status", "waiting_for_review", "--limit", "500"))
+    assert f"{tid}  waiting_for_review" in listing
+    assert listing.splitlines()[-1].endswith("task(s)")
+
+    decided = json.loads(ok(hitl(server, "approve", prefix, "--comment", "ship it")))
+    assert decided["id"] == review["id"] and decided["task_id"] == tid
+    assert decided["decision"] == "approve" and decided["comment"] == "ship it"
+
+    # The task finishes by itself now; `watch` replays its log and stops at the final event.
+    types = watched(ok(hitl(server, "watch", prefix)))
+    assert types[0] == "task.created" and types[-1] == "task.completed"
+    assert types.count("review.requested") == 1 and types.count("review.decided") == 1
+    assert f"{tid}  completed" in ok(
+        hitl(server, "tasks", "--status", "completed", "--limit", "500")
+    )
+
+
+def test_reject_sends_the_comment_into_the_next_round(server: Server) -> None:
+    task = json.loads(ok(hitl(server, "submit", "--json", '{"topic": "leases"}')))
+    assert task["input"] == {"topic": "leases"}
+    tid = task["id"]
+    first = wait_for_review(server, tid)
+
+    rejected = json.loads(ok(hitl(server, "reject", tid, "--comment", "Say why they expire")))
+    assert rejected["id"] == first["id"] and rejected["decision"] == "reject"
+    second = wait_for_review(server, tid, round=2)
+    assert "Say why they expire" in second["output"]
+
+    approved = json.loads(ok(hitl(server, "approve", tid[:UNIQUE])))
+    assert approved["id"] == second["id"]
+    types = watched(ok(hitl(server, "watch", tid)))
+    assert types.count("review.requested") == 2 and types[-1] == "task.completed"
+
+
+def test_submit_reads_standard_input(server: Server) -> None:
+    text = json.loads(ok(hitl(server, "submit", "-", input="from a pipe\n")))
+    assert text["input"] == "from a pipe\n"
+    value = json.loads(ok(hitl(server, "submit", "--json", "-", input='[1, "two"]')))
+    assert value["input"] == [1, "two"]
+    with Client(server.url) as client:
+        for task in (text, value):
+            client.cancel(task["id"])
+
+
+def test_a_decision_on_a_finished_task_says_why_it_cannot_be_made(server: Server) -> None:
+    task = json.loads(ok(hitl(server, "submit", "to cancel")))
+    with Client(server.url) as client:
+        client.cancel(task["id"])
+    for args in (["approve", task["id"]], ["reject", task["id"], "--comment", "no"]):
+        line = failed(hitl(server, *args), 1)
+        assert line == f"hitl: task {task['id']} is cancelled: no review is open"
+
+
+def test_unknown_and_ambiguous_ids(server: Server) -> None:
+    missing = str(uuid.uuid4())
+    for args in (["approve", missing], ["reject", missing, "--comment", "x"], ["watch", missing]):
+        assert failed(hitl(server, *args), 1) == f"hitl: no task {missing!r}"
+
+    # Two tasks made one after the other share the start of their ids (their time).
+    with Client(server.url) as client:
+        ids = [client.create_task("twin")["id"] for _ in range(2)]
+        common = os.path.commonprefix(ids)
+        assert len(common) >= 8, ids
+        for args in (["approve", common], ["watch", common[:8]]):
+            line = failed(hitl(server, *args), 1)
+            assert "more than one task" in line, line
+        for tid in ids:
+            client.cancel(tid)
+
+
+def test_what_the_server_refuses_is_one_line_with_its_reason(server: Server) -> None:
+    line = failed(hitl(server, "submit", "--flow", "no-such-flow", "x"), 2)
+    assert "no-such-flow" in line
+    assert failed(hitl(server, "watch", "abc"), 1).startswith("hitl: no task 'abc'")

@@ -1,0 +1,199 @@
+"""`hitl serve` as a user starts it: from the environment alone, and what it prints.
+
+These start their own processes (not the `start_server` fixture, which passes flags) and wait
+for the lines the server prints, never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hitl.client import Client
+from hitl.store.engine import create_sync_engine
+from tests.conftest import ROOT, free_port
+
+# Waits are for events; these only bound them, so that a broken build fails instead of hanging.
+START_TIMEOUT = 60.0
+READ_TIMEOUT = 30.0
+READY = "hitl ready: open "
+
+
+def environment(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+    env |= {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "HITL_PROCESS_DELAY": "0"}
+    env |= {f"HITL_{k.upper()}": v for k, v in settings.items()}
+    return env
+
+
+class Process:
+    """A `hitl ...` process whose output (stdout and stderr) is read line by line as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hitl", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, start: str, timeout: float = START_TIMEOUT) -> str:
+        """The first line (from now on) that starts with `start`, once the process prints it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line {start!r} in {timeout}s: {self.lines}") from None
+            if line is None:
+                raise AssertionError(f"exited ({self.proc.wait()}) before {start!r}: {self.lines}")
+            self.lines.append(line)
+            if line.startswith(start):
+                return line
+
+    def stop(self) -> list[str]:
+        """SIGTERM, then everything it printed up to its exit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        # uvicorn stops gracefully, then raises the signal again (exit status -SIGTERM).
+        assert self.proc.wait(30) in (0, -signal.SIGTERM), self.lines
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.lines.append(line)
+        return self.lines
+
+
+@pytest.fixture
+def processes() -> Iterator[Callable[[list[str], dict[str, str]], Process]]:
+    started: list[Process] = []
+
+    def start(args: list[str], env: dict[str, str]) -> Process:
+        started.append(Process(args, env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(10)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run `hitl <args>` in its own process with `env`; its output, once it succeeded."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hitl", *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_run_workers_false_from_the_environment_leaves_tasks_queued(
+    new_database: Callable[[], str], processes: Callable[[list[str], dict[str, str]], Process]
+) -> None:
+    """HITL_RUN_WORKERS=false reaches the server (no flag overrides it); a worker-enabled server
+    on the same database is what runs the task. Clients find the server by HITL_PORT alone."""
+    url, port = new_database(), free_port()
+    env = environment(database_url=url, port=str(port), run_workers="false")
+
+    api = processes(["serve"], env)
+    assert api.wait_for(READY) == (
+        f"{READY}http://127.0.0.1:{port}  (reviewers: /reviews, API docs: /docs)"
+    )
+    assert any(line.endswith("workers: off") for line in api.lines), api.lines
+
+    task = json.loads(cli(env, "submit", "waits for a worker"))  # found by HITL_PORT
+    tid = task["id"]
+    assert task["status"] == "queued"
+    assert f"{tid}  queued" in cli(env, "tasks", "--status", "queued", "--limit", "500")
+    api.stop()
+    # Once the workerless server is gone, the database says what it did: it queued the task.
+    assert db_rows_of(url, f"SELECT status FROM tasks WHERE id = '{tid}'") == [("queued",)]
+    assert db_rows_of(url, f"SELECT type FROM events WHERE task_id = '{tid}'") == [
+        ("task.created",)
+    ]
+
+    del env["HITL_RUN_WORKERS"]  # the default: workers on
+    full = processes(["serve"], env)
+    full.wait_for(READY)
+    assert any(line.endswith("workers: on, 32 tasks at once") for line in full.lines)
+    with Client(f"http://127.0.0.1:{port}") as client:
+        for event in client.events(tid, read_timeout=READ_TIMEOUT):
+            if event["type"] == "review.requested":
+                break
+        else:
+            raise AssertionError("the task ended without a review")
+    cli(env, "approve", tid)
+    log = cli(env, "watch", tid).splitlines()
+    assert log[0].split()[1] == "task.created" and log[-1].split()[1] == "task.completed"
+    full.stop()
+
+
+def db_rows_of(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Read the database directly: the ground truth once no server runs on it."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.exec_driver_sql(sql).fetchall()]
+    finally:
+        engine.dispose()
+
+
+def test_start_up_ends_with_the_url_to_open(
+    tmp_path: Path, processes: Callable[[list[str], dict[str, str]], Process]
+) -> None:
+    """A new database gets its schema (Alembic) without a word from Alembic; the last line
+    of start-up is the URL; nothing comes after it until the server is stopped."""
+    port = free_port()
+    env = environment(database_url=f"sqlite:///{tmp_path / 'new.db'}", port=str(port))
+    server = processes(["serve"], env)
+    ready = server.wait_for(READY)
+    assert ready.startswith(f"{READY}http://127.0.0.1:{port}")
+    lines = server.stop()
+    start_up, after = lines[: lines.index(ready)], lines[lines.index(ready) + 1 :]
+    assert db_rows_of(env["HITL_DATABASE_URL"], "SELECT count(*) FROM tasks") == [(0,)]
+    assert not [line for line in start_up if "alembic" in line.lower() or "upgrade" in line]
+    assert "Shutting down" in after[0], after  # the first line after it is the stop we caused
+
+
+def test_a_port_in_use_is_one_line_and_touches_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "never.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = environment(database_url=f"sqlite:///{db}", port=str(port))
+        done = subprocess.run(
+            [sys.executable, "-m", "hitl", "serve"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    assert done.returncode == 1 and done.stdout == "", done
+    assert done.stderr.splitlines() == [
+        f"hitl: cannot listen on 127.0.0.1:{port} (Address already in use): stop what uses it, "
+        "or choose another port with --port or HITL_PORT (HITL_PORT=9000 make run)"
+    ]
+    assert not db.exists()
