@@ -58,8 +58,12 @@ class Server:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
+                if self.proc.poll() is not None:
+                    break
                 time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        log = (self.dir / "server.log").read_text(errors="replace")
+        self.close()
+        raise RuntimeError(f"server did not start:\n{log[-2000:]}")
 
     @property
     def url(self) -> str:

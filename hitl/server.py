@@ -1,0 +1,188 @@
+"""Serving the app with uvicorn, with limits on what one client can hold.
+
+uvicorn's httptools protocol puts no bound on a request's head: the parser joins a header's
+pieces by copying the whole value again at every read, so one 64 MiB header kept the event loop
+busy for seconds and every other client waited. Nor does it time a head that never ends: a
+client that sends its headers a byte at a time (or nothing at all) keeps its connection for
+ever. `LimitedHttpProtocol` is that protocol with both limits:
+
+- a request line and headers over `max_header_bytes` are answered 431, having fed the parser
+  no more than that; the rest the client sends is read and dropped for a moment so that it can
+  read the answer, then the connection is closed;
+- a head not complete `header_timeout` seconds after the connection opened, or after its first
+  byte on a kept-alive connection, is answered 408 (or, if not a byte of it came, the
+  connection is closed).
+
+Everything else — keep-alive, pipelining, flow control, SSE streams — is uvicorn's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import Any, ClassVar
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from hitl.config import Settings
+
+log = logging.getLogger(__name__)
+
+# After an error answer, how long to read and drop what the client still sends before closing:
+# closing with unread data makes the kernel send a reset, and the client may lose the answer.
+LINGER_SECONDS = 2.0
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a size and a time limit on each request's head."""
+
+    max_header_bytes: ClassVar[int] = 32 * 1024
+    header_timeout: ClassVar[float] = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # the next bytes are (part of) a request line or headers
+        self._head_started = False  # the parser has seen the first byte of that request
+        self._head_bytes = 0  # bytes read while in the head (from a read's start: an upper bound)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False  # an error answer was sent: whatever comes now is dropped
+        self._linger: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        while data and not self._refused:
+            if not self._in_head:
+                super().data_received(data)
+                break
+            room = self.max_header_bytes - self._head_bytes
+            if len(data) <= room:
+                self._head_bytes += len(data)
+                super().data_received(data)
+                break
+            # Feed the parser no more of the head than the limit: if the head is not complete
+            # by then, it is too large.
+            self._head_bytes = self.max_header_bytes
+            if room:
+                super().data_received(data[:room])
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return  # a malformed request (answered 400), the client left, or an upgrade
+            if self._in_head:
+                self._refuse(431, "Request header fields too large")
+                return
+            data = data[room:]
+        # Most heads come in one read: a timer is armed only for one that did not.
+        if self._head_timer is None and self._waiting_for_head():
+            self._arm()
+
+    # Parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_started = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = self._head_started = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes = True, 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # A pipelined request's head that began while the response was being sent is timed
+        # from now: until then, the connection was busy, not stalled.
+        if self._head_timer is None and self._waiting_for_head():
+            self._arm()
+
+    # The head's deadline
+
+    def _waiting_for_head(self) -> bool:
+        """Part of a request's head came, not all of it, and no response is being sent."""
+        return (
+            self._in_head
+            and (self._head_started or self._head_bytes > 0)
+            and not self._refused
+            and not self.transport.is_closing()
+            and (self.cycle is None or self.cycle.response_complete)
+        )
+
+    def _arm(self) -> None:
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._waiting_for_head():
+            self._refuse(408, "Request header timeout")
+        elif self.cycle is None and not self.transport.is_closing():
+            # Not a byte since the connection opened: closed, as an idle kept-alive one is.
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` with a one-line body, close, and drop what the client still sends."""
+        self._disarm()
+        self._refused = True
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
+        log.info("%s: %s, answered %d", client, message.lower(), status, extra={"status": status})
+        body = message.encode("ascii")
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.flow.resume_reading()
+        self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def protocol_class(max_header_bytes: int, header_timeout: float) -> type[LimitedHttpProtocol]:
+    """`LimitedHttpProtocol` with these limits, for uvicorn's `http=`."""
+    limits = {"max_header_bytes": max_header_bytes, "header_timeout": header_timeout}
+    return type("LimitedHttpProtocol", (LimitedHttpProtocol,), limits)
+
+
+def config(app: Any, settings: Settings) -> uvicorn.Config:
+    """uvicorn's configuration for `app`: the settings' address, log level and limits."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        http=protocol_class(settings.max_header_bytes, settings.header_timeout_seconds),
+        timeout_graceful_shutdown=2,
+    )
+
+
+def run_server(app: Any, settings: Settings) -> None:
+    """Serve `app` until a signal stops it, as `uvicorn.run` does, with the settings' limits."""
+    server = uvicorn.Server(config(app, settings))
+    # uvicorn shuts down gracefully on SIGINT, then raises it again: as `uvicorn.run`, end here.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
