@@ -19,12 +19,71 @@ from tests.pg import Cluster
 ROOT = Path(__file__).resolve().parent.parent
 # Every test that touches a database runs once per backend; HITL_TEST_BACKENDS=sqlite narrows it.
 BACKENDS = [b for b in os.environ.get("HITL_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+# A port taken between `free_port()` and the server's bind (by a test run going on beside this
+# one): uvicorn says so and exits, and the server starts again on another port.
+PORT_TAKEN = re.compile(r"address already in use", re.IGNORECASE)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the listening socket on `port`, rather than a process of
+    another test run that took the port first (then `pid` fails to bind, and exits)."""
+    table = Path("/proc/net/tcp")
+    if not table.exists():  # not Linux: trust the port
+        return True
+    inodes = set()
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def process_env(**settings: object) -> dict[str, str]:
+    """The environment of a `hitl` process that a test starts.
+
+    Not the caller's `HITL_*` variables but `settings`, each as one (`lease_seconds=3` →
+    `HITL_LEASE_SECONDS=3`); this tree on the path; unbuffered output, so that the log of a
+    process that failed or was killed holds everything it said until then.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({f"HITL_{key.upper()}": str(value) for key, value in settings.items()})
+    return env
+
+
+def wait_for_log(
+    log: Path, pattern: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0
+) -> re.Match[str]:
+    """Wait until the log of a process says `pattern` (a regular expression); fail if the
+    process exits first, or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        match = re.search(pattern, text)
+        if match:
+            return match
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"exited ({proc.returncode}) before saying {pattern!r}:\n{text}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"did not say {pattern!r} within {timeout} s:\n{text}")
+        time.sleep(0.05)
 
 
 @dataclass
@@ -37,12 +96,14 @@ class Server:
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    starts: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def spawn(self) -> Server:
+        """Start the process, without waiting for it to serve (see `wait_healthy`)."""
         cmd = [sys.executable, "-m", "hitl", "serve", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--db", self.db_url, "--log-level", "warning", *self.args]
         assert self.log is not None
@@ -50,6 +111,12 @@ class Server:
             self.proc = subprocess.Popen(
                 cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
             )
+        self.starts += 1
+        return self
+
+    def wait_healthy(self, timeout: float = 60.0) -> Server:
+        """Wait until the server answers `/healthz`; fail if it exits first."""
+        assert self.proc is not None and self.log is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -57,11 +124,34 @@ class Server:
                     f"server exited with {self.proc.returncode}: {self.log.read_text()}"
                 )
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                healthy = httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200
+                if healthy and _listens(self.proc.pid, self.port):
                     return self
             except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start within {timeout} s: {self.log.read_text()}")
+
+    def start(self, timeout: float = 60.0) -> Server:
+        """Start the server and wait until it serves. On its first start only, a port that
+        another process took meanwhile is traded for a free one (a restart keeps its port)."""
+        assert self.log is not None
+        first = self.starts == 0
+        for _ in range(5):
+            try:
+                return self.spawn().wait_healthy(timeout)
+            except RuntimeError:
+                log = self.log.read_text(errors="replace")
+                if not (first and PORT_TAKEN.search(log)):
+                    raise
+                self.log.write_bytes(b"")  # that failure is not the server's
+                self.port, self.starts = free_port(), 0
+        raise RuntimeError(f"no free port found: {self.log.read_text()}")
+
+    def wait_log(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        """Wait until the server's log says `pattern` (a regular expression)."""
+        assert self.log is not None
+        return wait_for_log(self.log, pattern, self.proc, timeout)
 
     def kill9(self) -> None:
         """Kill the server with SIGKILL, as a crash would."""
@@ -115,11 +205,7 @@ def _factory(
     def start(
         db_url: str | None = None, args: list[str] | None = None, **settings: object
     ) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
-        env["PYTHONPATH"] = str(ROOT)
-        env.setdefault("HITL_PROCESS_DELAY", "0")
-        for key, value in settings.items():
-            env[f"HITL_{key.upper()}"] = str(value)
+        env = process_env(**{"process_delay": 0, **settings})
         n = len(started)
         server = Server(db_url=db_url or databases(), env=env, args=args or [])
         server.log = tmp / f"server-{n}.log"

@@ -45,16 +45,38 @@ class Cluster:
         self.data = self.root / "data"
 
     def _run(self, *cmd: str) -> None:
-        subprocess.run(cmd, check=True, capture_output=True, user=self.user, cwd=self.root)
+        done = subprocess.run(cmd, capture_output=True, user=self.user, cwd=self.root)
+        if done.returncode != 0:
+            log = self.root / "log"
+            raise RuntimeError(
+                f"{' '.join(cmd)} exited with {done.returncode}:\n"
+                f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}"
+                + (log.read_text(errors="replace")[-3000:] if log.exists() else "")
+            )
 
-    def start(self) -> Cluster:
-        self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=400"
+    def _options(self) -> str:
+        return f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=400"
+
+    def _pg_ctl_start(self) -> None:
         self._run(
-            _bin("pg_ctl"), "-D", str(self.data), "-o", options,
+            _bin("pg_ctl"), "-D", str(self.data), "-o", self._options(),
             "-l", str(self.root / "log"), "-w", "start",
         )  # fmt: skip
-        return self
+
+    def start(self, *, move: bool = True) -> Cluster:
+        """Create and start the cluster. If its port was taken meanwhile (by a test run going
+        on beside this one), it moves to a free one, unless `move` is false: someone already
+        waits for it on this port."""
+        self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
+        for _ in range(5):
+            try:
+                self._pg_ctl_start()
+                return self
+            except RuntimeError as exc:
+                if not move or "already in use" not in str(exc):
+                    raise
+                self.port = _free_port()
+        raise RuntimeError("no free port for PostgreSQL")
 
     def stop(self) -> None:
         try:
@@ -88,8 +110,4 @@ def pause(cluster: Cluster) -> None:
 
 
 def resume(cluster: Cluster) -> None:
-    options = f"-h 127.0.0.1 -p {cluster.port} -k {cluster.root} -F -c max_connections=400"
-    cluster._run(
-        _bin("pg_ctl"), "-D", str(cluster.data), "-o", options,
-        "-l", str(cluster.root / "log"), "-w", "start",
-    )  # fmt: skip
+    cluster._pg_ctl_start()

@@ -1,5 +1,8 @@
 """Fixtures for the browser tests: a real `hitl serve` and one headless Chromium per module.
 
+The pages are the same whatever the database, and every backend runs the same integration
+tests, so the browser tests run on SQLite only.
+
 Playwright drives the system browser (`/usr/bin/chromium`, from Debian's `chromium` package);
 its own browser downloads are never used. `make test` installs it; without it the tests fail.
 """
@@ -34,6 +37,12 @@ TIMEOUT_MS = 15_000
 
 # Auto-waiting assertions give a page this long to get there.
 expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    """The servers of the browser tests keep their data in SQLite."""
+    return "sqlite"
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,9 @@
 Every test drives the pages the way a reviewer would: typing, clicking, reloading, opening a
 second tab, and living through a server crash. Assertions are Playwright's auto-waiting
 `expect()`, so nothing here sleeps.
+
+Tests share a server unless they crash or restart it or need settings of their own: starting
+one costs seconds. The review queue's tests share one whose queue is emptied before each.
 """
 
 from __future__ import annotations
@@ -26,6 +29,35 @@ REVIEW_SCREENSHOT = Path("/tmp/hitl-review.png")
 TASK_URL = re.compile(r"/tasks/(?P<id>[0-9a-f-]{8,})$")
 
 StartServer = Callable[..., Server]
+
+
+@pytest.fixture(scope="module")
+def server(start_module_server: StartServer) -> Server:
+    """The server of this module's tests that can share one."""
+    return start_module_server(process_delay=0.2)
+
+
+@pytest.fixture(scope="module")
+def _queue_server(start_module_server: StartServer) -> Server:
+    return start_module_server(process_delay=0.3)
+
+
+@pytest.fixture
+def queue_server(_queue_server: Server) -> Server:
+    """A server with no open review, and none to come until the test submits work."""
+    unfinished = ("queued", "running", "waiting_for_review")
+    with httpx.Client(base_url=_queue_server.url, timeout=10) as http:
+        while True:
+            ids = [
+                task["id"]
+                for status in unfinished
+                for task in http.get("/api/v1/tasks", params={"status": status}).json()["data"]
+            ]
+            if not ids:
+                return _queue_server
+            for task_id in ids:
+                response = http.post(f"/api/v1/tasks/{task_id}/cancel")
+                assert response.status_code in (200, 409), response.text  # 409: it finished
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -164,9 +196,8 @@ def test_submit_reject_with_comment_then_approve_live(
 
 
 def test_reload_mid_review_and_second_tab_follow_live(
-    start_server: StartServer, context: BrowserContext, page: Page
+    server: Server, context: BrowserContext, page: Page
 ) -> None:
-    server = start_server(process_delay=0.2)
     task_id = submit_on_index(page, server, "draft the release notes")
     expect_waiting(page, 1)
     reject(page, "add the date")
@@ -264,9 +295,9 @@ def test_restart_then_reload_and_approve(start_server: StartServer, page: Page) 
 
 
 def test_review_queue_updates_live(
-    start_server: StartServer, context: BrowserContext, page: Page
+    queue_server: Server, context: BrowserContext, page: Page
 ) -> None:
-    server = start_server(process_delay=0.3)
+    server = queue_server
     # Wait until the queue's event stream is open, so it hears everything that follows.
     with page.expect_response(lambda r: r.url.endswith("/api/v1/events")):
         page.goto(f"{server.url}/reviews")
@@ -302,8 +333,8 @@ def test_review_queue_updates_live(
     expect(page.get_by_test_id("queue-empty")).to_be_visible()
 
 
-def test_review_queue_drops_an_approved_review_live(start_server: StartServer, page: Page) -> None:
-    server = start_server(process_delay=0.3)
+def test_review_queue_drops_an_approved_review_live(queue_server: Server, page: Page) -> None:
+    server = queue_server
     with page.expect_response(lambda r: r.url.endswith("/api/v1/events")):
         page.goto(f"{server.url}/reviews")
     mark_page(page)
@@ -336,8 +367,7 @@ def test_review_queue_drops_an_approved_review_live(start_server: StartServer, p
 # --- 5. the cookbook-API-only page -------------------------------------------------------------
 
 
-def test_classic_page_submit_and_approve(start_server: StartServer, page: Page) -> None:
-    server = start_server(process_delay=0.3)
+def test_classic_page_submit_and_approve(server: Server, page: Page) -> None:
     page.goto(f"{server.url}/classic")
     expect(page.locator("#taskStatus")).to_have_text("idle")
     page.locator("#taskInput").fill("classic cookbook flow")
@@ -360,8 +390,7 @@ def test_classic_page_submit_and_approve(start_server: StartServer, page: Page) 
     no_js_errors(page)
 
 
-def test_classic_page_reject_then_approve(start_server: StartServer, page: Page) -> None:
-    server = start_server(process_delay=0.3)
+def test_classic_page_reject_then_approve(server: Server, page: Page) -> None:
     page.goto(f"{server.url}/classic")
     page.locator("#taskInput").fill("classic rejection")
     page.locator("#submitBtn").click()
@@ -381,10 +410,7 @@ def test_classic_page_reject_then_approve(start_server: StartServer, page: Page)
 # --- 6. rejecting needs a comment ------------------------------------------------------------
 
 
-def test_reject_without_comment_explains_and_sends_nothing(
-    start_server: StartServer, page: Page
-) -> None:
-    server = start_server(process_delay=0.2)
+def test_reject_without_comment_explains_and_sends_nothing(server: Server, page: Page) -> None:
     task_id = submit_on_index(page, server, "needs a comment")
     expect_waiting(page, 1)
     sent = decision_requests(page)
@@ -420,8 +446,7 @@ def test_reject_without_comment_explains_and_sends_nothing(
 # --- edits and unknown tasks ------------------------------------------------------------------
 
 
-def test_edit_the_output_and_approve_the_edit(start_server: StartServer, page: Page) -> None:
-    server = start_server(process_delay=0.2)
+def test_edit_the_output_and_approve_the_edit(server: Server, page: Page) -> None:
     task_id = submit_on_index(page, server, "fix my typo")
     expect_waiting(page, 1)
     edit = page.get_by_test_id("edit")
@@ -442,29 +467,35 @@ def test_edit_the_output_and_approve_the_edit(start_server: StartServer, page: P
     no_js_errors(page)
 
 
-def test_unknown_task_page_says_so(start_server: StartServer, page: Page) -> None:
-    server = start_server()
+def test_unknown_task_page_says_so(server: Server, page: Page) -> None:
     page.goto(f"{server.url}/tasks/00000000-0000-0000-0000-000000000000")
     expect(page.get_by_test_id("live")).to_have_text("No such task.")
     expect(page.get_by_test_id("status")).to_have_text("unknown")
     expect(page.get_by_test_id("review-form")).to_be_hidden()
 
 
-def test_review_deadline_is_shown_and_fires(start_server: StartServer, page: Page) -> None:
+def test_review_deadline_is_shown_and_fires(
+    start_server: StartServer, context: BrowserContext, page: Page
+) -> None:
     server = start_server(review_deadline_seconds=4, on_deadline="approve", poll_interval=0.2)
+    # The queue listens before the task exists, so both pages show the review while it is
+    # open, however long a page takes to load on a busy machine.
+    queue = context.new_page()
+    with queue.expect_response(lambda r: r.url.endswith("/api/v1/events")):
+        queue.goto(f"{server.url}/reviews")
     task_id = submit_on_index(page, server, "nobody looks")
     expect_waiting(page, 1)
     expect(page.get_by_test_id("review-deadline")).to_contain_text(
         "Decided “approve” automatically at"
     )
-    queue = page.context.new_page()
-    queue.goto(f"{server.url}/reviews")
     expect(queue.get_by_test_id("queue-deadline")).to_contain_text("“approve” automatically")
-    queue.close()
     # Nobody decides: the deadline approves, live, on the open page.
     expect(page.get_by_test_id("status")).to_have_text("completed")
     expect(page.get_by_test_id("round-decision")).to_contain_text("by deadline")
     task = api_task(server, task_id)
     assert task["reviews"][0]["decided_by"] == "deadline"
     assert task["result"] == task["reviews"][0]["output"]
+    # …and the queue lets it go by itself.
+    expect(queue.locator(f".queue-item[data-task-id='{task_id}']")).to_have_count(0)
     no_js_errors(page)
+    queue.close()

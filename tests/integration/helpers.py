@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import sqlalchemy as sa
 
 from hitl.store.engine import create_sync_engine
 from tests.conftest import Server
@@ -164,6 +165,15 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
+async def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "it") -> None:
+    """Like `wait_for`, with a plain function as the check."""
+
+    async def holds() -> bool:
+        return check()
+
+    await wait_for(holds, timeout, what)
+
+
 async def get_task(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     response = await client.get(f"/api/v1/tasks/{task_id}")
     assert response.status_code == 200, response.text
@@ -215,14 +225,23 @@ async def decide(
     return review
 
 
+# One engine per database, for the whole session (see `dispose_engines`): a test that reads
+# the database after every request would otherwise spend its time connecting.
+_engines: dict[str, sa.Engine] = {}
+
+
 def db_rows(server: Server, sql: str) -> list[tuple[Any, ...]]:
     """Read the server's database directly: the ground truth under the API."""
-    engine = create_sync_engine(server.db_url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
-    finally:
-        engine.dispose()
+    engine = _engines.get(server.db_url)
+    if engine is None:
+        engine = _engines[server.db_url] = create_sync_engine(server.db_url, pool_size=1)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+
+
+def dispose_engines() -> None:
+    while _engines:
+        _engines.popitem()[1].dispose()
 
 
 def assert_log_well_formed(events: list[Event], task_ids: set[str] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -25,6 +24,7 @@ from tests.integration.helpers import (
     open_review,
     wait_for,
     wait_status,
+    wait_until,
 )
 
 MAX_BYTES = 1000
@@ -34,9 +34,19 @@ TEXT = {"content-type": "text/plain"}
 LONG_USER = {"x-hitl-user": "u" * 201}
 
 
+# What a worker logs when the task it runs was cancelled under it (at INFO): it stops there.
+WORKER_LET_GO = r"lease lost|task abandoned"
+
+
 @pytest.fixture(scope="module")
 def server(start_module_server: Callable[..., Server]) -> Server:
-    return start_module_server(max_input_bytes=MAX_BYTES, args=["--flow", GATE_FLOW])
+    args = ["--flow", GATE_FLOW, "--log-level", "info"]  # info: see WORKER_LET_GO
+    return start_module_server(max_input_bytes=MAX_BYTES, args=args)
+
+
+def count_in_log(server: Server, pattern: str) -> int:
+    assert server.log is not None
+    return len(re.findall(pattern, server.log.read_text(errors="replace")))
 
 
 @pytest.fixture(autouse=True)
@@ -258,13 +268,17 @@ async def test_decisions_when_no_review_is_open(server: Server, tmp_path: Path) 
             assert answer["status"] == "cancelled"
 
         # Cancel the held task while its node runs; opening the gate afterwards changes nothing.
+        let_go = count_in_log(server, WORKER_LET_GO)
         response = await c.post(f"/api/v1/tasks/{held['id']}/cancel")
         assert response.status_code == 200 and response.json()["status"] == "cancelled"
         async with unchanged(c, server):
             gate.touch()
             # The node returns; its worker finds the task cancelled at its next write and
-            # stops without writing anything.
-            await asyncio.sleep(0.5)
+            # stops without writing anything (or had stopped already, on renewing its lease).
+            await wait_until(
+                lambda: count_in_log(server, WORKER_LET_GO) > let_go,
+                what="the held task's worker to let it go",
+            )
         assert (await get_task(c, held["id"]))["status"] == "cancelled"
 
 

@@ -23,6 +23,7 @@ from tests.integration.helpers import (
     read_stream,
     types,
     wait_status,
+    wait_until,
 )
 
 PROCESS_DELAY = 2.0
@@ -62,6 +63,7 @@ class Watcher:
                     timeout=max(1.0, deadline - time.monotonic()),
                 )
             except httpx.TransportError:  # the server died, or is not back yet
+                self.drops += 1
                 await asyncio.sleep(0.1)
                 continue
             self.last_ids_sent.append(last)
@@ -91,14 +93,18 @@ async def test_kill_9_while_processing_and_while_waiting(start_server: Any) -> N
         p_run = asyncio.create_task(p_watch.run())
         w_run = asyncio.create_task(w_watch.run())
 
+        # The processor has started, and runs for PROCESS_DELAY seconds: crash in the middle.
         await asyncio.wait_for(p_watch.started.wait(), 10)
-        await asyncio.sleep(0.3)  # well inside the processor's PROCESS_DELAY seconds
         mid = await get_task(c, pid)
         assert (mid["status"], mid["node"], mid["round"]) == ("running", "process", 0)
         before_crash = list(p_watch.events)
 
         server.kill9()
-        await asyncio.sleep(0.5)  # both watchers notice the drop and retry against a dead port
+        # Both watchers lose their stream, and fail to reconnect to the dead port.
+        await wait_until(
+            lambda: p_watch.drops >= 2 and w_watch.drops >= 2,
+            what="both watchers to lose their stream and fail to reconnect",
+        )
         assert not p_run.done() and not w_run.done()
         server.start()
 

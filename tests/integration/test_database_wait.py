@@ -1,14 +1,14 @@
 """Start-up waits for the database and says so; `/readyz` follows the database's health.
 
-On a PostgreSQL server of the test's own, which it starts late, stops and starts again.
+On a PostgreSQL server of the test's own, which it starts once the server says it waits for
+it, then stops and starts again.
 """
 
 from __future__ import annotations
 
-import os
+import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, _factory, _stop_all, free_port
+from tests.conftest import ROOT, Server, _stop_all, free_port, process_env
 from tests.pg import Cluster, pause, resume
 
 
@@ -35,15 +35,16 @@ def test_start_up_waits_for_the_database_and_readyz_follows_it(
     servers: list[Server], tmp_path: Path
 ) -> None:
     cluster = Cluster()  # its port is chosen; nothing listens there yet
-    late = threading.Timer(3.0, cluster.start)
     try:
-        late.start()
-        start = _factory(tmp_path, servers, lambda: "")
-        server = start(db_url=cluster.url(), args=["--no-workers"], database_wait_seconds=60)
-        late.join()
-        assert server.log is not None
-        log = server.log.read_text()
-        assert f"waiting for the database at postgresql://postgres@127.0.0.1:{cluster.port}" in log
+        env = process_env(database_wait_seconds=60)
+        server = Server(db_url=cluster.url(), env=env, args=["--no-workers"])
+        server.log = tmp_path / "server.log"
+        servers.append(server)
+        server.spawn()
+        where = re.escape(f"postgresql://postgres@127.0.0.1:{cluster.port}")
+        server.wait_log(f"waiting for the database at {where}")
+        cluster.start(move=False)  # the server waits for it on this port
+        server.wait_healthy()
         response = readyz(server)
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "database": "postgresql"}
@@ -61,20 +62,17 @@ def test_start_up_waits_for_the_database_and_readyz_follows_it(
             assert time.monotonic() < deadline, "never ready again after the database came back"
             time.sleep(0.2)
     finally:
-        late.cancel()
-        for server in servers:
-            server.stop()
+        for started in servers:
+            started.stop()
         cluster.stop()
 
 
 @pytest.mark.parametrize("command", [["serve"], ["worker"], ["db", "upgrade"]])
 def test_an_unreachable_database_ends_start_up_with_one_clear_line(command: list[str]) -> None:
     url = f"postgresql://hitl:secret@127.0.0.1:{free_port()}/hitl"  # nothing listens there
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
-    env.update({"PYTHONPATH": str(ROOT), "HITL_DATABASE_WAIT_SECONDS": "1"})
     result = subprocess.run(
         [sys.executable, "-m", "hitl", *command, "--db", url],
-        env=env,
+        env=process_env(database_wait_seconds=1),
         capture_output=True,
         text=True,
         timeout=60,

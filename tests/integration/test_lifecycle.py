@@ -28,12 +28,8 @@ from tests.integration.helpers import (
 
 @pytest.fixture(scope="module")
 def server(start_module_server: Callable[..., Server]) -> Server:
-    return start_module_server()
-
-
-@pytest.fixture(scope="module")
-def cookbook_server(start_module_server: Callable[..., Server]) -> Server:
-    # One worker slot, and a flow whose task holds it until a test opens the gate.
+    # One worker slot, and a flow whose task holds it until a test opens the gate (see
+    # test_cookbook_stream_reject_then_approve); the other tests run one task at a time.
     return start_module_server(concurrency=1, args=["--flow", GATE_FLOW])
 
 
@@ -149,9 +145,9 @@ async def feedback(c: httpx.AsyncClient, task_id: str, value: str) -> None:
     assert response.json() == {"message": f"Feedback '{value}' received"}
 
 
-async def test_cookbook_stream_reject_then_approve(cookbook_server: Server, tmp_path: Path) -> None:
+async def test_cookbook_stream_reject_then_approve(server: Server, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    async with client(cookbook_server) as c:
+    async with client(server) as c:
         # The blocker holds the only worker slot until the gate opens, so the cookbook task
         # stays queued until our subscriber has seen `pending`.
         blocker = await create_task(c, {"gate": str(gate)}, flow="gate")
@@ -166,7 +162,10 @@ async def test_cookbook_stream_reject_then_approve(cookbook_server: Server, tmp_
             if event.data["status"] == "waiting_for_review":
                 await feedback(c, tid, next(answers))
 
-        stream = await read_stream(c, f"/stream/{tid}", on_event=on_event, timeout=20)
+        try:
+            stream = await read_stream(c, f"/stream/{tid}", on_event=on_event, timeout=20)
+        finally:
+            gate.touch()  # a failure here must not hold the only worker slot for later tests
         blocked = await wait_status(c, blocker["id"], "completed")
         assert blocked["result"] == {"gate": "open"}
 
@@ -205,8 +204,8 @@ async def test_cookbook_stream_reject_then_approve(cookbook_server: Server, tmp_
     assert messages[9] == {"status": "stream_closed"}
 
 
-async def test_cookbook_late_subscribers(cookbook_server: Server) -> None:
-    async with client(cookbook_server) as c:
+async def test_cookbook_late_subscribers(server: Server) -> None:
+    async with client(server) as c:
         tid = await submit(c, "late subscriber")
         review = await open_review(c, tid)
 

@@ -7,10 +7,8 @@ the test session's throwaway PostgreSQL server.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import httpx
 import pytest
 
 from hitl.store import migrate
-from tests.conftest import ROOT, Server, _factory, _stop_all
+from tests.conftest import ROOT, Server, _factory, _stop_all, process_env, wait_for_log
 from tests.integration.helpers import Event, client, db_rows, read_stream
 from tests.pg import Cluster
 
@@ -29,9 +27,7 @@ class WorkerProcess:
     """A real `hitl worker` process."""
 
     def __init__(self, db_url: str, name: str, log: Path, **settings: object) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
-        self.env["PYTHONPATH"] = str(ROOT)
-        self.env.update({f"HITL_{k.upper()}": str(v) for k, v in settings.items()})
+        self.env = process_env(**settings)
         self.cmd = [sys.executable, "-m", "hitl", "worker", "--db", db_url, "--name", name]
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -39,11 +35,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=out, stderr=out, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while "hitl worker running" not in self.log.read_text(errors="replace"):
-            assert self.proc.poll() is None, self.log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "worker did not start"
-            time.sleep(0.05)
+        wait_for_log(self.log, "hitl worker running", self.proc)
         return self
 
     def kill9(self) -> None:
