@@ -22,6 +22,7 @@ from tests.integration.helpers import (
     decide,
     get_task,
     open_review,
+    read_stream,
     wait_for,
     wait_status,
     wait_until,
@@ -165,6 +166,55 @@ CASES: list[tuple[str, str, dict[str, Any], int, tuple[str, ...]]] = [
     # bad cursors
     ("GET", f"/api/v1/tasks/{NO_SUCH}/events", {"params": {"after": -1}}, 422, ("after",)),
     ("GET", "/api/v1/events", {"params": {"after": "start"}}, 422, ("after", "integer")),
+    ("GET", "/api/v1/events", {"params": {"after": 2**63}}, 422, ("after", "less than")),
+    ("GET", "/api/v1/events", {"params": {"after": "١٢"}}, 422, ("after", "integer")),
+    ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "x1"}}, 422, ("Last-Event-ID",)),
+    ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "-1"}}, 422, ("Last-Event-ID",)),
+    ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "9" * 30}}, 422, ("Last-Event-ID",)),
+    ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "²".encode("latin-1")}}, 422, ("Last-Event-ID",)),
+    (
+        "GET",
+        f"/api/v1/tasks/{NO_SUCH}/events",
+        {"headers": {"Last-Event-ID": str(2**63)}},
+        422,
+        ("Last-Event-ID", str(2**63 - 1)),
+    ),
+    # every number a client sends: served, or a 4xx
+    ("GET", "/api/v1/tasks", {"params": {"offset": 2**63}}, 422, ("offset", "less than")),
+    ("GET", "/api/v1/tasks", {"params": {"offset": "1" * 400}}, 422, ("offset",)),
+    ("GET", "/api/v1/reviews", {"params": {"limit": "²"}}, 422, ("limit", "integer")),
+    ("GET", "/api/v1/reviews", {"params": {"limit": 501}}, 422, ("limit", "500")),
+    # text that cannot be stored faithfully: not UTF-8, or a lone surrogate
+    (
+        "POST",
+        "/api/v1/tasks",
+        {"content": b'{"input": "\\ud800"}', "headers": JSON},
+        422,
+        ("Unicode",),
+    ),
+    (
+        "POST",
+        "/api/v1/tasks",
+        {"content": b'{"input": {"\\udc00": 1}}', "headers": JSON},
+        422,
+        ("Unicode",),
+    ),
+    ("POST", "/api/v1/tasks", {"content": b'{"input": "\xff"}', "headers": JSON}, 422, ("UTF-8",)),
+    ("POST", "/submit", {"content": b'{"data": "a\\udfff"}', "headers": JSON}, 422, ("Unicode",)),
+    (
+        "POST",
+        f"/api/v1/reviews/{NO_SUCH}/decision",
+        {"content": b'{"decision": "reject", "comment": "\\ud83d"}', "headers": JSON},
+        422,
+        ("Unicode",),
+    ),
+    (
+        "POST",
+        f"/feedback/{NO_SUCH}",
+        {"content": b'{"feedback": "approved", "x": "\\ud83d"}', "headers": JSON},
+        422,
+        ("Unicode",),
+    ),
 ]
 
 
@@ -317,3 +367,17 @@ async def test_idempotency_key(server: Server) -> None:
         for created in (task, other.json()):
             review = await open_review(c, created["id"])
             await decide(c, review["id"], "approve")
+
+
+async def test_the_largest_offsets_and_cursors_are_served(server: Server) -> None:
+    """Numbers at the top of their range are not errors: an empty page, a quiet stream."""
+    top = 2**63 - 1
+    async with client(server) as c, unchanged(c, server):
+        for path in ("/api/v1/tasks", "/api/v1/reviews"):
+            page = await c.get(path, params={"offset": top, "limit": 500})
+            assert page.status_code == 200, page.text
+            assert page.json()["data"] == []
+        stream = await read_stream(
+            c, "/api/v1/events", headers={"Last-Event-ID": str(top)}, until=lambda s: True
+        )
+        assert stream.events == []

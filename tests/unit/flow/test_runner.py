@@ -528,28 +528,38 @@ async def test_sync_code_runs_off_the_event_loop_thread() -> None:
     assert shared["async_exec"] == loop_thread
 
 
-class Slow(Node):  # type: ignore[misc]
-    def exec(self, prep_res: Any) -> None:
-        import time
+class WaitsForTheLoop(Node):  # type: ignore[misc]
+    """A sync node that can only finish if the event loop runs while it does: it waits for an
+    event that a coroutine on the loop sets."""
 
-        time.sleep(0.2)
+    def __init__(self, started: threading.Event, released: threading.Event) -> None:
+        super().__init__()
+        self.started, self.released = started, released
+
+    def exec(self, prep_res: Any) -> bool:
+        self.started.set()
+        return self.released.wait(timeout=30)
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: bool) -> str:
+        shared["released"] = exec_res
+        return "default"
 
 
 async def test_a_slow_sync_node_does_not_block_the_event_loop() -> None:
-    ticks = 0
+    started, released = threading.Event(), threading.Event()
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
+    async def release() -> None:  # runs only if the loop is free while the node runs
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        released.set()
 
-    task = asyncio.create_task(ticker())
+    helper = asyncio.create_task(release())
+    shared: dict[str, Any] = {}
     try:
-        await Runner(AsyncFlow(start=Slow())).run({})
+        await Runner(AsyncFlow(start=WaitsForTheLoop(started, released))).run(shared)
     finally:
-        task.cancel()
-    assert ticks >= 5
+        helper.cancel()
+    assert shared["released"] is True
 
 
 # -- run_flow and the root flow -----------------------------------------------------------
