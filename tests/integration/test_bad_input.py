@@ -171,7 +171,7 @@ CASES: list[tuple[str, str, dict[str, Any], int, tuple[str, ...]]] = [
     ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "x1"}}, 422, ("Last-Event-ID",)),
     ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "-1"}}, 422, ("Last-Event-ID",)),
     ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "9" * 30}}, 422, ("Last-Event-ID",)),
-    ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": "²".encode("latin-1")}}, 422, ("Last-Event-ID",)),
+    ("GET", "/api/v1/events", {"headers": {"Last-Event-ID": b"\xb2"}}, 422, ("Last-Event-ID",)),
     (
         "GET",
         f"/api/v1/tasks/{NO_SUCH}/events",

@@ -319,3 +319,7 @@ async def test_a_snapshot_reads_one_moment(store: SqlStore) -> None:
     assert status == "queued", "the snapshot saw a write committed after its first read"
     task, _, after = await store.snapshot("t1")
     assert task is not None and task.status == "running" and after > last
+
+
+def test_head_is_the_newest_migration() -> None:
+    assert migrate.head_revision() == migrate.newest_migration()
