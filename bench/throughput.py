@@ -23,7 +23,7 @@ from _common import Connection, Server, pin_self, report, sse
 CLIENTS = 16
 
 
-async def lifecycle(conn: Connection, port: int, i: int, rejections: int) -> None:
+async def lifecycle(conn: Connection, port: int, i: int, rejections: int = 0) -> None:
     status, body = await conn.request("POST", "/submit", {"data": f"lifecycle {i}"})
     assert status == 202, body
     task_id = body["task_id"]
