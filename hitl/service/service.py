@@ -51,6 +51,12 @@ def wait_for_database(url: str, seconds: float) -> None:
             return
         except sa.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            if guard.sqlite_path(url) is not None:
+                # A file on this machine: waiting will not make it openable.
+                raise DatabaseUnreachable(
+                    f"cannot open the SQLite database at {where} ({reason}): check that its "
+                    "directory exists and is writable, or set HITL_DATABASE_URL"
+                ) from None
             if time.monotonic() >= deadline:
                 raise DatabaseUnreachable(
                     f"the database at {where} did not answer within {seconds:g} s ({reason}); "

@@ -508,3 +508,21 @@ def test_embedding_hitl_changes_no_process_wide_setting(tmp_path: Path) -> None:
     )
     assert db.exists()  # the service did start and stop
     assert before == after
+
+
+def test_a_sqlite_file_that_cannot_be_opened_fails_at_once(tmp_path: Path) -> None:
+    """Waiting does not make a missing directory appear: one line, no 30 s wait."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "hitl", "serve", "--db", url, "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=25,  # the database wait is 30 s: a run that waits fails here
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "directory exists" in lines[0], done.stderr
+    assert not (tmp_path / "no").exists()
