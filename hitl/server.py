@@ -51,6 +51,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False  # an error answer was sent: whatever comes now is dropped
         self._linger: asyncio.TimerHandle | None = None
+        self._completed = 0  # requests whose whole message the parser has read
+        self._due: tuple[int, str] | None = None  # a refusal that waits for a response to end
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,13 +78,19 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             # Feed the parser no more of the head than the limit: if the head is not complete
             # by then, it is too large.
             self._head_bytes = self.max_header_bytes
+            completed = self._completed
             if room:
                 super().data_received(data[:room])
             if self.transport.is_closing() or self.transport.get_protocol() is not self:
                 return  # a malformed request (answered 400), the client left, or an upgrade
-            if self._in_head:
+            if self._in_head and self._completed == completed:
                 self._refuse(431, "Request header fields too large")
                 return
+            if self._in_head:
+                # The read held the end of one request and the start of the next one's head,
+                # less than `room` of it: that head is counted from here (so it may run to
+                # twice the limit before it is refused, never further).
+                self._head_bytes = 0
             data = data[room:]
         # Most heads come in one read: a timer is armed only for one that did not.
         if self._head_timer is None and self._waiting_for_head():
@@ -102,9 +110,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head, self._head_bytes = True, 0
+        self._completed += 1
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self._due is not None:
+            status, message = self._due
+            self._due = None
+            self._answer(status, message)
+            return
         # A pipelined request's head that began while the response was being sent is timed
         # from now: until then, the connection was busy, not stalled.
         if self._head_timer is None and self._waiting_for_head():
@@ -139,9 +153,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` with a one-line body, close, and drop what the client still sends."""
+        """Answer `status` with a one-line body, close, and drop what the client still sends.
+        A pipelined request's refusal waits for the answer to the request before it."""
         self._disarm()
         self._refused = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._due = (status, message)
+            return
+        self._answer(status, message)
+
+    def _answer(self, status: int, message: str) -> None:
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
         log.info("%s: %s, answered %d", client, message.lower(), status, extra={"status": status})
         body = message.encode("ascii")

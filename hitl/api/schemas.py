@@ -115,9 +115,9 @@ class DecisionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject", "edit"]
-    comment: str | None = Field(None, max_length=10_000)
+    comment: str | None = Field(None, max_length=10_000, pattern="^[^\x00]*$")
     edited_output: JsonValue = Field(None, description="required for edit: the corrected output")
-    decided_by: str | None = Field(None, max_length=200)
+    decided_by: str | None = Field(None, max_length=200, pattern="^[^\x00]*$")
 
 
 class SubmitRequest(BaseModel):

@@ -78,9 +78,6 @@ class _SSE:
         return None
 
 
-FINAL = {"task.completed", "task.failed", "task.cancelled"}
-
-
 class Client:
     def __init__(self, base_url: str = "http://127.0.0.1:8000", **kwargs: Any) -> None:
         self._http = httpx.Client(base_url=base_url, timeout=kwargs.pop("timeout", 30.0), **kwargs)
@@ -137,9 +134,7 @@ class Client:
             for line in response.iter_lines():
                 event = parser.feed(line)
                 if event is not None:
-                    yield event
-                    if event["type"] in FINAL:
-                        return
+                    yield event  # the server ends the stream after the task's final event
 
 
 class AsyncClient:
@@ -203,6 +198,4 @@ class AsyncClient:
             async for line in response.aiter_lines():
                 event = parser.feed(line)
                 if event is not None:
-                    yield event
-                    if event["type"] in FINAL:
-                        return
+                    yield event  # the server ends the stream after the task's final event

@@ -24,6 +24,15 @@ MIN_PREFIX = 4
 _ID_CHARS = frozenset("0123456789abcdef-")
 
 
+def _id(value: str, what: str) -> str:
+    """An id as stored (lower case), or NotFound for text no id could be: it never reaches the
+    database (PostgreSQL refuses a NUL in text, with an error rather than no row)."""
+    lowered = value.lower()
+    if not lowered or len(lowered) > ID_LENGTH or not set(lowered) <= _ID_CHARS:
+        raise NotFound(f"no {what} {value[:80]!r}")
+    return lowered
+
+
 def json_value(value: Any, what: str) -> str:
     """`value` as JSON text, or Invalid: JSON has no NaN or Infinity, which Python parses."""
     try:
@@ -103,10 +112,10 @@ class TaskService:
         characters that no other task's id starts (as git takes a commit's) or, failing that,
         ends with. A task id is a UUIDv7: its first 12 characters are the time, shared by every
         task made in the same minute or so; its end is random, and a short end names one task."""
-        if len(task_id) >= ID_LENGTH:
-            return task_id
-        part = task_id.lower()
-        if len(part) < MIN_PREFIX or not set(part) <= _ID_CHARS:
+        part = _id(task_id, "task")
+        if len(part) >= ID_LENGTH:
+            return part
+        if len(part) < MIN_PREFIX:
             raise NotFound(
                 f"no task {task_id!r}: give the task's id, or at least {MIN_PREFIX} characters "
                 "of its start or its end"
@@ -133,7 +142,7 @@ class TaskService:
     async def snapshot(self, task_id: str) -> tuple[TaskRow, ReviewRow | None, int]:
         """A task, its latest review and its last event's id, as of one moment: a stream that
         starts there shows each later change once."""
-        task, review, last = await self.store.snapshot(task_id)
+        task, review, last = await self.store.snapshot(_id(task_id, "task"))
         if task is None:
             raise NotFound(f"no task {task_id!r}")
         return task, review, last
@@ -149,15 +158,17 @@ class TaskService:
         return await self.store.list_reviews(status, limit, offset)
 
     async def get_review(self, review_id: str) -> ReviewRow:
-        review = await self.store.get_review(review_id)
+        review = await self.store.get_review(_id(review_id, "review"))
         if review is None:
             raise NotFound(f"no review {review_id!r}")
         return review
 
     async def cancel(self, task_id: str, by: str | None = None) -> TaskRow:
+        task_id = _id(task_id, "task")
         return await self.store.write(lambda tx: machine.cancel(tx, task_id, by))
 
     async def retry(self, task_id: str, by: str | None = None) -> TaskRow:
+        task_id = _id(task_id, "task")
         task = await self.store.write(lambda tx: machine.retry(tx, task_id, by))
         self.wake_workers()
         return task
@@ -172,6 +183,7 @@ class TaskService:
     ) -> ReviewRow:
         """Record a decision; exactly one of any number of concurrent decisions wins."""
         edited = self._edited(action, edited_output)
+        review_id = _id(review_id, "review")
 
         def write(tx: Tx) -> ReviewRow:
             review = tx.get_review(review_id)
@@ -193,6 +205,7 @@ class TaskService:
     ) -> ReviewRow:
         """Decide the task's latest review round (the cookbook's `/feedback/{task_id}`)."""
         edited = self._edited(action, edited_output)
+        task_id = _id(task_id, "task")
 
         def write(tx: Tx) -> ReviewRow:
             review = tx.last_review(task_id)

@@ -23,9 +23,11 @@ R = ", ".join(REVIEW_COLUMNS)
 E = ", ".join(EVENT_COLUMNS)
 
 GET_TASK = f"SELECT {T} FROM tasks WHERE id = :id"
-# Ids are lower-case hex and '-', all below '~': a range on the primary key finds a prefix.
+# The start of an id, compared as bytes on both databases (a range on the primary key would
+# depend on PostgreSQL's collation, in which '~' may sort before the digits): it reads every
+# id, as the CLI's look-up by a few characters may.
 TASKS_BY_PREFIX = (
-    f"SELECT {T} FROM tasks WHERE id >= :prefix AND id < :prefix || '~' ORDER BY id LIMIT :limit"
+    f"SELECT {T} FROM tasks WHERE substr(id, 1, :n) = :prefix ORDER BY id LIMIT :limit"
 )
 # The random end of an id: no index helps, so this reads every id (the CLI's look-up only).
 TASKS_BY_SUFFIX = f"SELECT {T} FROM tasks WHERE id LIKE :pattern ORDER BY id LIMIT :limit"

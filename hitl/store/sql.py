@@ -388,7 +388,7 @@ class SqlStore:
 
     async def tasks_by_prefix(self, prefix: str, limit: int = 2) -> list[TaskRow]:
         """Tasks whose id starts with `prefix` (lower-case hex and '-'), in id order."""
-        params = {"prefix": prefix, "limit": limit}
+        params = {"prefix": prefix, "n": len(prefix), "limit": limit}
         return await self.read(lambda s: s.rows(TaskRow, q.TASKS_BY_PREFIX, params))
 
     async def tasks_by_suffix(self, suffix: str, limit: int = 2) -> list[TaskRow]:

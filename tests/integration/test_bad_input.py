@@ -179,6 +179,20 @@ CASES: list[tuple[str, str, dict[str, Any], int, tuple[str, ...]]] = [
         422,
         ("Last-Event-ID", str(2**63 - 1)),
     ),
+    # text no id could be, and NUL characters (PostgreSQL cannot store them in text)
+    ("GET", "/api/v1/tasks/%00", {}, 404, ("task",)),
+    ("GET", "/api/v1/reviews/%00", {}, 404, ("review",)),
+    ("POST", "/api/v1/tasks/%00/cancel", {}, 404, ("task",)),
+    ("GET", "/api/v1/tasks/%00/events", {}, 404, ("task",)),
+    ("GET", "/stream/%00", {}, 404, ("task",)),
+    ("POST", "/feedback/%00", {"json": {"feedback": "approved"}}, 404, ("task",)),
+    (
+        "POST",
+        f"/api/v1/reviews/{NO_SUCH}/decision",
+        {"json": {"decision": "reject", "comment": "bad\u0000"}},
+        422,
+        ("comment",),
+    ),
     # every number a client sends: served, or a 4xx
     ("GET", "/api/v1/tasks", {"params": {"offset": 2**63}}, 422, ("offset", "less than")),
     ("GET", "/api/v1/tasks", {"params": {"offset": "1" * 400}}, 422, ("offset",)),

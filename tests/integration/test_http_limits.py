@@ -104,6 +104,27 @@ async def test_header_limit_counts_every_header(server: Server) -> None:
         assert (await c.get("/healthz")).status_code == 200
 
 
+@pytest.mark.parametrize("padding", [0, 1000, 20_000])
+async def test_pipelined_requests_are_each_answered(server: Server, padding: int) -> None:
+    """One read may hold the end of a request's body and the start of the next request's
+    head: that head is not the one over the limit, and each request gets its own answer."""
+    body = b'{"data": "' + b"x" * (LIMIT - 500) + b'"}'
+    first = (
+        b"POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    second = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"p" * padding + b"\r\n\r\n"
+    reader, writer = await connect(server)
+    try:
+        writer.write(first + second)
+        status, answer = await response(reader)
+        assert status == 202, answer
+        status, answer = await response(reader)
+        assert status == 200, answer
+    finally:
+        writer.close()
+
+
 async def test_slow_headers_get_408_and_the_connection_closed(server: Server) -> None:
     reader, writer = await connect(server)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")

@@ -24,8 +24,11 @@ LastEventId = Annotated[
 
 
 async def _stream(
-    service: Service, task_id: str | None, after: int, ends: bool
+    service: Service, task_id: str | None, after: int, ends_from: int | None
 ) -> AsyncIterator[bytes]:
+    """Events after `after`; with `ends_from`, the stream ends after a final event whose id is
+    at least that (the task's last event when the stream began): an earlier final event is
+    history, which a retry followed."""
     yield sse.RETRY
     heartbeat = service.settings.heartbeat_seconds
     async for event in service.broker.subscribe(task_id, after, heartbeat):
@@ -33,7 +36,7 @@ async def _stream(
             yield sse.HEARTBEAT
             continue
         yield sse.event_frame(event.id, event.type, event.data)
-        if ends and event.type in FINAL_EVENTS:
+        if ends_from is not None and event.type in FINAL_EVENTS and event.id >= ends_from:
             return
 
 
@@ -56,7 +59,7 @@ async def task_events(
     task, _, last = await service.tasks.snapshot(task_id)
     if task.status in FINAL and start >= last:
         return sse.response(_closed())
-    return sse.response(_stream(service, task.id, start, ends=True))
+    return sse.response(_stream(service, task.id, start, ends_from=last))
 
 
 async def _closed() -> AsyncIterator[bytes]:
@@ -78,4 +81,4 @@ async def all_events(
     start = sse.cursor(last_event_id, after)
     if not (last_event_id or "").strip() and after is None:
         start = service.broker.last_id
-    return sse.response(_stream(service, None, start, ends=False))
+    return sse.response(_stream(service, None, start, ends_from=None))

@@ -8,7 +8,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var FINAL = {"task.completed": 1, "task.failed": 1, "task.cancelled": 1};
   var WORDS = {approve: "Approved", reject: "Rejected", edit: "Edited and approved"};
-  var state = {status: null, rounds: [], open: null, source: null};
+  var state = {status: null, rounds: [], open: null, source: null, finished: false};
 
   function setStatus(status, node) {
     state.status = status;
@@ -87,6 +87,7 @@
   function apply(type, data) {
     timeline(type, data);
     if (type === "task.created") { $("input").textContent = h.show(data.input); setStatus("queued"); }
+    else if (type === "task.retried") setStatus("queued");
     else if (type === "task.running" || type === "node.started") setStatus("running", data.node);
     else if (type === "review.requested") {
       var round = {round: data.round, review_id: data.review_id, output: data.output,
@@ -163,18 +164,22 @@
   };
 
   var TYPES = ["task.created", "task.running", "node.started", "node.finished", "review.requested",
-               "review.decided", "task.completed", "task.failed", "task.cancelled"];
+               "review.decided", "task.completed", "task.failed", "task.cancelled", "task.retried"];
   function connect() {
     var source = new EventSource("/api/v1/tasks/" + taskId + "/events");
     state.source = source;
     source.onopen = function () { $("live").textContent = "● live"; };
+    // The server ends the stream after the task's final event. A final event in the replay
+    // may be history (a failed task that was retried): the page is finished only when the
+    // stream ends right after one.
     source.onerror = function () {
-      if (source.readyState !== EventSource.CLOSED) $("live").textContent = "reconnecting…";
+      if (state.finished) { source.close(); $("live").textContent = "finished"; }
+      else if (source.readyState !== EventSource.CLOSED) $("live").textContent = "reconnecting…";
     };
     TYPES.forEach(function (type) {
       source.addEventListener(type, function (ev) {
+        state.finished = !!FINAL[type];
         apply(type, JSON.parse(ev.data));
-        if (FINAL[type]) { source.close(); $("live").textContent = "finished"; }
       });
     });
   }
