@@ -499,3 +499,21 @@ def test_review_deadline_is_shown_and_fires(
     expect(queue.locator(f".queue-item[data-task-id='{task_id}']")).to_have_count(0)
     no_js_errors(page)
     queue.close()
+
+
+def test_a_retried_task_is_followed_past_its_failure(start_server: StartServer, page: Page) -> None:
+    server = start_server(review_deadline_seconds=6, poll_interval=0.2)
+    task_id = submit_on_index(page, server, "nobody looks, then someone retries")
+    expect_waiting(page, 1)
+    # Nobody decides: the deadline fails the task, live, and the page is finished with it.
+    expect(page.get_by_test_id("status")).to_have_text("failed")
+    expect(page.locator("#live")).to_have_text("finished")
+    retried = httpx.post(f"{server.url}/api/v1/tasks/{task_id}/retry", timeout=10)
+    assert retried.status_code == 200, retried.text
+    # The replayed failure is history: the page follows the task into its second round.
+    page.reload()
+    expect_waiting(page, 2)
+    expect(page.locator("#live")).to_have_text("● live")
+    expect(page.get_by_test_id("round").first).to_contain_text("no decision by its deadline")
+    expect(page.locator("#result-card")).to_be_hidden()
+    no_js_errors(page)

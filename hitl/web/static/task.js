@@ -50,6 +50,8 @@
         if (r.decision === "edit") parts.push(h.el("pre", {cls: "output edited", text: h.show(r.edited_output)}));
       } else if (r.cancelled) {
         verdict = h.el("p", {cls: "decision muted", text: "cancelled"});
+      } else if (r.expired) {
+        verdict = h.el("p", {cls: "decision muted", text: "no decision by its deadline"});
       } else {
         verdict = h.el("p", {cls: "decision muted", text: "waiting for a decision"});
       }
@@ -87,7 +89,10 @@
   function apply(type, data) {
     timeline(type, data);
     if (type === "task.created") { $("input").textContent = h.show(data.input); setStatus("queued"); }
-    else if (type === "task.retried") setStatus("queued");
+    else if (type === "task.retried") {
+      setStatus("queued");
+      $("result-card").hidden = true;  // the failure is history now
+    }
     else if (type === "task.running" || type === "node.started") setStatus("running", data.node);
     else if (type === "review.requested") {
       var round = {round: data.round, review_id: data.review_id, output: data.output,
@@ -111,6 +116,10 @@
       $("result-card").hidden = false;
     } else if (type === "task.failed") {
       setStatus("failed");
+      state.rounds.forEach(function (r) {
+        if (r.review_id === data.review_id && !r.decision) r.expired = true;
+      });
+      if (state.open && state.open.review_id === data.review_id) showReview(null);
       $("result").textContent = "Failed: " + data.error;
       $("result-card").hidden = false;
     } else if (type === "task.cancelled") {
