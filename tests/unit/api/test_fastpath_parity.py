@@ -165,8 +165,10 @@ async def lifecycle(client: httpx.AsyncClient) -> list[Answer]:
             await asyncio.sleep(0.02)
     decided = await client.post(f"/feedback/{task_id}", json={"feedback": "approved"})
     again = await client.post(f"/feedback/{task_id}", json={"feedback": "rejected"})
-    async with asyncio.timeout(15):
-        stream = await client.get(f"/stream/{task_id}")  # ends: the task completes
+    async with asyncio.timeout(15):  # the stream of a finished task: its state, then closed
+        while (await client.get(f"/api/v1/tasks/{task_id}")).json()["status"] != "completed":
+            await asyncio.sleep(0.02)
+        stream = await client.get(f"/stream/{task_id}")
     return [masked(r) for r in (submitted, decided, again, stream)]
 
 
