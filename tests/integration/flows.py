@@ -37,3 +37,45 @@ class Gate(Node):  # type: ignore[misc]
 
 def create_gate_flow() -> Flow:
     return Flow(start=Gate())
+
+
+FLAKY_FLOW = "flaky=tests.integration.flows:create_flaky_flow"
+_FAILED_ONCE: set[str] = set()
+
+
+class FailsOnce(Node):  # type: ignore[misc]
+    """`flaky`: fails the first time it runs for a task (a model that was down), then asks a
+    person to review its output."""
+
+    name = "draft"
+
+    def prep(self, shared: dict[str, Any]) -> str:
+        return str(shared["task_id"])
+
+    def exec(self, task_id: str) -> str:
+        if task_id not in _FAILED_ONCE:
+            _FAILED_ONCE.add(task_id)
+            raise RuntimeError("the model is down")
+        return "a draft"
+
+    def post(self, shared: dict[str, Any], prep_res: str, exec_res: str) -> str:
+        shared["draft"] = exec_res
+        return "default"
+
+
+def create_flaky_flow() -> Flow:
+    from hitl.flow import HumanReview, ReviewRequest
+
+    class Check(HumanReview):
+        name = "check"
+
+        def prep(self, shared: dict[str, Any]) -> ReviewRequest:
+            return ReviewRequest(output=shared["draft"], decisions=("approve", "reject"))
+
+        def post(self, shared: dict[str, Any], request: Any, decision: Any) -> str:
+            shared["final_result"] = request.output
+            return "done"
+
+    draft = FailsOnce()
+    draft >> Check()
+    return Flow(start=draft)
