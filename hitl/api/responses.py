@@ -79,57 +79,59 @@ def event_stream(description: str, item: dict[str, Any]) -> Responses:
 
 _EVENT_ID = {"type": "string", "pattern": "^[0-9]+$", "description": "the event's id in the log"}
 
-LOG_EVENT: dict[str, Any] = {
-    "type": "object",
-    "required": ["data", "event", "id"],
-    "properties": {
-        "event": {"type": "string", "enum": [t.value for t in EventType]},
-        "id": _EVENT_ID,
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "contentSchema": {
-                "type": "object",
-                "required": ["task_id", "status"],
-                "properties": {"task_id": {"type": "string"}, "status": {"type": "string"}},
-                "description": "the task's id and status after the event, and what happened",
-            },
-        },
-    },
-}
 
-COOKBOOK_MESSAGE: dict[str, Any] = {
-    "type": "object",
-    "required": ["data", "event"],
-    "properties": {
-        "event": {"const": "message"},
-        "id": _EVENT_ID,
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "contentSchema": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {
-                    "status": {
-                        "enum": [
-                            "pending",
-                            "running",
-                            "waiting_for_review",
-                            "processing_feedback",
-                            "completed",
-                            "failed",
-                            "stream_closed",
-                        ]
-                    },
-                    "task_id": {"type": "string"},
-                    "output_to_review": {},
-                    "round": {"type": "integer", "minimum": 1},
-                    "feedback_value": {"enum": ["approved", "rejected"]},
-                    "final_result": {},
-                    "error": {"type": ["string", "null"]},
-                },
+def _sse_event(event: dict[str, Any], required: list[str], data: dict[str, Any]) -> dict[str, Any]:
+    """An SSE event whose `data` is JSON text of the schema `data`."""
+    return {
+        "type": "object",
+        "required": required,
+        "properties": {
+            "event": event,
+            "id": _EVENT_ID,
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
             },
         },
+    }
+
+
+LOG_EVENT = _sse_event(
+    {"type": "string", "enum": [t.value for t in EventType]},
+    ["data", "event", "id"],
+    {
+        "type": "object",
+        "required": ["task_id", "status"],
+        "properties": {"task_id": {"type": "string"}, "status": {"type": "string"}},
+        "description": "the task's id and status after the event, and what happened",
     },
-}
+)
+
+COOKBOOK_MESSAGE = _sse_event(
+    {"const": "message"},
+    ["data", "event"],
+    {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {
+                "enum": [
+                    "pending",
+                    "running",
+                    "waiting_for_review",
+                    "processing_feedback",
+                    "completed",
+                    "failed",
+                    "stream_closed",
+                ]
+            },
+            "task_id": {"type": "string"},
+            "output_to_review": {},
+            "round": {"type": "integer", "minimum": 1},
+            "feedback_value": {"enum": ["approved", "rejected"]},
+            "final_result": {},
+            "error": {"type": ["string", "null"]},
+        },
+    },
+)

@@ -52,7 +52,6 @@ class EventBroker:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
-        self.page = PAGE
         self._replaying = asyncio.Semaphore(REPLAY_READS)
 
     async def start(self) -> None:
@@ -121,13 +120,13 @@ class EventBroker:
             upto = self.last_id
             if cursor < self._floor:
                 async with self._replaying:
-                    rows = await self.store.events_after(cursor, task_id, self.page, upto)
+                    rows = await self.store.events_after(cursor, task_id, PAGE, upto)
                 for r in rows:
                     yield Event(r.id, r.task_id, r.type, r.data)
                     handed += 1
                     if handed % TURN == 0:
                         await asyncio.sleep(0)
-                cursor = rows[-1].id if len(rows) == self.page else max(cursor, upto)
+                cursor = rows[-1].id if len(rows) == PAGE else max(cursor, upto)
                 continue
             start = bisect.bisect_right(self._ids, cursor)
             for event in self._events[start:]:

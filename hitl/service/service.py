@@ -40,15 +40,15 @@ class DatabaseCorrupt(DatabaseUnreachable):
     """The database answered that its file is corrupt: restore it from a backup."""
 
 
-def wait_for_database(url: str, seconds: float) -> None:
-    """Wait up to `seconds` for the database to answer, saying so while it does not."""
+def wait_for_database(url: str, seconds: float) -> bool:
+    """Wait up to `seconds` for the database to answer, saying so while it does not; then
+    whether it is empty (has no tables)."""
     deadline = time.monotonic() + seconds
     where = safe_url(url)
     while True:
         try:
             with _corrupt_in_one_line(where):
-                migrate.is_empty(url)
-            return
+                return migrate.is_empty(url)
         except sa.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             if guard.sqlite_path(url) is not None:
@@ -83,11 +83,11 @@ def prepare_database(url: str, wait_seconds: float = 0.0, create: bool = True) -
         raise DatabaseMissing(refusal)
     if path is not None and not create and not path.exists():
         raise DatabaseMissing(_not_created(f"there is no database file {path}"))
-    wait_for_database(url, wait_seconds)
+    empty = wait_for_database(url, wait_seconds)
     with _corrupt_in_one_line(where):
         if path is not None and (problem := migrate.quick_check(url)) is not None:
             raise DatabaseCorrupt(_corrupt(where, problem))
-        if migrate.is_empty(url):
+        if empty:
             if not create:
                 raise DatabaseMissing(_not_created(f"the database at {where} is empty"))
             log.warning(

@@ -13,6 +13,9 @@ from typing import Any
 
 from pocketflow import Flow, Node
 
+from hitl.flow import HumanReview, ReviewRequest
+from tests.unit.service.flows_for_tests import FailsOnce
+
 GATE_FLOW = "gate=tests.integration.flows:create_gate_flow"
 
 
@@ -40,42 +43,32 @@ def create_gate_flow() -> Flow:
 
 
 FLAKY_FLOW = "flaky=tests.integration.flows:create_flaky_flow"
-_FAILED_ONCE: set[str] = set()
 
 
-class FailsOnce(Node):  # type: ignore[misc]
-    """`flaky`: fails the first time it runs for a task (a model that was down), then asks a
-    person to review its output."""
+class Drafts(FailsOnce):
+    """`flaky`'s first node: fails the first time it runs for a task (a model that was down);
+    then its draft goes to a person for review."""
 
     name = "draft"
-
-    def prep(self, shared: dict[str, Any]) -> str:
-        return str(shared["task_id"])
-
-    def exec(self, task_id: str) -> str:
-        if task_id not in _FAILED_ONCE:
-            _FAILED_ONCE.add(task_id)
-            raise RuntimeError("the model is down")
-        return "a draft"
+    message = "the model is down"
 
     def post(self, shared: dict[str, Any], prep_res: str, exec_res: str) -> str:
         shared["draft"] = exec_res
         return "default"
 
 
+class Check(HumanReview):
+    name = "check"
+
+    def prep(self, shared: dict[str, Any]) -> ReviewRequest:
+        return ReviewRequest(output=shared["draft"], decisions=("approve", "reject"))
+
+    def post(self, shared: dict[str, Any], request: Any, decision: Any) -> str:
+        shared["final_result"] = request.output
+        return "done"
+
+
 def create_flaky_flow() -> Flow:
-    from hitl.flow import HumanReview, ReviewRequest
-
-    class Check(HumanReview):
-        name = "check"
-
-        def prep(self, shared: dict[str, Any]) -> ReviewRequest:
-            return ReviewRequest(output=shared["draft"], decisions=("approve", "reject"))
-
-        def post(self, shared: dict[str, Any], request: Any, decision: Any) -> str:
-            shared["final_result"] = request.output
-            return "done"
-
-    draft = FailsOnce()
+    draft = Drafts()
     draft >> Check()
     return Flow(start=draft)

@@ -42,13 +42,15 @@ FAILED_ONCE: set[str] = set()
 class FailsOnce(Node):  # type: ignore[misc]
     """Fails the first time it runs for a task, then succeeds: a flaky model, say."""
 
+    message = "flaky"
+
     def prep(self, shared: dict[str, Any]) -> str:
         return str(shared["task_id"])
 
     def exec(self, task_id: str) -> str:
         if task_id not in FAILED_ONCE:
             FAILED_ONCE.add(task_id)
-            raise RuntimeError("flaky")
+            raise RuntimeError(self.message)
         return "fine"
 
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
