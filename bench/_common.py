@@ -36,14 +36,23 @@ def pin_self(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
+# The header line every request of the load generator sends: the server's token, once one
+# was made (`Server`), else nothing.
+AUTH = ""
+
+
 class Server:
-    """`hitl serve` on a fresh SQLite file, pinned with taskset to one core."""
+    """`hitl serve` on a fresh SQLite file, pinned with taskset to one core; with sign-in on
+    (unless `auth=False`), and a token for the load generator, made with `hitl token create`."""
 
     def __init__(self, core: int = 1, **settings: Any) -> None:
         where = os.environ.get("HITL_BENCH_DIR")
         self.dir = Path(tempfile.mkdtemp(prefix="hitl-bench-", dir=where))
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+        # The limits per principal are off: the load generator is one principal doing what
+        # many would.
+        settings = {"rate_limit": 0, "max_streams": 0, **settings}
         env.update({f"HITL_{k.upper()}": str(v) for k, v in settings.items()})
         env["PYTHONPATH"] = str(ROOT)
         cmd = [sys.executable, "-m", "hitl", "serve", "--port", str(self.port)]
@@ -56,6 +65,7 @@ class Server:
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    self._sign_in(env, str(settings.get("auth", True)).lower() != "false")
                     return
             except httpx.HTTPError:
                 if self.proc.poll() is not None:
@@ -64,6 +74,18 @@ class Server:
         log = (self.dir / "server.log").read_text(errors="replace")
         self.close()
         raise RuntimeError(f"server did not start:\n{log[-2000:]}")
+
+    def _sign_in(self, env: dict[str, str], auth: bool) -> None:
+        global AUTH
+        self.token: str | None = None
+        AUTH = ""
+        if not auth:
+            return
+        cmd = [sys.executable, "-m", "hitl", "token", "create", "--name", "bench"]
+        cmd += ["--role", "admin", "--db", f"sqlite:///{self.dir / 'bench.db'}"]
+        made = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        self.token = made.stdout.strip()
+        AUTH = f"Authorization: Bearer {self.token}\r\n"
 
     @property
     def url(self) -> str:
@@ -104,7 +126,7 @@ class Connection:
         payload = json.dumps(body).encode() if body is not None else b""
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n"
+            f"{AUTH}Content-Length: {len(payload)}\r\n\r\n"
         )
         for attempt in (1, 2):
             if self.writer is None:
@@ -147,7 +169,7 @@ async def sse(port: int, path: str) -> AsyncIterator[tuple[str | None, Any]]:
     """Yield (event type, parsed data) from a text/event-stream, until the server ends it."""
     reader, writer = await asyncio.open_connection(HOST, port)
     writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\n{AUTH}\r\n".encode()
     )
     try:
         status, headers = await _read_head(reader)

@@ -13,6 +13,7 @@ import re
 import sys
 import time
 
+import _common
 from _common import HOST, Connection, Server, pin_self, report
 
 DECIDED = re.compile(rb'event: review\.decided\r?\ndata: \{[^\n]*"round":(\d+)')
@@ -38,7 +39,7 @@ async def main(clients: int, rounds: int) -> None:
             # 1,000 streams on the client's one core would dominate it.
             nonlocal connected
             reader, writer = await asyncio.open_connection(HOST, server.port)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n{_common.AUTH}\r\n".encode())
             seen = b""
             counted = 0
             first = True

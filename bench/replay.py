@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import _common
 from _common import HOST, Connection, Server, pin_self, report
 
 BUILDERS = 16
@@ -58,7 +59,8 @@ async def replay(port: int, last: int, slow: bool, stop: asyncio.Event) -> float
     """Read /api/v1/events?after=0; seconds to the last event, or None if stopped first."""
     reader, writer = await asyncio.open_connection(HOST, port)
     started = time.perf_counter()
-    writer.write(f"GET /api/v1/events?after=0 HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    head = f"GET /api/v1/events?after=0 HTTP/1.1\r\nHost: {HOST}\r\n{_common.AUTH}\r\n"
+    writer.write(head.encode())
     marker = b"id: %d\n" % last
     tail = b""
     try:

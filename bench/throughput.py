@@ -1,5 +1,8 @@
 """Throughput: full lifecycles per second over the cookbook API, every step persisted.
 
+Every request signs in with one token (`Authorization: Bearer`), as deployed; a third kind of
+run turns sign-in off (`HITL_AUTH=false`) to measure what it costs.
+
 A plain lifecycle: POST /submit → GET /stream until waiting_for_review → POST /feedback
 approved → read the stream until completed and stream_closed. A lifecycle with a rejection
 rejects round 1 (the flow reprocesses with the reviewer's comment) and approves round 2.
@@ -46,8 +49,8 @@ async def lifecycle(conn: Connection, port: int, i: int, rejections: int = 0) ->
     assert len(decided) == rejections + 1, decided
 
 
-async def run(seconds: float, rejections: int) -> dict[str, float]:
-    server = Server(core=1, process_delay=0)
+async def run(seconds: float, rejections: int, auth: bool = True) -> dict[str, float]:
+    server = Server(core=1, process_delay=0, auth=str(auth).lower())
     try:
         done = 0
         stop_at = time.perf_counter() + seconds
@@ -77,15 +80,20 @@ async def run(seconds: float, rejections: int) -> dict[str, float]:
 
 async def main(seconds: float, runs: int) -> None:
     pin_self(0)
-    results: dict[str, list[dict[str, float]]] = {"plain": [], "with one rejection": []}
+    results: dict[str, list[dict[str, float]]] = {
+        "plain": [],
+        "with one rejection": [],
+        "plain, without sign-in": [],
+    }
     for _ in range(runs):
         results["plain"].append(await run(seconds, 0))
         results["with one rejection"].append(await run(seconds, 1))
-    medians = {}
+        results["plain, without sign-in"].append(await run(seconds, 0, auth=False))
+    medians, rates = {}, {}
     for kind, figures in results.items():
         rate = statistics.median(f["rate"] for f in figures)
         cpu = statistics.median(f["cpu_ms"] for f in figures)
-        medians[kind] = cpu
+        medians[kind], rates[kind] = cpu, rate
         report(
             f"throughput, {kind}: {CLIENTS} clients, cookbook API, delay 0, SQLite, "
             f"median of {runs} runs of {seconds:g} s",
@@ -98,6 +106,15 @@ async def main(seconds: float, runs: int) -> None:
         )
     ratio = medians["with one rejection"] / medians["plain"]
     report("rejection cost", {"server CPU, rejection lifecycle / plain lifecycle": f"{ratio:.2f}"})
+    signed, anonymous = rates["plain"], rates["plain, without sign-in"]
+    per_request = (medians["plain"] - medians["plain, without sign-in"]) / 3 * 1000
+    report(
+        "sign-in cost (one token, every request signed in)",
+        {
+            "throughput with sign-in / without": f"{signed / anonymous:.2f}",
+            "sign-in CPU per request (µs; 3 requests a lifecycle)": f"{per_request:.0f}",
+        },
+    )
 
 
 if __name__ == "__main__":

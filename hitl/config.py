@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import ipaddress
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -11,6 +15,13 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./hitl.db"
     host: str = "127.0.0.1"
+    # NoDecode: the variable is read by `_host_list`, which takes a JSON list or plain names
+    # separated by commas, rather than by pydantic-settings, which takes JSON only.
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="Host header values served (`*`: any); unset: loopback names and the host "
+        "listened on; the loopback names are always served",
+    )
     port: int = Field(8000, ge=0, le=65535)
     process_delay: float = Field(1.0, ge=0, description="seconds the default processor sleeps")
     review_deadline_seconds: float | None = Field(
@@ -48,6 +59,65 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="a request's headers not complete after this get 408"
     )
+    auth: bool = Field(
+        True,
+        description="every request but the health checks must sign in; false: anyone who can "
+        "reach the port may do anything (allowed only on a loopback host)",
+    )
+    session_hours: float = Field(12.0, gt=0, description="how long a browser sign-in lasts")
+    rate_limit: float = Field(
+        50.0, ge=0, description="requests a second per principal (bursts of twice); 0: no limit"
+    )
+    max_streams: int = Field(
+        20, ge=0, description="event streams one principal may hold open; 0: no limit"
+    )
+    max_comment_chars: int = Field(
+        10_000, ge=0, description="the longest comment on a decision; 0: no limit"
+    )
+    proxy_user_header: str | None = Field(
+        None,
+        min_length=1,
+        description="trust this request header (e.g. X-Forwarded-User) to name the user, "
+        "from the addresses in HITL_TRUSTED_PROXIES only",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses of authenticating proxies (JSON list)"
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = _split_hosts(value)
+        if isinstance(value, list):
+            value = [v.strip().lower() if isinstance(v, str) else v for v in value]
+            for name in value:
+                if not isinstance(name, str):
+                    continue  # pydantic says what it is
+                if not name or any(c in name for c in _NOT_IN_HOST):
+                    raise ValueError(
+                        f"{name!r} is not a host name: give names as clients send them in "
+                        "the Host header, such as hitl.example.com (no scheme, path or user)"
+                    )
+                if "*" in name.removeprefix("*.") and name != "*":
+                    raise ValueError(
+                        f"{name!r}: a star stands alone (`*`, any host) or starts a name "
+                        "(`*.example.com`, its subdomains)"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> Settings:
+        if not self.auth and not is_loopback(self.host):
+            raise ValueError(
+                f"HITL_AUTH=false with HITL_HOST={self.host}: without sign-in, anyone who can "
+                "reach the port may approve anything; keep HITL_AUTH on, or bind 127.0.0.1"
+            )
+        if self.proxy_user_header is not None and not self.trusted_proxies:
+            raise ValueError(
+                "HITL_PROXY_USER_HEADER needs HITL_TRUSTED_PROXIES: the proxies' addresses"
+            )
+        return self
 
     @model_validator(mode="after")
     def _deadline_needs_seconds(self) -> Settings:
@@ -56,3 +126,33 @@ class Settings(BaseSettings):
                 "HITL_ON_DEADLINE needs HITL_REVIEW_DEADLINE_SECONDS: set how long reviews wait"
             )
         return self
+
+
+def is_loopback(host: str) -> bool:
+    """A name or address of this machine's loopback interface."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# Characters that no Host header value holds: the sign of a URL, a list or a quote typed in.
+_NOT_IN_HOST = frozenset("/@\\\"', \t")
+
+
+def _split_hosts(text: str) -> list[str] | None:
+    """`HITL_ALLOWED_HOSTS`: a JSON list, or names separated by commas; empty is unset.
+    (Not JSON first: `[::1]`, an IPv6 literal, starts as a JSON list does.)"""
+    if not text.strip():
+        return None
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if isinstance(value, list):
+                return value
+    return [name for name in text.split(",") if name.strip()]

@@ -28,6 +28,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from hitl.api import security
 from hitl.config import Settings
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         log.info("%s: %s, answered %d", client, message.lower(), status, extra={"status": status})
         body = message.encode("ascii")
         head = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
+        for name, value in (*self.server_state.default_headers, *security.HEADERS):
             head += [name, b": ", value, b"\r\n"]
         head += [
             b"content-type: text/plain; charset=utf-8\r\n",
@@ -187,8 +188,23 @@ def protocol_class(max_header_bytes: int, header_timeout: float) -> type[Limited
     return type("LimitedHttpProtocol", (LimitedHttpProtocol,), limits)
 
 
+class HideSecrets(logging.Filter):
+    """The access log names the path of each request; a sign-in link's path is a secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path = args[2]
+            if path.startswith("/login/"):
+                record.args = (*args[:2], "/login/[secret]", *args[3:])
+        return True
+
+
 def config(app: Any, settings: Settings) -> uvicorn.Config:
     """uvicorn's configuration for `app`: the settings' address, log level and limits."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, HideSecrets) for f in access.filters):
+        access.addFilter(HideSecrets())
     return uvicorn.Config(
         app,
         host=settings.host,

@@ -1,20 +1,30 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from hitl.service.identity import Identity
+from hitl.store import SqlStore
 from tests.pg import Cluster
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every test that touches a database runs once per backend; HITL_TEST_BACKENDS=sqlite narrows it.
@@ -86,9 +96,51 @@ def wait_for_log(
         time.sleep(0.05)
 
 
+def in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to its end on a loop of its own (tests' own loops may be running)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def identity_call(db_url: str, call: Callable[[Identity], Awaitable[T]]) -> T:
+    """Call the identity service on a database directly, as the CLI's commands do."""
+
+    async def run() -> T:
+        store = SqlStore(db_url)
+        try:
+            return await call(Identity(store))
+        finally:
+            await store.close()
+
+    return in_thread(run)
+
+
+def make_token(db_url: str, roles: tuple[str, ...] = ("admin",), user: str | None = None) -> str:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    return identity_call(db_url, lambda i: i.create_token(name, roles, user=user))[0]
+
+
+def user_token(db_url: str, name: str, *roles: str) -> str:
+    """Add the user `name` with `roles`, and make a token of theirs."""
+
+    async def make(identity: Identity) -> str:
+        await identity.add_user(name, roles)
+        return (await identity.create_token(f"{name}-{uuid.uuid4().hex[:6]}", roles, name))[0]
+
+    return identity_call(db_url, make)
+
+
+def login_link(db_url: str, user: str = "admin") -> str:
+    return identity_call(db_url, lambda i: i.login_link(user))
+
+
+# The admin token of the server listening on each port: the browser tests' pages sign in with it.
+TOKENS_BY_PORT: dict[int, str] = {}
+
+
 @dataclass
 class Server:
-    """A real `hitl serve` process on 127.0.0.1."""
+    """A real `hitl serve` process on 127.0.0.1, and an admin token for it (`headers`)."""
 
     db_url: str
     env: dict[str, str]
@@ -97,6 +149,12 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     starts: int = 0
+    token: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a test's client sends: the admin token, once the server has started."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def url(self) -> str:
@@ -139,13 +197,19 @@ class Server:
         first = self.starts == 0
         for _ in range(5):
             try:
-                return self.spawn().wait_healthy(timeout)
+                self.spawn().wait_healthy(timeout)
             except RuntimeError:
                 log = self.log.read_text(errors="replace")
                 if not (first and PORT_TAKEN.search(log)):
                     raise
                 self.log.write_bytes(b"")  # that failure is not the server's
                 self.port, self.starts = free_port(), 0
+                continue
+            if self.token is None and self.env.get("HITL_AUTH") != "false":
+                self.token = make_token(self.db_url)
+            if self.token is not None:
+                TOKENS_BY_PORT[self.port] = self.token
+            return self
         raise RuntimeError(f"no free port found: {self.log.read_text()}")
 
     def wait_log(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
@@ -205,7 +269,10 @@ def _factory(
     def start(
         db_url: str | None = None, args: list[str] | None = None, **settings: object
     ) -> Server:
-        env = process_env(**{"process_delay": 0, **settings})
+        # No limits per principal: a test's one token does what many users would; the limits
+        # have tests of their own.
+        defaults = {"process_delay": 0, "rate_limit": 0, "max_streams": 0}
+        env = process_env(**{**defaults, **settings})
         n = len(started)
         server = Server(db_url=db_url or databases(), env=env, args=args or [])
         server.log = tmp / f"server-{n}.log"
@@ -253,3 +320,44 @@ def start_module_server(
     tmp = tmp_path_factory.mktemp("hitl")
     yield _factory(tmp, started, _databases(request, backend, tmp))
     _stop_all(started)
+
+
+@dataclass
+class Stub:
+    """What a stub server answers every request with, as a broken or foreign server would;
+    it keeps the `Authorization` header of each request in `seen`."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    content_type: str = "application/json"
+    seen: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture
+def stub() -> Iterator[tuple[Stub, str]]:
+    """A real HTTP server on 127.0.0.1 that answers as its `Stub` says; and its URL."""
+    answer = Stub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answer.seen.append(self.headers.get("Authorization"))
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield answer, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()

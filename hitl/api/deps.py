@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from starlette.types import Scope
 
-from hitl.service import Service
-
-MAX_USER = 200  # characters of `X-HITL-User`
+from hitl.service import Service, Unauthenticated
+from hitl.service.principal import Principal
 
 
 async def get_service(request: Request) -> Service:
@@ -17,15 +17,29 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def user_value(header: str | None) -> str | None:
-    """Who the caller says it is: the first `X-HITL-User` header; an empty one says nobody."""
-    return header or None
+def principal_of(scope: Scope) -> Principal | None:
+    """Who the request acts as, as authentication (`hitl.api.auth`) found it; None when the
+    server runs without authentication. A request that did not pass authentication at all
+    fails closed."""
+    state = scope.get("state") or {}
+    if "principal" not in state:
+        raise Unauthenticated()
+    principal: Principal | None = state["principal"]
+    return principal
 
 
-async def get_user(
-    x_hitl_user: Annotated[str | None, Header(max_length=MAX_USER)] = None,
-) -> str | None:
-    return user_value(x_hitl_user)
+def address_of(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
-UserDep = Annotated[str | None, Depends(get_user)]
+async def get_principal(request: Request) -> Principal | None:
+    return principal_of(request.scope)
+
+
+async def get_address(request: Request) -> str | None:
+    return address_of(request.scope)
+
+
+PrincipalDep = Annotated[Principal | None, Depends(get_principal)]
+AddressDep = Annotated[str | None, Depends(get_address)]

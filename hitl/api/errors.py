@@ -11,9 +11,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hitl.api import jsonio
-from hitl.service import Conflict, HitlError, Invalid, NotFound, Unavailable
+from hitl.service import (
+    Conflict,
+    Forbidden,
+    HitlError,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 
-STATUS = {NotFound: 404, Invalid: 422, Conflict: 409}
+STATUS = {NotFound: 404, Invalid: 422, Conflict: 409, Forbidden: 403, Unauthenticated: 401}
 
 
 def respond(exc: HitlError | Unavailable) -> Response:
@@ -22,7 +30,8 @@ def respond(exc: HitlError | Unavailable) -> Response:
         retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
         return jsonio.JSONResponse({"detail": str(exc)}, 503, retry)
     code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-    return jsonio.JSONResponse({"detail": exc.message, **exc.context}, code)
+    extra = {"WWW-Authenticate": 'Bearer realm="hitl"'} if code == 401 else None
+    return jsonio.JSONResponse({"detail": exc.message, **exc.context}, code, extra)
 
 
 async def _domain(request: Request, exc: Exception) -> Response:

@@ -3,10 +3,10 @@
 A cookbook client makes three requests per task (`/submit`, `/stream/{id}`, `/feedback/{id}`),
 and FastAPI's routing, dependency solving and body validation cost about half of the server's
 CPU for them. This middleware answers a well-formed request to one of them itself, with what the
-FastAPI routes in `routes/cookbook.py` use: the same header reading (`deps.user_value` over
-Starlette's `Headers`), the same JSON reader (`jsonio.loads`), the same body models, the same
-functions and the same answers (`errors.respond`, `jsonio.JSONResponse`). Anything else — a body
-that is not JSON of the right shape, a header over its limit, an unknown task to stream — goes
+FastAPI routes in `routes/cookbook.py` use: the same principal, found by the authentication
+middleware outside it (`deps.principal_of`), the same JSON reader (`jsonio.loads`), the same
+body models, the same functions and the same answers (`errors.respond`, `jsonio.JSONResponse`).
+Anything else — a body that is not JSON of the right shape, an unknown task to stream — goes
 on to those routes, body replayed, so they stay the one definition of the API's errors and of
 its OpenAPI description. `tests/unit/api/test_fastpath_parity.py` sends one table of requests
 through the app with and without this path and requires the same answers.
@@ -27,12 +27,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hitl.api import errors, jsonio, sse
-from hitl.api.deps import MAX_USER, user_value
+from hitl.api.deps import address_of, principal_of
 from hitl.api.routes import cookbook
 from hitl.api.schemas import FeedbackRequest, SubmitRequest
 from hitl.service import HitlError, NotFound, Service, Unavailable
 
-Handler = Callable[[Any, str | None, str], Awaitable[tuple[int, BaseModel]]]
+Handler = Callable[[Any, Scope, str], Awaitable[tuple[int, BaseModel]]]
 
 
 class CookbookFastPath:
@@ -60,8 +60,7 @@ class CookbookFastPath:
         self, scope: Scope, receive: Receive, send: Send, handler: Handler, task_id: str
     ) -> None:
         headers = Headers(scope=scope)
-        user = headers.get("x-hitl-user")
-        ours = _is_json(headers.get("content-type")) and (user is None or len(user) <= MAX_USER)
+        ours = _is_json(headers.get("content-type"))
         body, seen = await _read(receive) if ours else (None, [])
         try:
             value = jsonio.loads(body) if body else None
@@ -71,7 +70,7 @@ class CookbookFastPath:
             await self.app(scope, _replay(seen, receive), send)
             return
         try:
-            status, answer = await handler(value, user_value(user), task_id)
+            status, answer = await handler(value, scope, task_id)
         except ValidationError:
             await self.app(scope, _replay(seen, receive), send)
             return
@@ -80,21 +79,22 @@ class CookbookFastPath:
             return
         await jsonio.JSONResponse(answer.model_dump(mode="json"), status)(scope, receive, send)
 
-    async def _submit(self, body: Any, user: str | None, _: str) -> tuple[int, BaseModel]:
+    async def _submit(self, body: Any, scope: Scope, _: str) -> tuple[int, BaseModel]:
         request = SubmitRequest.model_validate(body)
-        return 202, await cookbook.submit_task(self.service, request, user)
+        return 202, await cookbook.submit_task(self.service, request, principal_of(scope))
 
-    async def _feedback(self, body: Any, user: str | None, task_id: str) -> tuple[int, BaseModel]:
+    async def _feedback(self, body: Any, scope: Scope, task_id: str) -> tuple[int, BaseModel]:
         request = FeedbackRequest.model_validate(body)
-        return 200, await cookbook.give_feedback(self.service, task_id, request, user)
+        who, address = principal_of(scope), address_of(scope)
+        return 200, await cookbook.give_feedback(self.service, task_id, request, who, address)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, task_id: str) -> None:
         try:
-            task, review, last = await self.service.tasks.snapshot(task_id)
+            task, review, last = await self.service.tasks.snapshot(task_id, principal_of(scope))
         except NotFound:
             await self.app(scope, receive, send)  # the route's own 404
             return
-        except Unavailable as exc:
+        except (HitlError, Unavailable) as exc:
             await errors.respond(exc)(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})

@@ -22,7 +22,39 @@ _ERRORS: Responses = {
         "model": ErrorPublic,
         "description": "The body could not be parsed (JSON nested too deeply, say)",
     },
-    404: {"model": ErrorPublic, "description": "No such task or review"},
+    401: {
+        "model": ErrorPublic,
+        "description": "Not signed in, or with a token that is unknown, revoked or expired: "
+        "send `Authorization: Bearer <token>`",
+        "headers": {
+            "WWW-Authenticate": {
+                "description": '`Bearer`, with `error="invalid_token"` for a bad token',
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    403: {
+        "model": ErrorPublic,
+        "description": "Signed in, but without what this needs (the body names it): a role, "
+        "or a cross-site request from a signed-in browser",
+    },
+    429: {
+        "model": ErrorPublic,
+        "description": "Over a limit of yours: requests a second (`HITL_RATE_LIMIT`) or open "
+        "event streams (`HITL_MAX_STREAMS`); retry after `Retry-After`",
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before retrying",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        },
+    },
+    404: {
+        "model": ErrorPublic,
+        "description": "No such task or review, or none that you may see",
+    },
     409: {
         "model": ErrorPublic,
         "description": "The state forbids this now (the body says which state), an "
@@ -49,8 +81,11 @@ _ERRORS: Responses = {
 
 def errors(*codes: int) -> Responses:
     """The declarations of these error statuses. Any POST may be refused with 413 (the body
-    limit runs before routing), but only one that reads a body can fail to parse it (400)."""
-    return {code: dict(_ERRORS[code]) for code in codes}
+    limit runs before routing), but only one that reads a body can fail to parse it (400).
+    Whatever may be refused for want of sign-in (401) may also be over its caller's limits
+    (429)."""
+    codes = (*codes, 429) if 401 in codes else codes
+    return {code: dict(_ERRORS[code]) for code in sorted(codes)}
 
 
 TASK_CREATED: Responses = {

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from hitl.service import ReviewRow, TaskRow
+from hitl.service import AuditRow, ReviewRow, TaskRow
 
 
 def _time(ts: float | None) -> datetime | None:
@@ -39,6 +39,9 @@ class ReviewPublic(BaseModel):
     comment: str | None
     edited_output: Any
     decided_by: str | None
+    on_behalf_of: str | None = Field(
+        None, description="whose decision an admin recorded, when it was not their own"
+    )
     decided_at: datetime | None
     deadline: datetime | None = Field(description="when the review is decided by default")
     on_deadline: str | None = Field(
@@ -62,6 +65,7 @@ class ReviewPublic(BaseModel):
             comment=row.comment,
             edited_output=_json(row.edited_output),
             decided_by=row.decided_by,
+            on_behalf_of=row.on_behalf_of,
             decided_at=_time(row.decided_at),
             deadline=_time(row.deadline),
             on_deadline=request.get("on_deadline"),
@@ -115,9 +119,17 @@ class DecisionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject", "edit"]
-    comment: str | None = Field(None, max_length=10_000, pattern="^[^\x00]*$")
+    comment: str | None = Field(
+        None, pattern="^[^\x00]*$", description="at most HITL_MAX_COMMENT_CHARS characters"
+    )
     edited_output: JsonValue = Field(None, description="required for edit: the corrected output")
-    decided_by: str | None = Field(None, max_length=200, pattern="^[^\x00]*$")
+    on_behalf_of: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern="^[^\x00]*$",
+        description="admins only: whose decision this is, when it is not the admin's own",
+    )
 
 
 class SubmitRequest(BaseModel):
@@ -167,3 +179,32 @@ class ValidationErrorPublic(ErrorPublic):
 class ReadinessPublic(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str = Field(description="the database's dialect, or why it does not answer")
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    at: datetime
+    actor: str | None = Field(description="who did it; null: not signed in (a failed sign-in)")
+    action: str = Field(description="e.g. sign_in, token.create, review.decide, task.cancel")
+    target: str | None
+    address: str | None = Field(description="the client's address")
+    detail: JsonValue = Field(None, description="what else was recorded")
+
+    @classmethod
+    def of(cls, row: AuditRow) -> AuditEntryPublic:
+        return cls(
+            id=row.id or 0,
+            at=datetime.fromtimestamp(row.at, UTC),
+            actor=row.actor,
+            action=row.action,
+            target=row.target,
+            address=row.address,
+            detail=json.loads(row.detail) if row.detail else None,
+        )
+
+
+class AuditPublic(BaseModel):
+    data: list[AuditEntryPublic]
+    next_after: int | None = Field(
+        description="pass as `after` for the next page; null: this was the last"
+    )

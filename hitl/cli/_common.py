@@ -26,7 +26,12 @@ USAGE = 2
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 # The flag of a setting, where it is not `--` and the setting's name with dashes.
-FLAG_NAMES = {"database_url": "--db", "flows": "--flow", "run_workers": "--workers/--no-workers"}
+FLAG_NAMES = {
+    "database_url": "--db",
+    "flows": "--flow",
+    "run_workers": "--workers/--no-workers",
+    "allowed_hosts": "--allowed-host",
+}
 
 DbOption = Annotated[
     str | None,
@@ -58,6 +63,23 @@ ServerOption = Annotated[
         show_default=False,
     ),
 ]
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="HITL_TOKEN",
+        help="the API token to sign in with (`hitl token create` makes one); HITL_TOKEN keeps "
+        "it out of the process list and the shell's history",
+        show_default=False,
+    ),
+]
+# What a 401 means, by whether a token was sent.
+NO_TOKEN = "the server wants a token: set HITL_TOKEN or pass --token (hitl token create makes one)"
+TOKEN_REFUSED = (
+    "the server refused the token (HITL_TOKEN or --token): it is unknown, revoked or expired, "
+    "or its user is disabled; `hitl token create` makes a new one"
+)
 
 
 def fail(message: str, code: int = FAILED) -> NoReturn:
@@ -130,17 +152,24 @@ def server_url(server: str | None) -> str:
 
 
 @contextmanager
-def connect(server: str | None) -> Iterator[Client]:
-    """A client of the server; what goes wrong talking to it ends the command with one line."""
+def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
+    """A client of the server, signed in with `token` (else HITL_TOKEN) if there is one; what
+    goes wrong talking to it ends the command with one line."""
     import httpx
 
     from hitl.client import Client, HitlAPIError
 
     url = server_url(server)
     try:
-        with Client(url) as client:
+        client = Client(url, token=token)
+    except ValueError as exc:  # a token that cannot be sent; the message does not repeat it
+        fail(f"--token (HITL_TOKEN): {exc}", USAGE)
+    try:
+        with client:
             yield client
     except HitlAPIError as exc:
+        if exc.status_code == 401:
+            fail(TOKEN_REFUSED if token and token.strip() else NO_TOKEN)
         bad_input = exc.status_code in (400, 413, 422)
         fail(str(exc.detail) if exc.detail else str(exc), USAGE if bad_input else FAILED)
     except httpx.ConnectError as exc:

@@ -1,7 +1,9 @@
-"""The command line: `hitl serve`, `hitl worker`, `hitl db upgrade`, and the client commands."""
+"""The command line: `hitl serve`, `hitl worker`, `hitl db upgrade`, the client commands, and
+`hitl user`, `hitl token`, `hitl login-link` and `hitl audit` (identity)."""
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +12,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from hitl.cli import db, serve, tasks
+from hitl.cli import db, identity, serve, tasks
 from hitl.cli._common import FAILED, USAGE
 
 # Typer 0.29 raises its own copy of click's exceptions (`typer.TyperException` is their base);
@@ -32,6 +34,8 @@ class OneLineErrors(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        _escape_what_the_terminal_cannot_show()
+
         def run() -> Any:
             return super(OneLineErrors, self).main(
                 args, prog_name, complete_var, False, windows_expand_args, **extra
@@ -55,6 +59,14 @@ class OneLineErrors(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+def _escape_what_the_terminal_cannot_show() -> None:
+    """A character that the output's encoding lacks (李 on a Latin-1 terminal) is written as an
+    escape (`\\u674e`) instead of ending the command with a traceback: names are Unicode."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
 app = typer.Typer(
     cls=OneLineErrors,
     help="hitl: a durable human-in-the-loop review service.",
@@ -70,3 +82,23 @@ for command in (tasks.submit, tasks.tasks, tasks.watch, tasks.approve, tasks.rej
 database = typer.Typer(help="Database schema.", no_args_is_help=True)
 database.command("upgrade")(db.upgrade)
 app.add_typer(database, name="db")
+
+users = typer.Typer(help="Users and service accounts (on the database).", no_args_is_help=True)
+users.command("add")(identity.add_user)
+users.command("list")(identity.list_users)
+users.command("disable")(identity.disable_user)
+app.add_typer(users, name="user")
+
+tokens = typer.Typer(help="API tokens (on the database).", no_args_is_help=True)
+tokens.command("create")(identity.create_token)
+tokens.command("list")(identity.list_tokens)
+tokens.command("revoke")(identity.revoke_token)
+app.add_typer(tokens, name="token")
+
+app.command("login-link")(identity.login_link)
+
+audit = typer.Typer(
+    help="The audit log: who changed what, and who signed in.", no_args_is_help=True
+)
+audit.command("export")(identity.export_audit)
+app.add_typer(audit, name="audit")

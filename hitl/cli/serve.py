@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -29,6 +30,15 @@ if TYPE_CHECKING:
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (HITL_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (HITL_PORT)")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="a name clients reach the server by (the Host header; `*`: any); "
+            "repeatable (HITL_ALLOWED_HOSTS)",
+            show_default=False,
+        ),
+    ] = None,
     database: DbOption = None,
     flow: FlowOption = None,
     default_flow: Annotated[
@@ -56,6 +66,7 @@ def serve(
     settings = server_settings(
         host=host,
         port=port,
+        allowed_hosts=allowed_host or None,
         database_url=database,
         flows=flow or None,
         default_flow=default_flow,
@@ -83,11 +94,24 @@ def run_server(settings: Settings) -> None:
     workers = f"on, {settings.concurrency} tasks at once" if settings.run_workers else "off"
     typer.echo(f"hitl: database {safe_url(settings.database_url)}, workers: {workers}")
     port = listener.getsockname()[1]
-    ready = (
-        f"hitl ready: open http://{browser_host(settings.host)}:{port}"
-        "  (reviewers: /reviews, API docs: /docs)"
-    )
-    server = _ready_server(config(application, settings), ready)
+    base = f"http://{browser_host(settings.host)}:{port}"
+    ready = f"hitl ready: open {base}  (reviewers: /reviews, API docs: /docs)"
+
+    async def first_run() -> None:
+        """With no admin yet, make one, and a one-time link to sign in as it."""
+        if not settings.auth:
+            typer.echo(
+                "hitl: HITL_AUTH=false: no sign-in, anyone who reaches the port may do anything"
+            )
+            return
+        secret = await application.state.service.identity.first_admin_link()
+        if secret is not None:
+            typer.echo(
+                f"hitl: first run: sign in as admin with this one-time link (for 15 minutes; "
+                f"`hitl login-link admin` makes another): {base}/login/{secret}"
+            )
+
+    server = _ready_server(config(application, settings), ready, first_run)
     tuning.tune_switch_interval()
     tuning.tune_gc()
     server.run(sockets=[listener])
@@ -110,7 +134,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _ready_server(config: uvicorn.Config, ready: str) -> uvicorn.Server:
+def _ready_server(
+    config: uvicorn.Config, ready: str, first: Callable[[], Awaitable[None]]
+) -> uvicorn.Server:
     """uvicorn, which says where to open hitl once it listens: the last line of start-up."""
     import uvicorn
 
@@ -118,6 +144,7 @@ def _ready_server(config: uvicorn.Config, ready: str) -> uvicorn.Server:
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
+                await first()
                 typer.echo(ready)
 
     return Server(config)

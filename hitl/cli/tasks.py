@@ -1,4 +1,5 @@
-"""The commands that talk to a running server: submit, tasks, watch, approve, reject."""
+"""The commands that talk to a running server, signed in with --token (HITL_TOKEN): submit,
+tasks, watch, approve, reject."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hitl.cli._common import USAGE, ServerOption, connect, fail, print_json
+from hitl.cli._common import USAGE, ServerOption, TokenOption, connect, fail, print_json
 
 if TYPE_CHECKING:
     from hitl.client import Client
@@ -21,6 +22,7 @@ TaskIdArgument = Annotated[
 def submit(
     text: Annotated[str, typer.Argument(help="the input; '-' reads standard input")],
     server: ServerOption = None,
+    token: TokenOption = None,
     flow: Annotated[
         str | None, typer.Option(help="flow name; the server's default if left out")
     ] = None,
@@ -37,12 +39,13 @@ def submit(
                 f"the input is not valid JSON ({exc}): fix it, or leave out --json to send text",
                 USAGE,
             )
-    with connect(server) as client:
+    with connect(server, token) as client:
         print_json(client.create_task(value, flow=flow))
 
 
 def tasks(
     server: ServerOption = None,
+    token: TokenOption = None,
     status: Annotated[
         str | None,
         typer.Option(
@@ -55,7 +58,7 @@ def tasks(
     """List tasks, newest first."""
     if status is not None:
         _check_status(status)
-    with connect(server) as client:
+    with connect(server, token) as client:
         page = client.list_tasks(status=status, limit=limit)
     for task in page["data"]:
         typer.echo(f"{task['id']}  {task['status']:<20} round {task['round']}  {task['flow']}")
@@ -70,9 +73,9 @@ def _check_status(status: str) -> None:
         fail(f"--status {status!r} is not a task status: use one of {', '.join(known)}", USAGE)
 
 
-def watch(task_id: TaskIdArgument, server: ServerOption = None) -> None:
+def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
     """Print a task's events as they happen, until it finishes."""
-    with connect(server) as client:
+    with connect(server, token) as client:
         task = client.get_task(task_id)
         for event in client.events(task["id"]):
             typer.echo(f"{event['id']:>6} {event['type']:<18} {json.dumps(event['data'])}")
@@ -81,10 +84,11 @@ def watch(task_id: TaskIdArgument, server: ServerOption = None) -> None:
 def approve(
     task_id: TaskIdArgument,
     server: ServerOption = None,
+    token: TokenOption = None,
     comment: Annotated[str | None, typer.Option(help="a note for the record")] = None,
 ) -> None:
     """Approve a task's open review."""
-    with connect(server) as client:
+    with connect(server, token) as client:
         _decide(client, task_id, "approve", comment)
 
 
@@ -92,9 +96,10 @@ def reject(
     task_id: TaskIdArgument,
     comment: Annotated[str, typer.Option(help="what the next revision must change")],
     server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Reject a task's open review, with a comment for the next revision."""
-    with connect(server) as client:
+    with connect(server, token) as client:
         _decide(client, task_id, "reject", comment)
 
 

@@ -1,6 +1,19 @@
+"""`Client` and `AsyncClient`: the hitl HTTP API from Python, sync and async.
+
+Both take the server's base URL and, to sign in, an API token (`hitl token create` makes one):
+`token=`, or else the `HITL_TOKEN` environment variable. Given either, every request sends
+`Authorization: Bearer <token>`; the token is never printed, logged or put in an error message.
+`token=""` sends none, whatever the environment says. Other keyword arguments go to the
+underlying `httpx.Client` / `httpx.AsyncClient` (`timeout`, `headers`, `transport`, ...).
+
+An error answer raises `HitlAPIError` (its `status_code` and the server's `detail`): 401 when
+the server wants a token or refuses the one sent, 403 when the token may not do that.
+"""
+
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +28,30 @@ class HitlAPIError(Exception):
         self.status_code = status_code
         self.detail = detail
         super().__init__(f"{status_code}: {detail}")
+
+
+TOKEN_VARIABLE = "HITL_TOKEN"
+
+
+def _headers(token: str | None, headers: Any) -> httpx.Headers:
+    """`headers`, with `Authorization: Bearer <token>` when there is a token: `token`, else
+    (unless `headers` has its own `Authorization`) the `HITL_TOKEN` variable."""
+    merged = httpx.Headers(headers)
+    if token is None:
+        if "Authorization" in merged:
+            return merged
+        token = os.environ.get(TOKEN_VARIABLE)
+    token = (token or "").strip()
+    if token:
+        # httpx would put a bad header value into its error message: say what is wrong
+        # here, without the token.
+        if not (token.isascii() and token.isprintable()) or " " in token:
+            raise ValueError(
+                "the token is not one: a token is one word of printable ASCII characters, "
+                "as `hitl token create` printed it"
+            )
+        merged["Authorization"] = f"Bearer {token}"
+    return merged
 
 
 def _check(response: httpx.Response) -> Any:
@@ -79,8 +116,14 @@ class _SSE:
 
 
 class Client:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", **kwargs: Any) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=kwargs.pop("timeout", 30.0), **kwargs)
+    """The hitl API at `base_url`, signed in with `token` (else `HITL_TOKEN`, if set)."""
+
+    def __init__(
+        self, base_url: str = "http://127.0.0.1:8000", token: str | None = None, **kwargs: Any
+    ) -> None:
+        headers = _headers(token, kwargs.pop("headers", None))
+        timeout = kwargs.pop("timeout", 30.0)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, **kwargs)
 
     def __enter__(self) -> Client:
         return self
@@ -138,9 +181,15 @@ class Client:
 
 
 class AsyncClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", **kwargs: Any) -> None:
+    """As `Client`, for asyncio."""
+
+    def __init__(
+        self, base_url: str = "http://127.0.0.1:8000", token: str | None = None, **kwargs: Any
+    ) -> None:
+        headers = _headers(token, kwargs.pop("headers", None))
+        timeout = kwargs.pop("timeout", 30.0)
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=kwargs.pop("timeout", 30.0), **kwargs
+            base_url=base_url, timeout=timeout, headers=headers, **kwargs
         )
 
     async def __aenter__(self) -> AsyncClient:

@@ -55,6 +55,9 @@ def draft(text: str, comments: list[str], revision: int) -> str:
 
 class Review(HumanReview):
     name = "review"
+    # The cookbook's demo: one person submits and reviews. Flows of real teams leave this
+    # False, so that nobody approves their own work.
+    allow_self_review = True
 
     def __init__(self, deadline_seconds: float | None = None, on_deadline: str | None = None):
         super().__init__()

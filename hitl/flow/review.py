@@ -24,6 +24,7 @@ class ReviewRequest:
     prompt: str = ""
     deadline_seconds: float | None = None
     on_deadline: str | None = None
+    allow_self_review: bool = False  # may the task's submitter decide it?
 
     def __post_init__(self) -> None:
         if self.deadline_seconds is not None and not self.deadline_seconds > 0:
@@ -44,6 +45,7 @@ class ReviewRequest:
             "prompt": self.prompt,
             "deadline_seconds": self.deadline_seconds,
             "on_deadline": self.on_deadline,
+            "allow_self_review": self.allow_self_review,
         }
 
     @classmethod
@@ -54,6 +56,7 @@ class ReviewRequest:
             prompt=data.get("prompt") or "",
             deadline_seconds=data.get("deadline_seconds"),
             on_deadline=data.get("on_deadline"),
+            allow_self_review=bool(data.get("allow_self_review")),
         )
 
     @classmethod
@@ -70,6 +73,7 @@ class ReviewRequest:
                 prompt=value.get("prompt") or "",
                 deadline_seconds=value.get("deadline_seconds"),
                 on_deadline=value.get("on_deadline"),
+                allow_self_review=bool(value.get("allow_self_review")),
             )
         else:
             request = cls(output=value, decisions=decisions)
@@ -77,6 +81,8 @@ class ReviewRequest:
             request = replace(
                 request, deadline_seconds=node.deadline_seconds, on_deadline=node.on_deadline
             )
+        if node is not None and node.allow_self_review and not request.allow_self_review:
+            request = replace(request, allow_self_review=True)
         return request
 
 
@@ -106,12 +112,15 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     it when the decision arrives, possibly in another process, days later.
 
     `deadline_seconds` and `on_deadline` (class attributes, or set on an instance) give every
-    request of this node a deadline, unless its `prep` set one: see `ReviewRequest`.
+    request of this node a deadline, unless its `prep` set one: see `ReviewRequest`. By
+    default nobody decides a review of a task they submitted; `allow_self_review = True`
+    lets them, for this node.
     """
 
     decisions: tuple[str, ...] = DEFAULT_DECISIONS
     deadline_seconds: float | None = None
     on_deadline: str | None = None
+    allow_self_review: bool = False
 
     def prep(self, shared: dict[str, Any]) -> Any:
         return ReviewRequest(output=None, decisions=self.decisions)

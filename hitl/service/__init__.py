@@ -6,18 +6,28 @@ them from here, never from the store.
 
 from __future__ import annotations
 
-from hitl.service.errors import Conflict, HitlError, Invalid, LeaseLost, NotFound
+from hitl.service.errors import (
+    Conflict,
+    Forbidden,
+    HitlError,
+    Invalid,
+    LeaseLost,
+    NotFound,
+    Unauthenticated,
+)
 from hitl.service.events import Event, EventBroker
 from hitl.service.machine import FINAL, FINAL_EVENTS, EventType, ReviewStatus, TaskStatus
 from hitl.service.service import DatabaseNotReady, Service
-from hitl.store import ReviewRow, TaskRow, Unavailable
+from hitl.store import AuditRow, ReviewRow, TaskRow, Unavailable
 
 __all__ = [
+    "AuditRow",
     "FINAL",
     "FINAL_EVENTS",
     "Conflict",
     "DatabaseNotReady",
     "Event",
+    "Forbidden",
     "EventBroker",
     "EventType",
     "HitlError",
@@ -29,5 +39,6 @@ __all__ = [
     "Service",
     "TaskRow",
     "TaskStatus",
+    "Unauthenticated",
     "Unavailable",
 ]

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy.exc import ArgumentError
 
-from hitl.store import BadDatabaseURL, migrate, safe_url
+from hitl.service.identity import Identity
+from hitl.service.service import (
+    DatabaseMissing,
+    DatabaseNotReady,
+    DatabaseUnreachable,
+    prepare_database,
+    wait_for_database,
+)
+from hitl.store import (
+    AuditRow,
+    BadDatabaseURL,
+    ConstraintError,
+    SqlStore,
+    Unavailable,
+    guard,
+    migrate,
+    safe_url,
+)
 from hitl.store.engine import sync_url
 
-__all__ = ["BadDatabaseURL", "check_url", "database_revision", "safe_url", "upgrade_database"]
+__all__ = [
+    "AuditRow",
+    "BadDatabaseURL",
+    "ConstraintError",
+    "DatabaseNotReady",
+    "DatabaseUnreachable",
+    "Unavailable",
+    "check_url",
+    "database_revision",
+    "identity_at",
+    "safe_url",
+    "upgrade_database",
+]
 
 
 def check_url(url: str) -> None:
@@ -25,3 +58,34 @@ def upgrade_database(url: str, revision: str = "head") -> None:
 
 def database_revision(url: str) -> str | None:
     return migrate.current_revision(url)
+
+
+@asynccontextmanager
+async def identity_at(
+    url: str, wait_seconds: float = 0.0, create: bool = True, must_exist: bool = False
+) -> AsyncIterator[Identity]:
+    """The identity service on the database at `url`, for one command of the command line.
+
+    The database is prepared as `hitl serve` prepares it (`prepare_database`: waited for, its
+    schema created if it is new and `create`, refused if it needs a migration). With
+    `must_exist`, a database that does not exist yet is refused rather than created: a command
+    that only reads has nothing to read there, and a mistyped `--db` should not leave a file.
+    """
+    await asyncio.to_thread(_ready, url, wait_seconds, create, must_exist)
+    store = SqlStore(url)
+    try:
+        yield Identity(store)
+    finally:
+        await store.close()
+
+
+def _ready(url: str, wait_seconds: float, create: bool, must_exist: bool) -> None:
+    if must_exist:
+        path = guard.sqlite_path(url)
+        # Short-circuits: opening a SQLite file that is not there would create it.
+        if (path is not None and not path.exists()) or wait_for_database(url, wait_seconds):
+            raise DatabaseMissing(
+                f"there is no hitl database at {safe_url(url)}: check --db (HITL_DATABASE_URL); "
+                "`hitl db upgrade` or `hitl serve` creates one"
+            )
+    prepare_database(url, wait_seconds, create)

@@ -4,6 +4,8 @@ HitlError
  ├── NotFound        the task or review does not exist          → 404
  ├── Invalid         the request cannot be carried out as asked → 422
  ├── Conflict        the state changed, or forbids this now     → 409
+ ├── Unauthenticated no credentials, or ones that are not valid   → 401
+ ├── Forbidden       the caller may see it, but not do this      → 403
  └── LeaseLost       a worker no longer owns the task (internal)
 """
 
@@ -31,6 +33,14 @@ class Invalid(HitlError):
 
 class Conflict(HitlError):
     """The task is not in a state that allows this."""
+
+
+class Unauthenticated(HitlError):
+    """Sign in: send `Authorization: Bearer <token>`, or use a sign-in link."""
+
+
+class Forbidden(HitlError):
+    """You may not do this."""
 
 
 class LeaseLost(HitlError):

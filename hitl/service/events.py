@@ -32,6 +32,17 @@ REPLAY_READS = 2
 TURN = 50
 
 
+class _Signal:
+    """Wakes the subscribers of one task when an event of that task is read."""
+
+    __slots__ = ("event", "before", "waiters")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.before = 0  # every event up to this id was read before, and none was this task's
+        self.waiters = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     id: int
@@ -50,7 +61,8 @@ class EventBroker:
         self._events: list[Event] = []
         self._ids: list[int] = []
         self._wake = asyncio.Event()
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Event()  # wakes the subscribers of every task's events
+        self._signals: dict[str, _Signal] = {}  # wake those of one task
         self._pump_task: asyncio.Task[None] | None = None
         self._replaying = asyncio.Semaphore(REPLAY_READS)
 
@@ -85,6 +97,7 @@ class EventBroker:
             rows = await self.store.events_after(self.last_id, limit=2000)
             if not rows:
                 return
+            before = self.last_id
             for r in rows:
                 self._events.append(Event(r.id, r.task_id, r.type, r.data))
                 self._ids.append(r.id)
@@ -95,6 +108,12 @@ class EventBroker:
                 del self._events[:cut], self._ids[:cut]
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
+            if self._signals:
+                for task_id in {r.task_id for r in rows}:
+                    signal = self._signals.pop(task_id, None)
+                    if signal is not None:
+                        signal.before = before
+                        signal.event.set()
             if len(rows) < 2000:
                 return
 
@@ -109,6 +128,28 @@ class EventBroker:
         except TimeoutError:
             return False
         return True
+
+    async def _wait_for(self, task_id: str, cursor: int, timeout: float) -> tuple[bool, int]:
+        """Wait until an event of `task_id` is read (True), or `timeout` (False). Only that
+        task's events wake its subscribers; the cursor returned skips what was read meanwhile,
+        none of which was the task's."""
+        if self.last_id > cursor:
+            return True, cursor
+        signal = self._signals.get(task_id)
+        if signal is None:
+            signal = self._signals[task_id] = _Signal()
+        signal.waiters += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await signal.event.wait()
+        except TimeoutError:
+            if not signal.event.is_set():  # (it may be, if both happened in one turn)
+                return False, self.last_id
+        finally:
+            signal.waiters -= 1
+            if not signal.waiters and self._signals.get(task_id) is signal:
+                del self._signals[task_id]
+        return True, max(cursor, signal.before)
 
     async def subscribe(
         self, task_id: str | None, after: int, heartbeat: float
@@ -138,5 +179,9 @@ class EventBroker:
                     if handed % TURN == 0:
                         await asyncio.sleep(0)
             cursor = max(cursor, upto)
-            if not await self._wait(cursor, heartbeat):
+            if task_id is None:
+                woken = await self._wait(cursor, heartbeat)
+            else:
+                woken, cursor = await self._wait_for(task_id, cursor, heartbeat)
+            if not woken:
                 yield None

@@ -11,7 +11,7 @@ has one winner, and no event is lost or invented. Nothing else in hitl writes a 
     start_node running        → running
     checkpoint running        → running
     suspend    running        → waiting_for_review
-    decide     waiting        → running
+    decide     waiting        → running        (or straight to a worker: its claim)
     expire     waiting        → failed          (a deadline with no default decision)
     complete   running        → completed
     fail       running        → failed
@@ -194,6 +194,28 @@ def retry(tx: Tx, task_id: str, by: str | None) -> TaskRow:
 # -- reviewers and deadlines ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A task a worker leased, with the decision it resumes with (if it was at a review)."""
+
+    task: TaskRow
+    last_review: ReviewRow | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's lease on a task it is handed: whose, and until when."""
+
+    owner: str
+    until: float
+
+
+@dataclass(frozen=True)
+class Decided:
+    review: ReviewRow
+    taken: Claimed | None  # the task, leased to the worker it was handed to, if it was
+
+
 def decide(
     tx: Tx,
     review: ReviewRow,
@@ -201,9 +223,12 @@ def decide(
     comment: str | None,
     edited: str | None,
     decided_by: str | None,
-) -> ReviewRow:
-    """Decide an open review and hand its task back to the workers; a review that is no longer
-    open raises Conflict and changes nothing."""
+    to: Lease | None = None,
+    on_behalf_of: str | None = None,
+) -> Decided:
+    """Decide an open review and hand its task back to the workers — straight to the worker
+    holding the lease `to`, if one is given; a review that is no longer open raises Conflict
+    and changes nothing."""
     request = ReviewRequest.from_json(json.loads(review.request))
     if review.status != ReviewStatus.OPEN:
         raise Conflict(
@@ -218,13 +243,15 @@ def decide(
             f"decision {action!r} is not allowed here; allowed: {', '.join(request.decisions)}",
             allowed=list(request.decisions),
         )
+    now = time.time()
     decision = {
         "status": ReviewStatus.DECIDED.value,
         "decision": action,
         "comment": comment,
         "edited_output": edited,
         "decided_by": decided_by,
-        "decided_at": time.time(),
+        "decided_at": now,
+        "on_behalf_of": on_behalf_of,
     }
     if not tx.update_review(review.id, [ReviewStatus.OPEN], **decision):
         current = tx.get_review(review.id) or review
@@ -233,18 +260,18 @@ def decide(
             review_status=current.status,
             decision=current.decision,
         )
-    # An expired lease: the first worker to look claims the task at once.
-    moved = _move(
-        tx,
-        DECIDE,
-        review.task_id,
-        status=DECIDE.target.value,
-        lease_owner=None,
-        lease_expires_at=0.0,
-    )
+    task: TaskRow | None = None
+    if to is not None:
+        (source,) = DECIDE.sources
+        task = tx.take(review.task_id, source, to.owner, to.until, now, DECIDE.target.value)
+        moved = task is not None
+    else:
+        # An expired lease: the first worker to look claims the task at once.
+        values = {"status": DECIDE.target.value, "lease_owner": None, "lease_expires_at": 0.0}
+        moved = _move(tx, DECIDE, review.task_id, **values)
+        tx.notify_work()
     if not moved:
         raise Conflict("the task is no longer waiting for this review")
-    tx.notify_work()
     _event(
         tx,
         DECIDE,
@@ -255,10 +282,14 @@ def decide(
         comment=comment,
         edited_output=json.loads(edited) if edited is not None else None,
         decided_by=decided_by,
+        **({"on_behalf_of": on_behalf_of} if on_behalf_of is not None else {}),
     )
     for name, value in decision.items():
         setattr(review, name, value)
-    return review
+    if task is None:
+        return Decided(review, None)
+    _event(tx, CLAIM, task.id, node=task.node, claims=task.claims)
+    return Decided(review, Claimed(task, review))
 
 
 DEADLINE_BY = "deadline"  # the `decided_by` of a decision the deadline made
@@ -283,14 +314,6 @@ def expire(tx: Tx, review: ReviewRow) -> None:
 
 
 # -- workers: every write is conditional on the worker's lease ---------------------------------
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A task a worker leased, with the decision it resumes with (if it was at a review)."""
-
-    task: TaskRow
-    last_review: ReviewRow | None
 
 
 def claim(tx: Tx, owner: str, until: float, now: float, limit: int) -> list[Claimed]:

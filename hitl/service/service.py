@@ -14,6 +14,7 @@ from hitl.config import Settings
 from hitl.service.deadlines import Deadlines
 from hitl.service.events import EventBroker
 from hitl.service.flows import build_registry
+from hitl.service.identity import Identity
 from hitl.service.tasks import TaskService
 from hitl.service.worker import Worker
 from hitl.store import SqlStore, Store, guard, migrate
@@ -158,7 +159,10 @@ class Service:
             if settings.run_workers
             else None
         )
-        self.tasks = TaskService(self.store, self.registry, self.wake_workers)
+        self.identity = Identity(self.store)
+        self.tasks = TaskService(
+            self.store, self.registry, self.wake_workers, self.worker, settings.max_comment_chars
+        )
         # Where workers run, deadlines are watched too: they hand decided tasks to workers.
         self.deadlines = (
             Deadlines(self.store, settings.poll_interval, self.wake_workers)

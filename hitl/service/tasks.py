@@ -6,16 +6,22 @@ make the conditional update, append the event. It raises a domain error to roll 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from hitl.service import machine
+from hitl.flow import ReviewRequest
+from hitl.service import access, machine
 from hitl.service.errors import Conflict, Invalid, NotFound
 from hitl.service.flows import FlowRegistry
+from hitl.service.identity import audit
 from hitl.service.ids import new_id
 from hitl.service.machine import TaskStatus, dumps
+from hitl.service.principal import Principal
 from hitl.store import ConstraintError, ReviewRow, Store, TaskRow, Tx
 
 # A task id is a UUID: 36 characters of lower-case hex and '-'. Fewer, and it is a prefix.
@@ -45,22 +51,49 @@ def request_hash(flow: str | None, input: Any) -> str:
     return hashlib.sha256(dumps([flow, input]).encode()).hexdigest()
 
 
+Viewer = Callable[[str, str], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    action: str
+    comment: str | None
+    edited: str | None  # JSON text
+    by: Principal | None
+    on_behalf_of: str | None
+
+
+class Hands(Protocol):
+    """Where a decided task can be run at once: this process's worker."""
+
+    def reserve(self) -> machine.Lease | None: ...
+    def hand(self, claimed: machine.Claimed | None) -> None: ...
+
+
 class TaskService:
     def __init__(
-        self, store: Store, registry: FlowRegistry, wake_workers: Callable[[], None]
+        self,
+        store: Store,
+        registry: FlowRegistry,
+        wake_workers: Callable[[], None],
+        hands: Hands | None = None,
+        max_comment_chars: int = 0,
     ) -> None:
         self.store = store
         self.registry = registry
         self.wake_workers = wake_workers
+        self.hands = hands
+        self.max_comment_chars = max_comment_chars
 
     async def submit(
         self,
         input: Any,
         flow: str | None = None,
-        created_by: str | None = None,
         idempotency_key: str | None = None,
+        by: Principal | None = None,
     ) -> tuple[TaskRow, bool]:
         """Queue a task; returns it and whether it is new (False: an idempotent replay)."""
+        access.submit(by)
         if input is None or input == "" or input == {} or input == []:
             raise Invalid("input is empty: send the text or JSON value to process")
         input_text = json_value(input, "input")
@@ -76,7 +109,7 @@ class TaskService:
             shared=dumps({"task_input": input, "task_id": task_id}),
             created_at=now,
             updated_at=now,
-            created_by=created_by,
+            created_by=by.name if by is not None else None,
             idempotency_key=idempotency_key,
             request_hash=digest,
         )
@@ -85,6 +118,8 @@ class TaskService:
             if idempotency_key is not None:
                 existing = tx.task_by_key(idempotency_key)
                 if existing is not None:
+                    if not access.may_see(by, existing):
+                        raise Conflict("this Idempotency-Key is taken: use a new key")
                     if existing.request_hash != digest:
                         raise Conflict(
                             "this Idempotency-Key was used for a different request; "
@@ -132,44 +167,70 @@ class TaskService:
             )
         return found[0].id
 
-    async def get(self, task_id: str) -> tuple[TaskRow, list[ReviewRow]]:
+    async def get(
+        self, task_id: str, by: Principal | None = None
+    ) -> tuple[TaskRow, list[ReviewRow]]:
         """A task (by id or unique prefix) with every review round."""
         task, reviews = await self.store.task_with_reviews(await self.resolve(task_id))
-        if task is None:
-            raise NotFound(f"no task {task_id!r}")
-        return task, reviews
+        return access.see(by, task, task_id), reviews
 
-    async def snapshot(self, task_id: str) -> tuple[TaskRow, ReviewRow | None, int]:
+    async def snapshot(
+        self, task_id: str, by: Principal | None = None
+    ) -> tuple[TaskRow, ReviewRow | None, int]:
         """A task, its latest review and its last event's id, as of one moment: a stream that
         starts there shows each later change once."""
         task, review, last = await self.store.snapshot(_id(task_id, "task"))
-        if task is None:
-            raise NotFound(f"no task {task_id!r}")
-        return task, review, last
+        return access.see(by, task, task_id), review, last
 
     async def list_tasks(
-        self, status: str | None, limit: int, offset: int
+        self, status: str | None, limit: int, offset: int, by: Principal | None = None
     ) -> tuple[list[TaskRow], int]:
-        return await self.store.list_tasks(status, limit, offset)
+        """A page of the tasks `by` may see, newest first, and how many there are."""
+        if by is None or by.is_admin:
+            return await self.store.list_tasks(status, limit, offset)
+        mine = by.name if "submitter" in by.roles else None
+        return await self.store.list_tasks(status, limit, offset, mine, "reviewer" in by.roles)
 
     async def list_reviews(
-        self, status: str | None, limit: int, offset: int
+        self, status: str | None, limit: int, offset: int, by: Principal | None = None
     ) -> tuple[list[ReviewRow], int]:
+        access.see_queue(by)
         return await self.store.list_reviews(status, limit, offset)
 
-    async def get_review(self, review_id: str) -> ReviewRow:
+    async def get_review(self, review_id: str, by: Principal | None = None) -> ReviewRow:
         review = await self.store.get_review(_id(review_id, "review"))
-        if review is None:
+        task = await self.store.get_task(review.task_id) if review is not None else None
+        if review is None or task is None or not access.may_see(by, task):
             raise NotFound(f"no review {review_id!r}")
         return review
 
-    async def cancel(self, task_id: str, by: str | None = None) -> TaskRow:
+    async def cancel(
+        self, task_id: str, by: Principal | None = None, address: str | None = None
+    ) -> TaskRow:
         task_id = _id(task_id, "task")
-        return await self.store.write(lambda tx: machine.cancel(tx, task_id, by))
 
-    async def retry(self, task_id: str, by: str | None = None) -> TaskRow:
+        def write(tx: Tx) -> TaskRow:
+            access.change(by, access.see(by, tx.get_task(task_id), task_id), "cancel")
+            task = machine.cancel(tx, task_id, by.name if by is not None else None)
+            if by is not None:
+                audit(tx, by.name, "task.cancel", task_id, address)
+            return task
+
+        return await self.store.write(write)
+
+    async def retry(
+        self, task_id: str, by: Principal | None = None, address: str | None = None
+    ) -> TaskRow:
         task_id = _id(task_id, "task")
-        task = await self.store.write(lambda tx: machine.retry(tx, task_id, by))
+
+        def write(tx: Tx) -> TaskRow:
+            access.change(by, access.see(by, tx.get_task(task_id), task_id), "retry")
+            task = machine.retry(tx, task_id, by.name if by is not None else None)
+            if by is not None:
+                audit(tx, by.name, "task.retry", task_id, address)
+            return task
+
+        task = await self.store.write(write)
         self.wake_workers()
         return task
 
@@ -179,21 +240,22 @@ class TaskService:
         action: str,
         comment: str | None = None,
         edited_output: Any = None,
-        decided_by: str | None = None,
+        by: Principal | None = None,
+        on_behalf_of: str | None = None,
+        address: str | None = None,
     ) -> ReviewRow:
         """Record a decision; exactly one of any number of concurrent decisions wins."""
-        edited = self._edited(action, edited_output)
         review_id = _id(review_id, "review")
 
-        def write(tx: Tx) -> ReviewRow:
+        def find(tx: Tx) -> ReviewRow:
             review = tx.get_review(review_id)
-            if review is None:
+            task = tx.get_task(review.task_id) if review is not None else None
+            if review is None or task is None or not access.may_see(by, task):
                 raise NotFound(f"no review {review_id!r}")
-            return machine.decide(tx, review, action, comment, edited, decided_by)
+            return review
 
-        decided = await self.store.write(write)
-        self.wake_workers()
-        return decided
+        verdict = _Verdict(action, comment, self._edited(action, edited_output), by, on_behalf_of)
+        return await self._decide(find, verdict, address)
 
     async def decide_task(
         self,
@@ -201,27 +263,102 @@ class TaskService:
         action: str,
         comment: str | None = None,
         edited_output: Any = None,
-        decided_by: str | None = None,
+        by: Principal | None = None,
+        on_behalf_of: str | None = None,
+        address: str | None = None,
     ) -> ReviewRow:
         """Decide the task's latest review round (the cookbook's `/feedback/{task_id}`)."""
-        edited = self._edited(action, edited_output)
         task_id = _id(task_id, "task")
 
-        def write(tx: Tx) -> ReviewRow:
+        def find(tx: Tx) -> ReviewRow:
+            task = access.see(by, tx.get_task(task_id), task_id)
             review = tx.last_review(task_id)
             if review is None:
-                task = tx.get_task(task_id)
-                if task is None:
-                    raise NotFound(f"no task {task_id!r}")
                 raise Conflict(
                     f"task is {task.status} and has no review open; wait for waiting_for_review",
                     status=task.status,
                 )
-            return machine.decide(tx, review, action, comment, edited, decided_by)
+            return review
 
-        decided = await self.store.write(write)
-        self.wake_workers()
-        return decided
+        verdict = _Verdict(action, comment, self._edited(action, edited_output), by, on_behalf_of)
+        return await self._decide(find, verdict, address)
+
+    async def _decide(
+        self, find: Callable[[Tx], ReviewRow], verdict: _Verdict, address: str | None
+    ) -> ReviewRow:
+        """Run a decision's write, handing the task straight to this process's worker when it
+        has a free slot (no claim, no wake-up); else any worker claims it."""
+        limit, comment = self.max_comment_chars, verdict.comment
+        if limit and comment is not None and len(comment) > limit:
+            raise Invalid(
+                f"the comment has {len(comment)} characters; the most is {limit} "
+                "(HITL_MAX_COMMENT_CHARS): shorten it"
+            )
+
+        def write(tx: Tx, to: machine.Lease | None) -> machine.Decided:
+            review = find(tx)
+            by = verdict.by
+            if by is not None:
+                task = tx.get_task(review.task_id)
+                assert task is not None
+                request = ReviewRequest.from_json(json.loads(review.request))
+                access.decide(by, task, request, verdict.on_behalf_of)
+            decided = machine.decide(
+                tx,
+                review,
+                verdict.action,
+                verdict.comment,
+                verdict.edited,
+                by.name if by is not None else None,
+                to,
+                verdict.on_behalf_of,
+            )
+            if by is not None:
+                audit(
+                    tx,
+                    by.name,
+                    "review.decide",
+                    review.id,
+                    address,
+                    task_id=review.task_id,
+                    decision=verdict.action,
+                    on_behalf_of=verdict.on_behalf_of,
+                )
+            return decided
+
+        hands = self.hands
+        to = hands.reserve() if hands is not None else None
+        if hands is None or to is None:
+            decided = await self.store.write(lambda tx: write(tx, None))
+            self.wake_workers()
+            return decided.review
+        job = asyncio.ensure_future(self.store.write(lambda tx: write(tx, to)))
+
+        def settle(job: asyncio.Future[machine.Decided]) -> None:
+            # The slot is given back when the write ends, even if the caller stopped waiting.
+            ok = not job.cancelled() and job.exception() is None
+            hands.hand(job.result().taken if ok else None)
+
+        job.add_done_callback(settle)
+        return (await asyncio.shield(job)).review
+
+    def viewer(self, by: Principal | None) -> Viewer | None:
+        """For a stream of every task's events: which of them `by` may see (None: all)."""
+        if access.see_all_events(by):
+            return None
+        known: dict[str, bool] = {}
+
+        async def sees(task_id: str, type: str) -> bool:
+            seen = known.get(task_id)
+            # A task becomes a reviewer's to see when it reaches a review.
+            if seen is None or (not seen and type == machine.EventType.REVIEW_REQUESTED):
+                if len(known) > 10_000:
+                    known.clear()
+                task = await self.store.get_task(task_id)
+                known[task_id] = seen = task is not None and access.may_see(by, task)
+            return seen
+
+        return sees
 
     @staticmethod
     def _edited(action: str, edited_output: Any) -> str | None:

@@ -70,10 +70,31 @@ class Worker:
         self._freed = asyncio.Event()
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._reserved = 0  # slots held for tasks about to be handed over (`reserve`)
         self._dispatcher: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
+
+    def reserve(self) -> machine.Lease | None:
+        """A lease for a task this process is about to make runnable (a decision), if a slot
+        is free: the write that does so claims the task for this worker, with no claim of its
+        own. Give the slot back with `hand`, whatever the write's outcome."""
+        if self._dispatcher is None or self._free() <= 0:
+            return None
+        self._reserved += 1
+        return machine.Lease(self.owner, time.time() + self.lease_seconds)
+
+    def hand(self, claimed: Claimed | None) -> None:
+        """Run a task leased with `reserve`'s lease; None: the write did not take one."""
+        self._reserved -= 1
+        if claimed is not None:
+            self._start(claimed)
+        else:
+            self._freed.set()
+
+    def _free(self) -> int:
+        return self.concurrency - len(self._running) - self._reserved
 
     async def start(self) -> None:
         self._dispatcher = asyncio.create_task(self._dispatch(), name="hitl-dispatcher")
@@ -89,7 +110,7 @@ class Worker:
 
     async def _dispatch(self) -> None:
         while True:
-            free = self.concurrency - len(self._running)
+            free = self._free()
             if free <= 0:
                 await self._freed.wait()
                 self._freed.clear()
@@ -106,11 +127,14 @@ class Worker:
                 log.exception("claiming work failed", extra={"action": "claim"})
                 rows = []
             for row in rows:
-                task = asyncio.create_task(self._execute(row), name=f"hitl-task-{row.task.id}")
-                self._running.add(task)
-                task.add_done_callback(self._done)
+                self._start(row)
             if len(rows) < want:
                 await wait_set(self._wake, self.poll_interval)
+
+    def _start(self, claimed: Claimed) -> None:
+        task = asyncio.create_task(self._execute(claimed), name=f"hitl-task-{claimed.task.id}")
+        self._running.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from hitl.store.base import Store, Tx
+from hitl.store.base import Reader, Store, Tx
 from hitl.store.engine import BadDatabaseURL, safe_url
 from hitl.store.migrate import upgrade
-from hitl.store.rows import EventRow, ReviewRow, TaskRow
+from hitl.store.rows import (
+    AuditRow,
+    EventRow,
+    LinkRow,
+    PrincipalRow,
+    ReviewRow,
+    SessionRow,
+    TaskRow,
+    TokenRow,
+)
 from hitl.store.sql import ANY_OWNER, ConstraintError, SqlStore, SqlTx, Unavailable
 
 __all__ = [
     "ANY_OWNER",
+    "AuditRow",
+    "LinkRow",
+    "PrincipalRow",
+    "Reader",
+    "SessionRow",
+    "TokenRow",
     "BadDatabaseURL",
     "ConstraintError",
     "EventRow",

@@ -11,12 +11,33 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any, Protocol, TypeVar
 
-from hitl.store.rows import EventRow, ReviewRow, TaskRow
+from hitl.store.rows import (
+    AuditRow,
+    EventRow,
+    LinkRow,
+    PrincipalRow,
+    Record,
+    ReviewRow,
+    SessionRow,
+    TaskRow,
+    TokenRow,
+)
 
 T = TypeVar("T")
+# The identity rows `select` reads.
+K = TypeVar("K", PrincipalRow, TokenRow, SessionRow, LinkRow, AuditRow)
 
 
-class Tx(Protocol):
+class Reader(Protocol):
+    """Reads of identity and audit rows, inside a read or a write."""
+
+    def select(
+        self, kind: type[K], order: str | None = None, limit: int = 1000, **where: Any
+    ) -> list[K]: ...
+    def audit_since(self, since: float, after: int, limit: int) -> list[AuditRow]: ...
+
+
+class Tx(Reader, Protocol):
     """One write transaction. Updates are conditional: they change a row only if its status is
     one of `expect` (and, for tasks, if `owner` is given, only while that lease holds it)."""
 
@@ -31,6 +52,9 @@ class Tx(Protocol):
     def claim(
         self, owner: str, until: float, now: float, runnable: str, running: str, limit: int = 1
     ) -> list[TaskRow]: ...
+    def take(
+        self, task_id: str, expected: str, owner: str, until: float, now: float, running: str
+    ) -> TaskRow | None: ...
     def expire_leases(self, running: str, owner_prefix: str | None = None) -> int: ...
     def get_review(self, review_id: str) -> ReviewRow | None: ...
     def last_review(self, task_id: str) -> ReviewRow | None: ...
@@ -39,6 +63,8 @@ class Tx(Protocol):
     def update_reviews_of(self, task_id: str, expect: str, **values: Any) -> int: ...
     def notify_work(self) -> None: ...
     def add_event(self, task_id: str, type: str, data: str) -> None: ...
+    def insert(self, row: Record) -> None: ...
+    def change(self, kind: type[Record], where: dict[str, Any], **values: Any) -> int: ...
 
 
 class Store(Protocol):
@@ -48,6 +74,7 @@ class Store(Protocol):
         """Call `callback` (on the event loop) after each commit that appended events."""
 
     async def write(self, fn: Callable[[Tx], T]) -> T: ...
+    async def read(self, fn: Callable[[Reader], T]) -> T: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
     async def get_task(self, task_id: str) -> TaskRow | None: ...
@@ -57,7 +84,12 @@ class Store(Protocol):
     async def reviews_of(self, task_id: str) -> list[ReviewRow]: ...
     async def task_with_reviews(self, task_id: str) -> tuple[TaskRow | None, list[ReviewRow]]: ...
     async def list_tasks(
-        self, status: str | None, limit: int, offset: int
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        mine: str | None = None,
+        reviewed: bool | None = None,
     ) -> tuple[list[TaskRow], int]: ...
     async def list_reviews(
         self, status: str | None, limit: int, offset: int

@@ -68,6 +68,21 @@ LIST_TASKS_BY_STATUS = (
     "LIMIT :limit OFFSET :offset"
 )
 COUNT_TASKS = "SELECT count(*) FROM tasks"
+
+
+@lru_cache(maxsize=16)
+def visible_tasks(status: bool, mine: bool, reviewed: bool) -> tuple[str, str]:
+    """A page of tasks (and their count) limited to one principal's: theirs, and (for a
+    reviewer) those that reached a review."""
+    seen = [t for t, on in (("created_by = :mine", mine), ("round > 0", reviewed)) if on]
+    terms = ["(" + " OR ".join(seen or ["1 = 0"]) + ")"]
+    if status:
+        terms.append("status = :status")
+    where = " WHERE " + " AND ".join(terms)
+    page = f"SELECT {T} FROM tasks{where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
+    return page, f"SELECT count(*) FROM tasks{where}"
+
+
 COUNT_TASKS_BY_STATUS = "SELECT count(*) FROM tasks WHERE status = :status"
 LIST_REVIEWS = f"SELECT {R} FROM reviews ORDER BY created_at, id LIMIT :limit OFFSET :offset"
 LIST_REVIEWS_BY_STATUS = (
@@ -86,6 +101,13 @@ _CLAIM = (
     "lease_expires_at = :until, "
     "claims = claims + 1, updated_at = :now "
     "WHERE id IN (SELECT id FROM tasks WHERE {pick} LIMIT :limit{lock}) RETURNING " + T
+)
+# A decided task handed straight to a worker of the deciding process: the decision's update is
+# that worker's claim (one statement, and no second transaction to claim it).
+TAKE = (
+    "UPDATE tasks SET status = :running, lease_owner = :owner || '#' || (claims + 1), "
+    "lease_expires_at = :until, claims = claims + 1, updated_at = :now "
+    "WHERE id = :task_id AND status = :expected RETURNING " + T
 )
 CLAIM_EXPIRED = "status = :running AND lease_expires_at < :now ORDER BY lease_expires_at"
 CLAIM_QUEUED = "status = :runnable ORDER BY created_at"
@@ -140,3 +162,31 @@ _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 @lru_cache(maxsize=512)
 def for_dialect(sql: str, dialect: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql) if dialect == "postgresql" else sql
+
+
+# -- identity and audit rows: plain look-ups by equal columns (None: IS NULL) -----------------
+
+Where = tuple[tuple[str, bool], ...]  # (column, value is None)
+
+
+def _where(where: Where) -> str:
+    terms = [f"{c} IS NULL" if null else f"{c} = :w_{c}" for c, null in where]
+    return " WHERE " + " AND ".join(terms) if terms else ""
+
+
+@lru_cache(maxsize=128)
+def select_rows(table: str, columns: tuple[str, ...], where: Where, order: str | None) -> str:
+    sql = f"SELECT {', '.join(columns)} FROM {table}{_where(where)}"
+    return sql + (f" ORDER BY {order}" if order else "") + " LIMIT :limit"
+
+
+@lru_cache(maxsize=128)
+def update_rows(table: str, columns: tuple[str, ...], where: Where) -> str:
+    sets = ", ".join(f"{c} = :{c}" for c in columns)
+    return f"UPDATE {table} SET {sets}{_where(where)}"
+
+
+AUDIT_SINCE = (
+    "SELECT id, at, actor, action, target, address, detail FROM audit "
+    "WHERE at >= :since AND id > :after ORDER BY id LIMIT :limit"
+)

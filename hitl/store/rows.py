@@ -48,6 +48,7 @@ class ReviewRow:
     edited_output: str | None = None  # JSON text
     decided_by: str | None = None
     decided_at: float | None = None
+    on_behalf_of: str | None = None  # whose decision an admin recorded, if not their own
 
 
 @dataclass(slots=True)
@@ -57,6 +58,79 @@ class EventRow:
     type: str
     data: str  # JSON text, sent to SSE clients as it is
     created_at: float
+
+
+# -- identity: who may do what. Secrets are stored as SHA-256 hashes, never as sent. ----------
+
+
+@dataclass(slots=True)
+class PrincipalRow:
+    """A user, or a service account (which signs in only with its tokens)."""
+
+    id: str
+    name: str
+    kind: str  # "user" | "service"
+    roles: str  # space-separated, sorted: "admin reviewer"
+    created_at: float
+    email: str | None = None
+    disabled_at: float | None = None
+
+
+@dataclass(slots=True)
+class TokenRow:
+    id: str
+    name: str
+    hash: str
+    principal_id: str
+    roles: str  # what the token may do: its principal's roles, or fewer
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+
+@dataclass(slots=True)
+class SessionRow:
+    id: str
+    hash: str
+    principal_id: str
+    via: str  # "link" | "oidc"
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(slots=True)
+class LinkRow:
+    """A one-time sign-in link."""
+
+    hash: str
+    principal_id: str
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+
+@dataclass(slots=True)
+class AuditRow:
+    id: int | None
+    at: float
+    actor: str | None  # the principal's name; None: anonymous
+    action: str
+    target: str | None = None
+    address: str | None = None
+    detail: str | None = None  # JSON text
+
+
+Record = PrincipalRow | TokenRow | SessionRow | LinkRow | AuditRow
+
+TABLE_OF: dict[type, str] = {
+    PrincipalRow: "principals",
+    TokenRow: "tokens",
+    SessionRow: "sessions",
+    LinkRow: "login_links",
+    AuditRow: "audit",
+}
 
 
 def column_names(row_type: type) -> tuple[str, ...]:

@@ -22,12 +22,26 @@ from hitl.store import queries as q
 from hitl.store.engine import create_sync_engine
 from hitl.store.guard import Fault, Guard
 from hitl.store.listen import EVENTS, WORK
-from hitl.store.rows import EventRow, ReviewRow, TaskRow
+from hitl.store.rows import (
+    TABLE_OF,
+    AuditRow,
+    EventRow,
+    LinkRow,
+    PrincipalRow,
+    Record,
+    ReviewRow,
+    SessionRow,
+    TaskRow,
+    TokenRow,
+    column_names,
+)
 from hitl.store.threads import MAX_BATCH, DbThreads, Outcome
 
 Row = dict[str, Any]  # a row of an ad-hoc query (`_Session.all`), by column name
 T = TypeVar("T")
-R = TypeVar("R", TaskRow, ReviewRow, EventRow)
+R = TypeVar(
+    "R", TaskRow, ReviewRow, EventRow, PrincipalRow, TokenRow, SessionRow, LinkRow, AuditRow
+)
 ANY_OWNER = object()
 # Reads that wait together share a connection, up to this many: larger batches measured slower
 # delivery to 1,000 streams (bench/fanout.py) for little more throughput.
@@ -105,6 +119,18 @@ class _Session:
         elif not self.cursor.connection.in_transaction:
             self.run("BEGIN")
 
+    def select(
+        self, kind: type[R], order: str | None = None, limit: int = 1000, **where: Any
+    ) -> list[R]:
+        """Identity rows whose columns equal `where` (a None: IS NULL), in `order`."""
+        terms = tuple((c, v is None) for c, v in where.items())
+        sql = q.select_rows(TABLE_OF[kind], column_names(kind), terms, order)
+        params = {f"w_{c}": v for c, v in where.items() if v is not None}
+        return self.rows(kind, sql, params | {"limit": limit})
+
+    def audit_since(self, since: float, after: int, limit: int) -> list[AuditRow]:
+        return self.rows(AuditRow, q.AUDIT_SINCE, {"since": since, "after": after, "limit": limit})
+
     def get_task(self, task_id: str) -> TaskRow | None:
         return self.row(TaskRow, q.GET_TASK, {"id": task_id})
 
@@ -131,6 +157,20 @@ class SqlTx(_Session):
 
     def insert_task(self, task: TaskRow) -> None:
         self._insert(q.TASK, task)
+
+    def insert(self, row: Record) -> None:
+        """Insert an identity or audit row (an audit row's id is the database's)."""
+        values = {name: getattr(row, name) for name in row.__slots__}
+        if isinstance(row, AuditRow):
+            del values["id"]
+        self.run(q.insert(TABLE_OF[type(row)], tuple(values)), values)
+
+    def change(self, kind: type[Record], where: dict[str, Any], **values: Any) -> int:
+        """Update the identity rows whose columns equal `where`; how many changed."""
+        terms = tuple((c, v is None) for c, v in where.items())
+        sql = q.update_rows(TABLE_OF[kind], tuple(values), terms)
+        params = {f"w_{c}": v for c, v in where.items() if v is not None}
+        return int(self.run(sql, params | values).rowcount)
 
     def _insert(self, table: str, row: TaskRow | ReviewRow) -> None:
         values = {name: getattr(row, name) for name in row.__slots__}
@@ -171,6 +211,13 @@ class SqlTx(_Session):
             rows = self.rows(TaskRow, q.claim(pick, self.dialect), params | extra)
             claimed.extend(sorted(rows, key=lambda r: (r.created_at, r.id)))
         return claimed
+
+    def take(
+        self, task_id: str, expected: str, owner: str, until: float, now: float, running: str
+    ) -> TaskRow | None:
+        """Lease one task, if it is in status `expected`, to `owner`."""
+        params = {"task_id": task_id, "expected": expected, "owner": owner, "until": until}
+        return self.row(TaskRow, q.TAKE, params | {"now": now, "running": running})
 
     def expire_leases(self, running: str, owner_prefix: str | None = None) -> int:
         if owner_prefix is None:
@@ -411,8 +458,19 @@ class SqlStore:
         return await self.read(read)
 
     async def list_tasks(
-        self, status: str | None, limit: int, offset: int
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        mine: str | None = None,
+        reviewed: bool | None = None,
     ) -> tuple[list[TaskRow], int]:
+        """A page of tasks; with `mine` or `reviewed` given, only those created by `mine`, or
+        (`reviewed`) that reached a review."""
+        if mine is not None or reviewed is not None:
+            sql = q.visible_tasks(bool(status), mine is not None, bool(reviewed))
+            extra = {"mine": mine} if mine is not None else {}
+            return await self._page(TaskRow, sql, status, limit, offset, extra)
         sql = (
             (q.LIST_TASKS_BY_STATUS, q.COUNT_TASKS_BY_STATUS)
             if status
@@ -431,9 +489,15 @@ class SqlStore:
         return await self._page(ReviewRow, sql, status, limit, offset)
 
     async def _page(
-        self, kind: type[R], sql: tuple[str, str], status: str | None, limit: int, offset: int
+        self,
+        kind: type[R],
+        sql: tuple[str, str],
+        status: str | None,
+        limit: int,
+        offset: int,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[list[R], int]:
-        where = {"status": status} if status else {}
+        where = ({"status": status} if status else {}) | (extra or {})
 
         def read(s: _Session) -> tuple[list[R], int]:
             s.snapshot()

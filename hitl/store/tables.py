@@ -56,6 +56,7 @@ reviews = sa.Table(
     sa.Column("decided_by", sa.String(200), nullable=True),
     sa.Column("decided_at", sa.Float, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("on_behalf_of", sa.String(200), nullable=True),
     sa.UniqueConstraint("task_id", "round", name="uq_reviews_task_round"),
     sa.Index("ix_reviews_status_created", "status", "created_at"),
     sa.Index("ix_reviews_status_deadline", "status", "deadline"),
@@ -70,5 +71,67 @@ events = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_events_task_id", "task_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+principals = sa.Table(
+    "principals",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("roles", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("disabled_at", sa.Float, nullable=True),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("principal_id", sa.String(36), sa.ForeignKey("principals.id"), nullable=False),
+    sa.Column("roles", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("last_used_at", sa.Float, nullable=True),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("principal_id", sa.String(36), sa.ForeignKey("principals.id"), nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+login_links = sa.Table(
+    "login_links",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("principal_id", sa.String(36), sa.ForeignKey("principals.id"), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float, nullable=True),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", EventId, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("target", sa.String(200), nullable=True),
+    sa.Column("address", sa.String(100), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Index("ix_audit_at", "at"),
     sqlite_autoincrement=True,
 )

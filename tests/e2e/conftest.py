@@ -10,17 +10,24 @@ its own browser downloads are never used. `make test` installs it; without it th
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
+    Request,
+    Route,
     expect,
     sync_playwright,
 )
+
+from tests.conftest import TOKENS_BY_PORT
 
 CHROMIUM = Path(os.environ.get("HITL_E2E_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
@@ -59,9 +66,32 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+def _signed_in(route: Route, request: Request) -> None:
+    """Every request to a test server carries that server's admin token (unless the page set
+    credentials of its own): the pages' tests are not about signing in; `test_sign_in` is."""
+    token = TOKENS_BY_PORT.get(urlsplit(request.url).port or 0)
+    if token is None or "authorization" in request.headers:
+        route.continue_()
+        return
+    route.continue_(headers={**request.headers, "authorization": f"Bearer {token}"})
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh browser profile per test (its own localStorage), closed afterwards."""
+    """A fresh browser profile per test (its own localStorage), signed in to every test
+    server with its admin token, closed afterwards."""
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    ctx.set_default_timeout(TIMEOUT_MS)
+    ctx.route(re.compile(r"^http://127\.0\.0\.1:\d+/"), _signed_in)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def anonymous(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile that signs in by itself, as a person does."""
     ctx = browser.new_context(viewport={"width": 1100, "height": 900})
     ctx.set_default_timeout(TIMEOUT_MS)
     try:
@@ -87,3 +117,28 @@ def js_errors(page: Page) -> list[str]:
     """The uncaught JavaScript errors of a tab made by the `page` fixture."""
     errors: list[str] = getattr(page, JS_ERRORS)
     return errors
+
+
+# Each `securitypolicyviolation` event, said on the console (where Chromium also says, in its
+# own words, what the policy refused). Run before the page's own scripts, outside its policy.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("securitypolicyviolation: " + e.effectiveDirective + " refused " +
+                (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+@pytest.fixture
+def csp_violations(page: Page) -> list[str]:
+    """A list that fills with every Content-Security-Policy violation in the `page` tab."""
+    seen: list[str] = []
+    page.add_init_script(REPORT_VIOLATIONS)
+
+    def on_console(message: ConsoleMessage) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("securitypolicyviolation"):
+            seen.append(text)
+
+    page.on("console", on_console)
+    return seen

@@ -46,7 +46,9 @@ def _queue_server(start_module_server: StartServer) -> Server:
 def queue_server(_queue_server: Server) -> Server:
     """A server with no open review, and none to come until the test submits work."""
     unfinished = ("queued", "running", "waiting_for_review")
-    with httpx.Client(base_url=_queue_server.url, timeout=10) as http:
+    with httpx.Client(
+        base_url=_queue_server.url, timeout=10, headers=_queue_server.headers
+    ) as http:
         while True:
             ids = [
                 task["id"]
@@ -64,7 +66,7 @@ def queue_server(_queue_server: Server) -> Server:
 
 
 def api_task(server: Server, task_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.url}/api/v1/tasks/{task_id}", timeout=10)
+    response = httpx.get(f"{server.url}/api/v1/tasks/{task_id}", timeout=10, headers=server.headers)
     response.raise_for_status()
     data: dict[str, Any] = response.json()
     return data
@@ -340,7 +342,12 @@ def test_review_queue_drops_an_approved_review_live(queue_server: Server, page: 
     mark_page(page)
     ids = []
     for text in ("first", "second"):
-        response = httpx.post(f"{server.url}/api/v1/tasks", json={"input": text}, timeout=10)
+        response = httpx.post(
+            f"{server.url}/api/v1/tasks",
+            json={"input": text},
+            timeout=10,
+            headers=server.headers,
+        )
         response.raise_for_status()
         ids.append(response.json()["id"])
     items = page.locator(".queue-item")
@@ -354,6 +361,7 @@ def test_review_queue_drops_an_approved_review_live(queue_server: Server, page: 
         f"{server.url}/api/v1/reviews/{review_id}/decision",
         json={"decision": "approve"},
         timeout=10,
+        headers=server.headers,
     )
     response.raise_for_status()
     expect(items).to_have_count(1)
@@ -508,7 +516,9 @@ def test_a_retried_task_is_followed_past_its_failure(start_server: StartServer, 
     # Nobody decides: the deadline fails the task, live, and the page is finished with it.
     expect(page.get_by_test_id("status")).to_have_text("failed")
     expect(page.locator("#live")).to_have_text("finished")
-    retried = httpx.post(f"{server.url}/api/v1/tasks/{task_id}/retry", timeout=10)
+    retried = httpx.post(
+        f"{server.url}/api/v1/tasks/{task_id}/retry", timeout=10, headers=server.headers
+    )
     assert retried.status_code == 200, retried.text
     # The replayed failure is history: the page follows the task into its second round.
     page.reload()

@@ -258,4 +258,5 @@ def types(events: list[Event]) -> list[str]:
 
 
 def client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT)
+    """A client of `server`, signed in with its admin token."""
+    return httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT, headers=server.headers)

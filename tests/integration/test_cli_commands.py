@@ -28,10 +28,10 @@ def server(start_module_server: Callable[..., Server]) -> Server:
 
 
 def hitl(server: Server, *args: str, input: str | None = None) -> Result:
-    """Run the command line in this process, pointed at `server` by HITL_SERVER."""
-    return CliRunner().invoke(
-        app, list(args), env={"HITL_SERVER": server.url}, input=input, prog_name="hitl"
-    )
+    """Run the command line in this process, pointed at `server` by HITL_SERVER and signed
+    in with its token by HITL_TOKEN."""
+    env = {"HITL_SERVER": server.url, "HITL_TOKEN": server.token or ""}
+    return CliRunner().invoke(app, list(args), env=env, input=input, prog_name="hitl")
 
 
 def ok(result: Result) -> str:
@@ -50,7 +50,7 @@ def failed(result: Result, code: int) -> str:
 
 def wait_for_review(server: Server, task_id: str, round: int = 1) -> dict[str, Any]:
     """The task's open review of `round`, once its `review.requested` event has come."""
-    with Client(server.url) as client:
+    with Client(server.url, token=server.token) as client:
         events = client.events(task_id, read_timeout=READ_TIMEOUT)
         with contextlib.closing(events):
             for event in events:
@@ -114,14 +114,14 @@ def test_submit_reads_standard_input(server: Server) -> None:
     assert text["input"] == "from a pipe\n"
     value = json.loads(ok(hitl(server, "submit", "--json", "-", input='[1, "two"]')))
     assert value["input"] == [1, "two"]
-    with Client(server.url) as client:
+    with Client(server.url, token=server.token) as client:
         for task in (text, value):
             client.cancel(task["id"])
 
 
 def test_a_decision_on_a_finished_task_says_why_it_cannot_be_made(server: Server) -> None:
     task = json.loads(ok(hitl(server, "submit", "to cancel")))
-    with Client(server.url) as client:
+    with Client(server.url, token=server.token) as client:
         client.cancel(task["id"])
     for args in (["approve", task["id"]], ["reject", task["id"], "--comment", "no"]):
         line = failed(hitl(server, *args), 1)
@@ -134,7 +134,7 @@ def test_unknown_and_ambiguous_ids(server: Server) -> None:
         assert failed(hitl(server, *args), 1) == f"hitl: no task {missing!r}"
 
     # Two tasks made one after the other share the start of their ids (their time).
-    with Client(server.url) as client:
+    with Client(server.url, token=server.token) as client:
         ids = [client.create_task("twin")["id"] for _ in range(2)]
         common = os.path.commonprefix(ids)
         assert len(common) >= 8, ids

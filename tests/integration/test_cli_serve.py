@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -18,11 +19,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hitl.client import Client
 from hitl.store.engine import create_sync_engine
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, make_token
 
 # Waits are for events; these only bound them, so that a broken build fails instead of hanging.
 START_TIMEOUT = 60.0
@@ -122,12 +124,22 @@ def test_run_workers_false_from_the_environment_leaves_tasks_queued(
         f"{READY}http://127.0.0.1:{port}  (reviewers: /reviews, API docs: /docs)"
     )
     assert any(line.endswith("workers: off") for line in api.lines), api.lines
+    # A first run makes the admin, and prints a one-time link to sign in as it.
+    [first] = [line for line in api.lines if "one-time link" in line]
+    link = re.search(rf"http://127\.0\.0\.1:{port}/login/([A-Za-z0-9_-]{{43}})$", first)
+    assert link is not None, first
+    signed = httpx.get(link[0], follow_redirects=False, timeout=10)
+    assert signed.status_code == 303 and "hitl_session" in signed.headers["set-cookie"]
 
+    env["HITL_TOKEN"] = make_token(url)
     task = json.loads(cli(env, "submit", "waits for a worker"))  # found by HITL_PORT
     tid = task["id"]
     assert task["status"] == "queued"
     assert f"{tid}  queued" in cli(env, "tasks", "--status", "queued", "--limit", "500")
-    api.stop()
+    lines = api.stop()
+    # The access log names the sign-in request, but not its secret.
+    assert any("GET /login/[secret]" in line for line in lines), lines
+    assert not [line for line in lines[lines.index(first) + 1 :] if link[1] in line]
     # Once the workerless server is gone, the database says what it did: it queued the task.
     assert db_rows_of(url, f"SELECT status FROM tasks WHERE id = '{tid}'") == [("queued",)]
     assert db_rows_of(url, f"SELECT type FROM events WHERE task_id = '{tid}'") == [
@@ -138,7 +150,8 @@ def test_run_workers_false_from_the_environment_leaves_tasks_queued(
     full = processes(["serve"], env)
     full.wait_for(READY)
     assert any(line.endswith("workers: on, 32 tasks at once") for line in full.lines)
-    with Client(f"http://127.0.0.1:{port}") as client:
+    assert not [line for line in full.lines if "one-time link" in line]  # an admin exists
+    with Client(f"http://127.0.0.1:{port}", token=env["HITL_TOKEN"]) as client:
         for event in client.events(tid, read_timeout=READ_TIMEOUT):
             if event["type"] == "review.requested":
                 break

@@ -47,7 +47,7 @@ async def aread_until(events: AsyncIterator[Event], kind: str) -> list[Event]:
 
 
 def test_client_through_a_task_s_life(server: Server) -> None:
-    with Client(server.url) as client:
+    with Client(server.url, token=server.token) as client:
         key = f"key-{uuid.uuid4()}"
         task = client.create_task("a note on leases", idempotency_key=key)
         assert task["status"] == "queued" and task["flow"] == "feedback"
@@ -93,7 +93,7 @@ def test_client_through_a_task_s_life(server: Server) -> None:
 
 def test_client_errors_carry_the_server_s_status_and_detail(server: Server) -> None:
     missing = str(uuid.uuid4())
-    with Client(server.url) as client:
+    with Client(server.url, token=server.token) as client:
         for call in (
             lambda: client.get_task(missing),
             lambda: client.cancel(missing),
@@ -117,7 +117,7 @@ def test_client_errors_carry_the_server_s_status_and_detail(server: Server) -> N
 
 
 async def test_async_client_rejects_with_a_comment_then_takes_an_edit(server: Server) -> None:
-    async with AsyncClient(server.url) as client:
+    async with AsyncClient(server.url, token=server.token) as client:
         key = f"key-{uuid.uuid4()}"
         task = await client.create_task({"topic": "queues"}, idempotency_key=key)
         again = await client.create_task({"topic": "queues"}, idempotency_key=key)

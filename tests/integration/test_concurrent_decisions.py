@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, user_token
 from tests.integration.helpers import (
     TIMEOUT,
     client,
@@ -30,16 +30,21 @@ N = 20
 
 @pytest.fixture(scope="module")
 def server(start_module_server: Callable[..., Server]) -> Server:
-    return start_module_server()
+    server = start_module_server()
+    # N reviewers, r0 to r19, each racing with a token of their own.
+    server.reviewers = [user_token(server.db_url, f"r{i}", "reviewer") for i in range(N)]  # type: ignore[attr-defined]
+    return server
 
 
 def race(server: Server, requests: list[tuple[str, dict[str, Any]]]) -> list[httpx.Response]:
     """POST every (path, body) at once: one thread and one open connection each, then a barrier
     so that all requests leave together."""
     barrier = threading.Barrier(len(requests))
+    tokens = iter(server.reviewers)  # type: ignore[attr-defined]
 
-    def one(path: str, body: dict[str, Any]) -> httpx.Response:
-        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as http:
+    def one(path: str, body: dict[str, Any], token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT, headers=headers) as http:
             assert http.get("/healthz").status_code == 200  # connect before the barrier
             barrier.wait(timeout=30)
             response = http.post(path, json=body)
@@ -47,7 +52,7 @@ def race(server: Server, requests: list[tuple[str, dict[str, Any]]]) -> list[htt
             return response
 
     with ThreadPoolExecutor(len(requests)) as pool:
-        futures = [pool.submit(one, path, body) for path, body in requests]
+        futures = [pool.submit(one, path, body, next(tokens)) for path, body in requests]
         return [f.result() for f in futures]
 
 
@@ -69,7 +74,7 @@ async def test_twenty_concurrent_approvals(server: Server) -> None:
 
         path = f"/api/v1/reviews/{review['id']}/decision"
         responses = await asyncio.to_thread(
-            race, server, [(path, {"decision": "approve", "decided_by": f"r{i}"}) for i in range(N)]
+            race, server, [(path, {"decision": "approve"}) for i in range(N)]
         )
         winner = check_one_winner(responses).json()
         assert winner["status"] == "decided" and winner["decision"] == "approve"
@@ -103,9 +108,7 @@ async def test_concurrent_mixed_decisions_apply_only_the_winner(server: Server) 
 
         path = f"/api/v1/reviews/{review['id']}/decision"
         bodies: list[dict[str, Any]] = [
-            {"decision": "reject", "comment": f"comment {i}", "decided_by": f"r{i}"}
-            if i % 2
-            else {"decision": "approve", "decided_by": f"r{i}"}
+            {"decision": "reject", "comment": f"comment {i}"} if i % 2 else {"decision": "approve"}
             for i in range(N)
         ]
         responses = await asyncio.to_thread(race, server, [(path, b) for b in bodies])

@@ -99,6 +99,8 @@ async def test_header_limit_counts_every_header(server: Server) -> None:
         over = {f"x-pad-{i}": "a" * 400 for i in range(100)}  # about 41 KiB
         r = await c.get("/healthz", headers=over)
         assert r.status_code == 431, r.text
+        assert r.headers["x-content-type-options"] == "nosniff"  # the security headers too
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
         assert r.text == "Request header fields too large"
         assert r.headers["connection"] == "close"
         assert (await c.get("/healthz")).status_code == 200
@@ -111,7 +113,9 @@ async def test_pipelined_requests_are_each_answered(server: Server, padding: int
     body = b'{"data": "' + b"x" * (LIMIT - 500) + b'"}'
     first = (
         b"POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
+        b"Authorization: Bearer %s\r\n"
+        % (server.token or "").encode()
+        + b"Content-Length: %d\r\n\r\n" % len(body)
     ) + body
     second = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"p" * padding + b"\r\n\r\n"
     reader, writer = await connect(server)
@@ -221,7 +225,9 @@ async def test_replay_from_the_start_delivers_every_event_once_in_order(
     # This client's socket buffer is small and it stops reading now and then, so the server
     # must wait for it mid-page.
     small = httpx.AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)])
-    slow = httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT, transport=small)
+    slow = httpx.AsyncClient(
+        base_url=server.url, timeout=TIMEOUT, transport=small, headers=server.headers
+    )
     read = 0
 
     async def pause(event: Event) -> None:

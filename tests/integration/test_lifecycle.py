@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, user_token
 from tests.integration.flows import GATE_FLOW
 from tests.integration.helpers import (
     Event,
@@ -242,13 +242,18 @@ async def test_cookbook_late_subscribers(server: Server) -> None:
 
 
 async def test_cookbook_requests_record_who_made_them(server: Server) -> None:
+    """Who is recorded is who signed in: a name in a request header counts for nothing."""
+    alice = {"Authorization": f"Bearer {user_token(server.db_url, 'alice', 'submitter')}"}
+    bob = {"Authorization": f"Bearer {user_token(server.db_url, 'bob', 'reviewer')}"}
     async with client(server) as c:
-        response = await c.post("/submit", json={"data": "who"}, headers={"X-HITL-User": "alice"})
+        response = await c.post(
+            "/submit", json={"data": "who"}, headers={**alice, "X-HITL-User": "mallory"}
+        )
         assert response.status_code == 202, response.text
         tid = response.json()["task_id"]
         await wait_status(c, tid, "waiting_for_review")
         response = await c.post(
-            f"/feedback/{tid}", json={"feedback": "approved"}, headers={"X-HITL-User": "bob"}
+            f"/feedback/{tid}", json={"feedback": "approved"}, headers={**bob, "X-HITL-User": "eve"}
         )
         assert response.status_code == 200, response.text
         task = await wait_status(c, tid, "completed")

@@ -13,10 +13,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from hitl.cli._common import server_url
 from hitl.cli.main import app
 from hitl.config import Settings
 from hitl.service import TaskStatus
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, Stub, free_port
 
 DOCS = ROOT / "docs" / "configuration.md"
 
@@ -78,6 +76,12 @@ SAMPLES = {
     ),
     "host": Sample("127.0.0.2", "127.0.0.2", ("--host", "127.0.0.3"), "127.0.0.3"),
     "port": Sample("9001", 9001, ("--port", "9002"), 9002),
+    "allowed_hosts": Sample(
+        "hitl.example.com, *.example.org",
+        ["hitl.example.com", "*.example.org"],
+        ("--allowed-host", "a.example", "--allowed-host", "[::2]"),
+        ["a.example", "[::2]"],
+    ),
     "process_delay": Sample("0.25", 0.25, ("--process-delay", "0"), 0.0),
     "review_deadline_seconds": Sample("7.5", 7.5),
     "on_deadline": Sample("approve", "approve", extra_env={"HITL_REVIEW_DEADLINE_SECONDS": "5"}),
@@ -101,6 +105,15 @@ SAMPLES = {
     "log_level": Sample("debug", "debug", ("--log-level", "warning"), "warning"),
     "max_header_bytes": Sample("4096", 4096),
     "header_timeout_seconds": Sample("2.5", 2.5),
+    "auth": Sample("false", False),
+    "session_hours": Sample("0.5", 0.5),
+    "rate_limit": Sample("0", 0.0),
+    "max_streams": Sample("3", 3),
+    "max_comment_chars": Sample("500", 500),
+    "proxy_user_header": Sample(
+        "X-Forwarded-User", "X-Forwarded-User", extra_env={"HITL_TRUSTED_PROXIES": '["10.0.0.2"]'}
+    ),
+    "trusted_proxies": Sample('["10.0.0.2"]', ["10.0.0.2"]),
 }
 
 ROWS = documented_settings()
@@ -246,6 +259,10 @@ def test_no_workers_flag_and_the_worker_command(
         ({"HITL_LEASE_SECONDS": "0"}, "invalid setting HITL_LEASE_SECONDS"),
         ({"HITL_RUN_WORKERS": "maybe"}, "invalid setting HITL_RUN_WORKERS"),
         ({"HITL_FLOWS": "not json"}, "invalid setting HITL_FLOWS: it must be JSON"),
+        (
+            {"HITL_ALLOWED_HOSTS": "https://hitl.example.com"},
+            "invalid setting HITL_ALLOWED_HOSTS: 'https://hitl.example.com' is not a host name",
+        ),
         ({"HITL_LOG_LEVEL": "loud"}, "HITL_LOG_LEVEL: unknown level 'loud'"),
         ({"HITL_DATABASE_URL": "foo://x"}, "HITL_DATABASE_URL: unsupported database URL"),
     ],
@@ -327,6 +344,7 @@ def test_server_down_found_through_host_and_port(clean_env: None) -> None:
         (["worker", "--db", "sqlite:///x.db"], 2, "a SQLite file belongs to one process"),
         (["serve", "--concurrency", "0"], 2, "invalid --concurrency 0: Input should be greater"),
         (["serve", "--flow", "nonsense"], 2, "bad flow 'nonsense'"),
+        (["serve", "--allowed-host", "a b"], 2, "invalid --allowed-host ['a b']: 'a b' is not a"),
     ],
 )
 def test_usage_errors(
@@ -342,44 +360,6 @@ def test_usage_errors_list_every_status() -> None:
     assert all(status.value in line for status in TaskStatus)
     help_text = invoke("tasks", "--help").output
     assert all(status.value in help_text for status in TaskStatus)
-
-
-@dataclass
-class Stub:
-    """A server answering every request with one status and body, as a broken or foreign
-    server would."""
-
-    status: int = 200
-    body: bytes = b"{}"
-    content_type: str = "application/json"
-
-
-@pytest.fixture
-def stub() -> Iterator[tuple[Stub, str]]:
-    answer = Stub()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.do_GET()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield answer, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def detail(text: str) -> bytes:

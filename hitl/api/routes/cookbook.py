@@ -16,24 +16,31 @@ from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from hitl.api import compat, jsonio, sse
-from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.responses import COOKBOOK_MESSAGE, errors, event_stream
 from hitl.api.schemas import FeedbackRequest, FeedbackResponse, SubmitRequest, SubmitResponse
 from hitl.service import FINAL, FINAL_EVENTS, NotFound, ReviewRow, Service, TaskRow
+from hitl.service.principal import Principal
 
 router = APIRouter(tags=["cookbook"], route_class=jsonio.Route)
 
 
-async def submit_task(service: Service, body: SubmitRequest, user: str | None) -> SubmitResponse:
-    row, _ = await service.tasks.submit(body.data, None, user)
+async def submit_task(
+    service: Service, body: SubmitRequest, who: Principal | None
+) -> SubmitResponse:
+    row, _ = await service.tasks.submit(body.data, by=who)
     return SubmitResponse(task_id=row.id)
 
 
 async def give_feedback(
-    service: Service, task_id: str, body: FeedbackRequest, user: str | None
+    service: Service,
+    task_id: str,
+    body: FeedbackRequest,
+    who: Principal | None,
+    address: str | None,
 ) -> FeedbackResponse:
     action = "approve" if body.feedback == "approved" else "reject"
-    await service.tasks.decide_task(task_id, action, decided_by=user)
+    await service.tasks.decide_task(task_id, action, by=who, address=address)
     return FeedbackResponse(message=f"Feedback '{body.feedback}' received")
 
 
@@ -41,21 +48,25 @@ async def give_feedback(
     "/submit",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmitResponse,
-    responses=errors(400, 413, 422, 503),
+    responses=errors(400, 401, 403, 413, 422, 503),
 )
-async def submit(body: SubmitRequest, service: ServiceDep, user: UserDep) -> SubmitResponse:
-    return await submit_task(service, body, user)
+async def submit(body: SubmitRequest, service: ServiceDep, who: PrincipalDep) -> SubmitResponse:
+    return await submit_task(service, body, who)
 
 
 @router.post(
     "/feedback/{task_id}",
     response_model=FeedbackResponse,
-    responses=errors(400, 404, 409, 413, 422, 503),
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def feedback(
-    task_id: str, body: FeedbackRequest, service: ServiceDep, user: UserDep
+    task_id: str,
+    body: FeedbackRequest,
+    service: ServiceDep,
+    who: PrincipalDep,
+    address: AddressDep,
 ) -> FeedbackResponse:
-    return await give_feedback(service, task_id, body, user)
+    return await give_feedback(service, task_id, body, who, address)
 
 
 def _data(message: dict[str, Any], id: int | None) -> bytes:
@@ -93,13 +104,13 @@ async def stream_chunks(
         **event_stream(
             "Cookbook messages, then `stream_closed` once the task ends", COOKBOOK_MESSAGE
         ),
-        **errors(404, 422, 503),
+        **errors(401, 404, 422, 503),
     },
 )
-async def stream(task_id: str, service: ServiceDep) -> StreamingResponse:
+async def stream(task_id: str, service: ServiceDep, who: PrincipalDep) -> StreamingResponse:
     """The task's current state first, then every change, then `stream_closed`."""
     try:
-        task, review, last = await service.tasks.snapshot(task_id)
+        task, review, last = await service.tasks.snapshot(task_id, who)
     except NotFound:
         raise NotFound("Task not found") from None  # the cookbook's own words
     return sse.response(stream_chunks(service, task, review, last))

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from hitl.api import jsonio, sse
-from hitl.api.deps import ServiceDep
+from hitl.api.deps import PrincipalDep, ServiceDep
 from hitl.api.responses import LOG_EVENT, errors, event_stream
 from hitl.service import FINAL, FINAL_EVENTS, Service
+from hitl.service.tasks import Viewer
 
 router = APIRouter(tags=["events"], route_class=jsonio.Route)
 
@@ -24,7 +25,11 @@ LastEventId = Annotated[
 
 
 async def _stream(
-    service: Service, task_id: str | None, after: int, ends_from: int | None
+    service: Service,
+    task_id: str | None,
+    after: int,
+    ends_from: int | None,
+    sees: Viewer | None = None,
 ) -> AsyncIterator[bytes]:
     """Events after `after`; with `ends_from`, the stream ends after a final event whose id is
     at least that (the task's last event when the stream began): an earlier final event is
@@ -34,6 +39,8 @@ async def _stream(
     async for event in service.broker.subscribe(task_id, after, heartbeat):
         if event is None:
             yield sse.HEARTBEAT
+            continue
+        if sees is not None and not await sees(event.task_id, event.type):
             continue
         yield sse.event_frame(event.id, event.type, event.data)
         if ends_from is not None and event.type in FINAL_EVENTS and event.id >= ends_from:
@@ -45,18 +52,19 @@ async def _stream(
     response_class=StreamingResponse,
     responses={
         **event_stream("The task's events; ends after its final one", LOG_EVENT),
-        **errors(404, 422, 503),
+        **errors(401, 404, 422, 503),
     },
 )
 async def task_events(
     task_id: str,
     service: ServiceDep,
+    who: PrincipalDep,
     after: AfterQuery = None,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Every event of one task after the cursor, then live ones; ends after the final one."""
     start = sse.cursor(last_event_id, after)
-    task, _, last = await service.tasks.snapshot(task_id)
+    task, _, last = await service.tasks.snapshot(task_id, who)
     if task.status in FINAL and start >= last:
         return sse.response(_closed())
     return sse.response(_stream(service, task.id, start, ends_from=last))
@@ -70,15 +78,17 @@ async def _closed() -> AsyncIterator[bytes]:
     "/events",
     response_class=StreamingResponse,
     # No 503: the stream starts from memory; it reads the database only once it has begun.
-    responses={**event_stream("Every task's events; never ends", LOG_EVENT), **errors(422)},
+    responses={**event_stream("Every task's events; never ends", LOG_EVENT), **errors(401, 422)},
 )
 async def all_events(
     service: ServiceDep,
+    who: PrincipalDep,
     after: AfterQuery = None,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    """Every event of every task after the cursor, then live ones; never ends."""
+    """Every event of every task after the cursor, then live ones; never ends. Admins see
+    every task's; anyone else the events of the tasks they may see."""
     start = sse.cursor(last_event_id, after)
     if not (last_event_id or "").strip() and after is None:
         start = service.broker.last_id
-    return sse.response(_stream(service, None, start, ends_from=None))
+    return sse.response(_stream(service, None, start, None, service.tasks.viewer(who)))

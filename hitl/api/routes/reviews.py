@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hitl.api import jsonio
-from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.responses import errors
 from hitl.api.routes.tasks import LimitQuery, OffsetQuery
 from hitl.api.schemas import DecisionCreate, ReviewPublic, ReviewsPublic
@@ -12,33 +12,45 @@ from hitl.service import ReviewStatus
 router = APIRouter(prefix="/reviews", tags=["reviews"], route_class=jsonio.Route)
 
 
-@router.get("", response_model=ReviewsPublic, responses=errors(422, 503))
+@router.get("", response_model=ReviewsPublic, responses=errors(401, 403, 422, 503))
 async def list_reviews(
     service: ServiceDep,
+    who: PrincipalDep,
     status: ReviewStatus | None = ReviewStatus.OPEN,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
 ) -> ReviewsPublic:
     """Review rounds, oldest first; by default the open ones: the reviewers' queue."""
-    rows, count = await service.tasks.list_reviews(status, limit, offset)
+    rows, count = await service.tasks.list_reviews(status, limit, offset, who)
     return ReviewsPublic(data=[ReviewPublic.of(r) for r in rows], count=count)
 
 
-@router.get("/{review_id}", response_model=ReviewPublic, responses=errors(404, 422, 503))
-async def get_review(review_id: str, service: ServiceDep) -> ReviewPublic:
-    return ReviewPublic.of(await service.tasks.get_review(review_id))
+@router.get("/{review_id}", response_model=ReviewPublic, responses=errors(401, 404, 422, 503))
+async def get_review(review_id: str, service: ServiceDep, who: PrincipalDep) -> ReviewPublic:
+    return ReviewPublic.of(await service.tasks.get_review(review_id, who))
 
 
 @router.post(
     "/{review_id}/decision",
     response_model=ReviewPublic,
-    responses=errors(400, 404, 409, 413, 422, 503),
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def decide(
-    review_id: str, body: DecisionCreate, service: ServiceDep, user: UserDep
+    review_id: str,
+    body: DecisionCreate,
+    service: ServiceDep,
+    who: PrincipalDep,
+    address: AddressDep,
 ) -> ReviewPublic:
-    """Approve, reject (with a comment for the next revision) or edit the output and approve."""
+    """Approve, reject (with a comment for the next revision) or edit the output and approve.
+    The decision is recorded as yours; an admin may record one `on_behalf_of` someone else."""
     row = await service.tasks.decide(
-        review_id, body.decision, body.comment, body.edited_output, body.decided_by or user
+        review_id,
+        body.decision,
+        body.comment,
+        body.edited_output,
+        who,
+        body.on_behalf_of,
+        address,
     )
     return ReviewPublic.of(row)

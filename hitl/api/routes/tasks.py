@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from hitl.api import jsonio
-from hitl.api.deps import ServiceDep, UserDep
+from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.responses import TASK_CREATED, errors
 from hitl.api.schemas import TaskCreate, TaskPublic, TasksPublic
 from hitl.service import TaskStatus
@@ -21,54 +21,63 @@ OffsetQuery = Annotated[int, Query(ge=0, le=2**63 - 1, description="items to ski
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    responses={**TASK_CREATED, **errors(400, 409, 413, 422, 503)},
+    responses={**TASK_CREATED, **errors(400, 401, 403, 409, 413, 422, 503)},
 )
 async def create_task(
     body: TaskCreate,
     service: ServiceDep,
-    user: UserDep,
+    who: PrincipalDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> TaskPublic:
     """Queue a task. Repeating a request with the same `Idempotency-Key` returns the same task."""
-    row, created = await service.tasks.submit(body.input, body.flow, user, idempotency_key)
+    row, created = await service.tasks.submit(body.input, body.flow, idempotency_key, who)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/v1/tasks/{row.id}"
     return TaskPublic.of(row)
 
 
-@router.get("", response_model=TasksPublic, responses=errors(422, 503))
+@router.get("", response_model=TasksPublic, responses=errors(401, 422, 503))
 async def list_tasks(
     service: ServiceDep,
+    who: PrincipalDep,
     status: TaskStatus | None = None,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
 ) -> TasksPublic:
-    """Tasks, newest first."""
-    rows, count = await service.tasks.list_tasks(status, limit, offset)
+    """The tasks you may see, newest first."""
+    rows, count = await service.tasks.list_tasks(status, limit, offset, who)
     return TasksPublic(data=[TaskPublic.of(r) for r in rows], count=count)
 
 
-@router.get("/{task_id}", response_model=TaskPublic, responses=errors(404, 409, 422, 503))
-async def get_task(task_id: str, service: ServiceDep) -> TaskPublic:
+@router.get("/{task_id}", response_model=TaskPublic, responses=errors(401, 404, 409, 422, 503))
+async def get_task(task_id: str, service: ServiceDep, who: PrincipalDep) -> TaskPublic:
     """A task with every review round: each output, decision and comment. `task_id` may be a
     unique prefix of the id (at least 4 characters), as git takes a commit's."""
-    row, reviews = await service.tasks.get(task_id)
+    row, reviews = await service.tasks.get(task_id, who)
     return TaskPublic.of(row, reviews)
 
 
 @router.post(
-    "/{task_id}/cancel", response_model=TaskPublic, responses=errors(404, 409, 413, 422, 503)
+    "/{task_id}/cancel",
+    response_model=TaskPublic,
+    responses=errors(401, 403, 404, 409, 413, 422, 503),
 )
-async def cancel_task(task_id: str, service: ServiceDep, user: UserDep) -> TaskPublic:
+async def cancel_task(
+    task_id: str, service: ServiceDep, who: PrincipalDep, address: AddressDep
+) -> TaskPublic:
     """Stop a queued, running or waiting task; its open review is cancelled."""
-    return TaskPublic.of(await service.tasks.cancel(task_id, user))
+    return TaskPublic.of(await service.tasks.cancel(task_id, who, address))
 
 
 @router.post(
-    "/{task_id}/retry", response_model=TaskPublic, responses=errors(404, 409, 413, 422, 503)
+    "/{task_id}/retry",
+    response_model=TaskPublic,
+    responses=errors(401, 403, 404, 409, 413, 422, 503),
 )
-async def retry_task(task_id: str, service: ServiceDep, user: UserDep) -> TaskPublic:
+async def retry_task(
+    task_id: str, service: ServiceDep, who: PrincipalDep, address: AddressDep
+) -> TaskPublic:
     """Queue a failed task again: it resumes from its last checkpoint."""
-    return TaskPublic.of(await service.tasks.retry(task_id, user))
+    return TaskPublic.of(await service.tasks.retry(task_id, who, address))

@@ -32,6 +32,11 @@ window.hitl = (function () {
     catch (e) { throw new Error("Can't reach the server right now; nothing was sent. Try again in a moment."); }
     var data = null;
     try { data = await response.json(); } catch (e) { data = null; }
+    var here = window.location.pathname;
+    if (response.status === 401 && here.indexOf("/login") !== 0) {
+      // The session ended: sign in again, then come back here.
+      window.location.assign("/login?next=" + encodeURIComponent(here));
+    }
     if (!response.ok) {
       var detail = data && data.detail ? data.detail : response.statusText;
       var err = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
@@ -39,10 +44,6 @@ window.hitl = (function () {
       throw err;
     }
     return data;
-  }
-  function who() {
-    var name = localStorage.getItem("hitl.user");
-    return name ? {"X-HITL-User": name} : {};
   }
   async function refreshQueueCount() {
     var badge = document.getElementById("queue-count");
@@ -68,7 +69,10 @@ window.hitl = (function () {
     });
     return source;
   }
-  document.addEventListener("DOMContentLoaded", function () { refreshQueueCount(); followAll(); });
-  return {el: el, show: show, when: when, deadline: deadline, api: api, who: who, onAnyEvent: onAnyEvent,
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.location.pathname.indexOf("/login") === 0) return;  // nobody signed in yet
+    refreshQueueCount(); followAll();
+  });
+  return {el: el, show: show, when: when, deadline: deadline, api: api, onAnyEvent: onAnyEvent,
           refreshQueueCount: refreshQueueCount};
 })();

@@ -3,7 +3,11 @@
   var h = window.hitl;
   async function load() {
     var list = document.getElementById("queue");
-    var data = await h.api("GET", "/api/v1/reviews?status=open&limit=200");
+    var problem = document.getElementById("queue-error");
+    var data;
+    try { data = await h.api("GET", "/api/v1/reviews?status=open&limit=200"); }
+    catch (err) { problem.textContent = err.message; problem.hidden = false; return; }
+    problem.hidden = true;
     document.getElementById("empty").hidden = data.count > 0;
     list.replaceChildren.apply(list, data.data.map(function (r) {
       var output = h.show(r.output);

@@ -151,7 +151,7 @@
     var buttons = document.querySelectorAll("#review button");
     buttons.forEach(function (b) { b.disabled = true; });
     try {
-      await h.api("POST", "/api/v1/reviews/" + round.review_id + "/decision", body, h.who());
+      await h.api("POST", "/api/v1/reviews/" + round.review_id + "/decision", body);
       $("review-error").textContent = "";
     } catch (err) {
       $("review-error").textContent = err.message;
@@ -168,7 +168,7 @@
     $("approve-edited").hidden = !changed || state.open.decisions.indexOf("edit") < 0;
   });
   $("cancel").onclick = async function () {
-    try { await h.api("POST", "/api/v1/tasks/" + taskId + "/cancel", undefined, h.who()); }
+    try { await h.api("POST", "/api/v1/tasks/" + taskId + "/cancel", undefined); }
     catch (err) { $("live").textContent = err.message; }
   };
 

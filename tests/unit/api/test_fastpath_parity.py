@@ -38,14 +38,43 @@ async def served(path: Path, fast_path: bool, **settings: Any) -> AsyncIterator[
             process_delay=0,
             max_input_bytes=MAX_BYTES,
             poll_interval=0.05,
+            auth=True,
             **settings,
         ),
         fast_path=fast_path,
     )
     async with app.router.lifespan_context(app):
+        identity = app.state.service.identity
+        for name, role in (("sam", "submitter"), ("rita", "reviewer")):
+            await identity.add_user(name, [role])
+            TOKENS[f"{fast_path}-{role}"] = (await identity.create_token(name, [role], name))[0]
+        admin, _ = await identity.create_token("admin-token", ["admin", "submitter", "reviewer"])
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hitl") as client:
+        headers = {"Authorization": f"Bearer {admin}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", headers=headers
+        ) as client:
+            client.fast_path = fast_path  # type: ignore[attr-defined]
             yield client
+
+
+TOKENS: dict[str, str] = {}
+
+
+def signed_in(client: httpx.AsyncClient, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The request's arguments, with the credentials its `as` names (default: the admin's)."""
+    kwargs = dict(kwargs)
+    who = kwargs.pop("as", None)
+    if who is None:
+        return kwargs
+    headers = dict(kwargs.pop("headers", {}))
+    if who == "anonymous":
+        headers["Authorization"] = ""
+    elif who == "bad token":
+        headers["Authorization"] = "Bearer hitl_not-a-token"
+    else:
+        headers["Authorization"] = f"Bearer {TOKENS[f'{client.fast_path}-{who}']}"  # type: ignore[attr-defined]
+    return {**kwargs, "headers": headers}
 
 
 def masked(response: httpx.Response) -> Answer:
@@ -93,14 +122,19 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
         "/submit",
         {"content": b'{"data": "x"}', "headers": {"content-type": "application/vnd.x+json"}},
     ),
-    ("POST", "/submit", {"json": {"data": "x"}, "headers": {"x-hitl-user": "u" * 201}}),
-    ("POST", "/submit", {"json": {"data": "x"}, "headers": {"x-hitl-user": "u" * 200}}),
-    ("POST", "/submit", {"json": {"data": "x"}, "headers": {"x-hitl-user": ""}}),
-    (
-        "POST",
-        "/submit",
-        {"json": {"data": "x"}, "headers": [("x-hitl-user", "ann"), ("x-hitl-user", "bob")]},
-    ),
+    # Who may: every cookbook route, anonymous, with a bad token, and with each role.
+    ("POST", "/submit", {"json": {"data": "x"}, "as": "anonymous"}),
+    ("POST", "/submit", {"json": {"data": "x"}, "as": "bad token"}),
+    ("POST", "/submit", {"json": {"data": "x"}, "as": "submitter"}),
+    ("POST", "/submit", {"json": {"data": "x"}, "as": "reviewer"}),
+    ("POST", "/submit", {"json": {"data": "x"}, "headers": {"x-hitl-user": "mallory"}}),
+    ("POST", "/feedback/{task}", {"json": {"feedback": "approved"}, "as": "anonymous"}),
+    ("POST", "/feedback/{task}", {"json": {"feedback": "approved"}, "as": "bad token"}),
+    ("POST", "/feedback/{task}", {"json": {"feedback": "approved"}, "as": "submitter"}),
+    ("GET", "/stream/{task}", {"as": "anonymous"}),
+    ("GET", "/stream/{task}", {"as": "bad token"}),
+    ("GET", "/stream/{task}", {"as": "submitter"}),
+    ("GET", "/stream/{task}", {"as": "reviewer"}),
     ("GET", "/submit", {}),
     ("POST", "/feedback/{task}", {"json": {"feedback": "approved"}}),
     ("POST", "/feedback/{task}", {"json": {"feedback": "maybe"}}),
@@ -128,7 +162,7 @@ async def answers(client: httpx.AsyncClient) -> list[Answer]:
     got = []
     for method, path, kwargs in CASES:
         url = path.format(task=queued, cancelled=cancelled)
-        got.append(masked(await client.request(method, url, **kwargs)))
+        got.append(masked(await client.request(method, url, **signed_in(client, kwargs))))
     # What the requests recorded: who submitted each task.
     listed = await client.get("/api/v1/tasks", params={"limit": 100})
     got.append(
@@ -151,7 +185,7 @@ async def test_every_case_is_answered_alike_with_and_without_the_fast_path(tmp_p
     ):
         assert a == b, case
     statuses = {a[0] for a in with_fast}
-    assert {200, 202, 400, 404, 405, 409, 413, 422} <= statuses  # the table covers them
+    assert {200, 202, 400, 401, 403, 404, 405, 409, 413, 422} <= statuses  # the table covers them
 
 
 async def lifecycle(client: httpx.AsyncClient) -> list[Answer]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from pocketflow import AsyncFlow, Node
 
+from hitl.flow import HumanReview, ReviewRequest
+
 
 class PutsASet(Node):  # type: ignore[misc]
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
@@ -60,3 +62,18 @@ class FailsOnce(Node):  # type: ignore[misc]
 
 def create_flaky_flow() -> AsyncFlow:
     return AsyncFlow(start=FailsOnce())
+
+
+class Strict(HumanReview):  # type: ignore[misc]
+    """A review its task's submitter may not decide (separation of duties, the default)."""
+
+    def prep(self, shared: dict[str, Any]) -> ReviewRequest:
+        return ReviewRequest(output=shared["task_input"], decisions=("approve", "reject"))
+
+    def post(self, shared: dict[str, Any], request: Any, decision: Any) -> str:
+        shared["final_result"] = request.output
+        return "done"
+
+
+def create_strict_flow() -> AsyncFlow:
+    return AsyncFlow(start=Strict())

@@ -12,6 +12,7 @@ import pytest
 
 from hitl.config import Settings
 from hitl.service import Conflict, ReviewRow, Service, TaskRow
+from hitl.service.principal import Principal
 
 Make = Callable[..., Awaitable[Service]]
 LATER = 7200.0  # a deadline far enough away that only an explicit `fire_due(now=...)` reaches it
@@ -68,7 +69,7 @@ async def test_a_deadline_without_default_fails_the_task(make: Make) -> None:
     assert "no decision by its deadline" in failed.error
     assert review.status == "expired" and review.decision is None
     with pytest.raises(Conflict):
-        await svc.tasks.decide(review.id, "approve", decided_by="late")
+        await svc.tasks.decide(review.id, "approve", by=Principal("late", frozenset({"reviewer"})))
     types = await event_types(svc, task.id)
     assert types.count("task.failed") == 1 and "review.decided" not in types
 
@@ -77,7 +78,7 @@ async def test_a_decision_in_time_stops_the_deadline(make: Make) -> None:
     svc = await make(review_deadline_seconds=LATER, on_deadline="approve")
     task, _ = await svc.tasks.submit("in time")
     _, [review] = await until(svc, task.id, "waiting_for_review")
-    await svc.tasks.decide(review.id, "approve", decided_by="ann")
+    await svc.tasks.decide(review.id, "approve", by=Principal("ann", frozenset({"reviewer"})))
     await until(svc, task.id, "completed")
     assert svc.deadlines is not None
     assert await svc.deadlines.fire_due(now=time.time() + 2 * LATER) == 0
@@ -109,7 +110,9 @@ async def test_a_person_racing_the_deadline_gives_one_decision(make: Make) -> No
 
     async def person(review: ReviewRow) -> bool:
         try:
-            await svc.tasks.decide(review.id, "approve", decided_by="ann")
+            await svc.tasks.decide(
+                review.id, "approve", by=Principal("ann", frozenset({"reviewer"}))
+            )
         except Conflict:
             return False
         return True

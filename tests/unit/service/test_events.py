@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from hitl.service import EventBroker
 from hitl.service.waiting import wait_set
@@ -67,3 +68,52 @@ async def test_wait_set_says_whether_the_event_came() -> None:
     assert not await wait_set(event, 0.01)
     asyncio.get_running_loop().call_later(0.01, event.set)
     assert await wait_set(event, 5)
+
+
+async def test_a_live_subscriber_skips_other_tasks_events_without_reading_them(
+    new_database: Callable[[], str],
+) -> None:
+    """Only a task's own events wake its subscribers; when they wake, everything read
+    meanwhile (more than the window holds) is known not to be theirs: no database read."""
+    url = new_database()
+    migrate.upgrade(url)
+    store = SqlStore(url)
+    broker = EventBroker(store, window=3, poll_interval=60)
+    store.on_commit(broker.poke)
+    await broker.start()
+    task_reads = 0
+    events_after = store.events_after
+
+    async def counted(after: int, task_id: str | None = None, *args: Any, **kw: Any) -> Any:
+        nonlocal task_reads
+        task_reads += task_id is not None
+        return await events_after(after, task_id, *args, **kw)
+
+    store.events_after = counted  # type: ignore[method-assign,assignment]
+    try:
+        got: list[str] = []
+        waiting = asyncio.Event()
+
+        async def follow() -> None:
+            async for event in broker.subscribe("a", broker.last_id, heartbeat=60):
+                assert event is not None
+                got.append(event.data)
+                if len(got) == 2:
+                    return
+                waiting.set()
+
+        follower = asyncio.create_task(follow())
+        await store.write(lambda tx: tx.add_event("a", "x", "first"))
+        await waiting.wait()
+        for i in range(50):
+            await store.write(lambda tx, i=i: tx.add_event("b", "x", str(i)))
+        while broker.last_id < 51:
+            await asyncio.sleep(0.01)
+        await store.write(lambda tx: tx.add_event("a", "x", "second"))
+        await asyncio.wait_for(follower, 10)
+        assert got == ["first", "second"]
+        assert task_reads == 0
+        assert not broker._signals  # no subscriber left waiting
+    finally:
+        await broker.stop()
+        await store.close()

@@ -10,6 +10,7 @@ import pytest
 from hitl.config import Settings
 from hitl.service import Conflict, Invalid, NotFound, ReviewRow, Service, TaskRow
 from hitl.service.flows import BadFlowSpec, load_factory
+from hitl.service.principal import Principal
 
 FLOWS = "tests.unit.service.flows_for_tests"
 
@@ -68,12 +69,16 @@ async def test_reject_with_comment_then_approve(service: Service, until: Until) 
     _, reviews = await until(task.id, waiting(1))
     first = json.loads(reviews[0].request)["output"]
 
-    await service.tasks.decide(reviews[0].id, "reject", "mention autumn", decided_by="ann")
+    await service.tasks.decide(
+        reviews[0].id, "reject", "mention autumn", by=Principal("ann", frozenset({"reviewer"}))
+    )
     _, reviews = await until(task.id, waiting(2))
     second = json.loads(reviews[1].request)["output"]
     assert second != first and "mention autumn" in second
 
-    await service.tasks.decide(reviews[1].id, "approve", decided_by="bob")
+    await service.tasks.decide(
+        reviews[1].id, "approve", by=Principal("bob", frozenset({"reviewer"}))
+    )
     done, reviews = await until(task.id, lambda t, r: t.status == "completed")
     assert json.loads(done.result) == second
     assert [(r.decision, r.decided_by) for r in reviews] == [
@@ -114,7 +119,7 @@ async def test_second_decision_conflicts_and_changes_nothing(
 async def test_cancel_while_waiting(service: Service, until: Until) -> None:
     task, _ = await service.tasks.submit("x")
     _, reviews = await until(task.id, waiting(1))
-    cancelled = await service.tasks.cancel(task.id, by="ops")
+    cancelled = await service.tasks.cancel(task.id, by=Principal("ops", frozenset({"admin"})))
     assert cancelled.status == "cancelled"
     assert (await service.tasks.get_review(reviews[0].id)).status == "cancelled"
     with pytest.raises(Conflict):
@@ -253,7 +258,7 @@ async def test_a_failed_task_can_be_retried_once_failed(service: Service, until:
     task, _ = await service.tasks.submit("x", flow="flaky")
     failed, _ = await until(task.id, lambda t, r: t.status == "failed")
     assert failed.error == "RuntimeError: flaky"
-    retried = await service.tasks.retry(task.id, by="ops")
+    retried = await service.tasks.retry(task.id, by=Principal("ops", frozenset({"admin"})))
     assert retried.status == "queued" and retried.error is None
     done, _ = await until(task.id, lambda t, r: t.status == "completed")
     assert json.loads(done.result or "null") == "fine"

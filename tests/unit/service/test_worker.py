@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from hitl.config import Settings
 from hitl.service import Service, machine
-from hitl.service.errors import LeaseLost
+from hitl.service.errors import Conflict, LeaseLost
+from hitl.service.tasks import TaskService
 from hitl.service.worker import Worker, _Steps
 
 
@@ -38,5 +40,85 @@ async def test_a_second_claim_by_the_same_worker_ends_the_first_run(service: Ser
         await _Steps(service.store, second.lease_owner, task.id).started(["process"])
         row = await service.store.get_task(task.id)
         assert row is not None and row.node == "process"
+    finally:
+        await worker.stop()
+
+
+class Hands:
+    """A worker's side of a hand-over, recording what it was handed."""
+
+    def __init__(self, free: bool = True) -> None:
+        self.free = free
+        self.handed: list[machine.Claimed | None] = []
+
+    def reserve(self) -> machine.Lease | None:
+        return machine.Lease("here/1:ab", time.time() + 30) if self.free else None
+
+    def hand(self, claimed: machine.Claimed | None) -> None:
+        self.handed.append(claimed)
+
+
+async def _waiting_task(service: Service) -> str:
+    worker = Worker(service.store, service.registry)
+    try:
+        task, _ = await service.tasks.submit("x")
+        [claimed] = await worker._claim(1)
+        await worker._run(claimed)
+        row = await service.store.get_task(task.id)
+        assert row is not None and row.status == "waiting_for_review"
+        return task.id
+    finally:
+        await worker.stop()
+
+
+async def test_a_decision_hands_its_task_to_a_free_worker_of_this_process(
+    service: Service,
+) -> None:
+    """The decision's own write leases the task to the worker: no claim of its own, so the
+    task runs here at once; a decision that loses still gives the worker's slot back."""
+    task_id = await _waiting_task(service)
+    hands = Hands()
+    woken: list[bool] = []
+    tasks = TaskService(service.store, service.registry, lambda: woken.append(True), hands)
+
+    review = await tasks.decide_task(task_id, "reject", "again")
+    [claimed] = hands.handed
+    assert claimed is not None and claimed.last_review is not None
+    assert claimed.last_review.id == review.id and claimed.last_review.decision == "reject"
+    row = await service.store.get_task(task_id)
+    assert row is not None and row == claimed.task
+    assert row.status == "running" and row.lease_owner == f"here/1:ab#{row.claims}"
+    assert row.claims == 2 and not woken  # no other worker was asked to look
+    types = [e.type for e in await service.store.events_after(0, task_id)]
+    assert types[-2:] == ["review.decided", "task.running"]
+
+    with pytest.raises(Conflict):
+        await tasks.decide(review.id, "approve")
+    assert hands.handed[1:] == [None]
+
+
+async def test_without_a_free_worker_a_decision_leaves_the_task_to_any_worker(
+    service: Service,
+) -> None:
+    task_id = await _waiting_task(service)
+    hands = Hands(free=False)
+    woken: list[bool] = []
+    tasks = TaskService(service.store, service.registry, lambda: woken.append(True), hands)
+    await tasks.decide_task(task_id, "approve")
+    row = await service.store.get_task(task_id)
+    assert row is not None and row.status == "running" and row.lease_owner is None
+    assert woken == [True] and hands.handed == []
+
+
+async def test_a_worker_reserves_only_free_slots(service: Service) -> None:
+    worker = Worker(service.store, service.registry, concurrency=2)
+    assert worker.reserve() is None  # not started: nothing would run what it is handed
+    await worker.start()
+    try:
+        first, second = worker.reserve(), worker.reserve()
+        assert first is not None and second is not None and first.owner == worker.owner
+        assert worker.reserve() is None
+        worker.hand(None)
+        assert worker.reserve() is not None
     finally:
         await worker.stop()

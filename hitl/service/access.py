@@ -1,0 +1,84 @@
+"""Who may do what: every permission rule of hitl, and nowhere else.
+
+- submitter: submits, and sees, streams, cancels and retries its own tasks;
+- reviewer: sees the review queue and the tasks that have reached a review, and decides them;
+- admin: everything, including users and tokens, and deciding on behalf of someone else.
+
+A read that is not allowed is answered as if the thing did not exist (NotFound), so that a
+caller learns nothing of other people's work; an action on something the caller may see, but
+not do, is Forbidden, with a message naming what is missing. Separation of duties: nobody
+decides a review of a task they submitted, unless the review node allows it.
+
+Every entry point calls these through the use cases of `TaskService`; a principal of None is
+the process itself (workers, deadlines, tests that drive the service directly).
+"""
+
+from __future__ import annotations
+
+from hitl.flow import ReviewRequest
+from hitl.service.errors import Forbidden, NotFound
+from hitl.service.principal import Principal
+from hitl.store import TaskRow
+
+
+def may_see(who: Principal | None, task: TaskRow) -> bool:
+    if who is None or who.is_admin:
+        return True
+    if "submitter" in who.roles and task.created_by == who.name:
+        return True
+    return "reviewer" in who.roles and task.round > 0
+
+
+def see(who: Principal | None, task: TaskRow | None, task_id: str) -> TaskRow:
+    if task is None or not may_see(who, task):
+        raise NotFound(f"no task {task_id!r}")
+    return task
+
+
+def submit(who: Principal | None) -> None:
+    if who is not None and not who.has("submitter"):
+        raise Forbidden(f"{who.name} may not submit tasks: that needs the submitter role")
+
+
+def see_queue(who: Principal | None) -> None:
+    if who is not None and not who.has("reviewer"):
+        raise Forbidden(f"{who.name} may not read the review queue: that needs the reviewer role")
+
+
+def see_all_events(who: Principal | None) -> bool:
+    """Whether the stream of every task's events may be read unfiltered."""
+    return who is None or who.is_admin
+
+
+def change(who: Principal | None, task: TaskRow, what: str) -> None:
+    """Cancel or retry: the admin, or the submitter of the task."""
+    if who is None or who.is_admin:
+        return
+    if "submitter" in who.roles and task.created_by == who.name:
+        return
+    raise Forbidden(
+        f"{who.name} may not {what} this task: that needs the admin role, or to be the "
+        "submitter who created it"
+    )
+
+
+def decide(
+    who: Principal | None, task: TaskRow, request: ReviewRequest, on_behalf_of: str | None
+) -> None:
+    if who is None:
+        return
+    if on_behalf_of is not None and not who.is_admin:
+        raise Forbidden(f"{who.name} may not decide on behalf of someone else: admins only")
+    if not who.has("reviewer"):
+        raise Forbidden(f"{who.name} may not decide reviews: that needs the reviewer role")
+    decider = on_behalf_of if on_behalf_of is not None else who.name
+    if task.created_by == decider and not request.allow_self_review:
+        raise Forbidden(
+            f"{decider} submitted this task, so someone else must decide its review "
+            "(a flow may allow it per review node: allow_self_review)"
+        )
+
+
+def administer(who: Principal | None, what: str) -> None:
+    if who is not None and not who.is_admin:
+        raise Forbidden(f"{who.name} may not {what}: that needs the admin role")
