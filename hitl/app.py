@@ -77,9 +77,10 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
     # Outside the body limit: an anonymous request is refused before its body is read, and
     # one over its principal's limits too.
-    app.add_middleware(
-        limits.PrincipalLimits, rate=settings.rate_limit, streams=settings.max_streams
-    )
+    if settings.rate_limit or settings.max_streams:
+        app.add_middleware(
+            limits.PrincipalLimits, rate=settings.rate_limit, streams=settings.max_streams
+        )
     if settings.auth:
         proxies = frozenset(settings.trusted_proxies)
         header = settings.proxy_user_header

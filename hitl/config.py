@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -83,6 +84,15 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="addresses of authenticating proxies (JSON list)"
     )
+    oidc_issuer: str | None = Field(
+        None, description="the OpenID Connect provider to sign people in with (its issuer URL)"
+    )
+    oidc_client_id: str | None = Field(None, min_length=1)
+    oidc_client_secret: SecretStr | None = Field(None, min_length=1)
+    oidc_roles_claim: str = Field(
+        "hitl_roles", min_length=1, description="the ID token claim that lists hitl's roles"
+    )
+    oidc_scopes: str = "openid email profile"
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -118,6 +128,50 @@ class Settings(BaseSettings):
                 "HITL_PROXY_USER_HEADER needs HITL_TRUSTED_PROXIES: the proxies' addresses"
             )
         return self
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        secure = parts.scheme == "https" or (
+            parts.scheme == "http" and is_loopback(parts.hostname or "")
+        )
+        if not parts.hostname or not secure or parts.query or parts.fragment:
+            raise ValueError(
+                f"{value!r} is not an issuer URL: give the provider's https URL, as its "
+                "/.well-known/openid-configuration names it (http only on a loopback address)"
+            )
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _scopes_ask_for_openid(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError(f"{value!r} lacks openid: without it there is no ID token")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        given = {
+            "HITL_OIDC_ISSUER": self.oidc_issuer,
+            "HITL_OIDC_CLIENT_ID": self.oidc_client_id,
+            "HITL_OIDC_CLIENT_SECRET": self.oidc_client_secret,
+        }
+        missing = [name for name, value in given.items() if value is None]
+        if missing and len(missing) < len(given):
+            named = [name for name in given if name not in missing]
+            raise ValueError(
+                f"{' and '.join(named)} need{'s' if len(named) == 1 else ''} "
+                f"{' and '.join(missing)}: OpenID Connect sign-in takes all three"
+            )
+        return self
+
+    @property
+    def oidc(self) -> bool:
+        """Whether people may sign in with an OpenID Connect provider."""
+        return self.oidc_issuer is not None and self.oidc_client_id is not None
 
     @model_validator(mode="after")
     def _deadline_needs_seconds(self) -> Settings:

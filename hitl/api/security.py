@@ -116,6 +116,7 @@ class Guard:
     def __init__(self, app: ASGIApp, hosts: HostPolicy) -> None:
         self.app = app
         self.hosts = hosts
+        self._served: set[bytes] = set()  # Host header values allowed, as sent (a few)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -123,10 +124,16 @@ class Guard:
                 log.warning(self.hosts.warning, extra={"action": "start"})
             await self.app(scope, receive, send)
             return
-        host = _host(scope)
         if scope["type"] == "http":
             send = _with_headers(send)
+        raw = _raw_host(scope)
+        if raw in self._served:
+            await self.app(scope, receive, send)
+            return
+        host = host_name(raw.decode("latin-1")) if raw is not None else None
         if self.hosts.allows(host):
+            if raw is not None and len(self._served) < 1000:
+                self._served.add(raw)
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
             await jsonio.JSONResponse({"detail": refusal(host)}, 400)(scope, receive, send)
@@ -134,20 +141,21 @@ class Guard:
             await send({"type": "websocket.close", "code": 1008, "reason": refusal(host)})
 
 
-def _host(scope: Scope) -> str | None:
+def _raw_host(scope: Scope) -> bytes | None:
     for name, value in scope["headers"]:
         if name == b"host":
-            return host_name(value.decode("latin-1"))
+            return bytes(value)
     return None
 
 
 def _with_headers(send: Send) -> Send:
     async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            present = {name.lower() for name, _ in headers}
-            headers += [header for header in HEADERS if header[0] not in present]
-            message = {**message, "headers": headers}
-        await send(message)
+        if message["type"] != "http.response.start":  # the body: most messages, as they are
+            await send(message)
+            return
+        headers = list(message.get("headers", ()))
+        present = {name.lower() for name, _ in headers}
+        headers += [header for header in HEADERS if header[0] not in present]
+        await send({**message, "headers": headers})
 
     return sending

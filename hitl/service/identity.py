@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from hitl.service import access
-from hitl.service.errors import Conflict, Invalid, NotFound
+from hitl.service.errors import Conflict, Forbidden, Invalid, NotFound
 from hitl.service.ids import new_id
 from hitl.service.principal import Principal
 from hitl.store import (
@@ -109,6 +109,29 @@ def _one(rows: list[R]) -> R | None:
 
 def _principal(row: PrincipalRow, roles: str, via: str) -> Principal:
     return Principal(row.name, frozenset(roles.split()), row.kind, via)
+
+
+def _start_session(
+    tx: Tx,
+    user: PrincipalRow,
+    secret: str,
+    via: str,
+    now: float,
+    seconds: float,
+    address: str | None,
+) -> Principal:
+    """The session row of a sign-in, and its audit row."""
+    tx.insert(SessionRow(new_id(), hash_secret(secret), user.id, via, now, now + seconds))
+    audit(tx, user.name, "sign_in", user.name, address, via=via)
+    return _principal(user, user.roles, "session")
+
+
+def _address_or_none(email: str | None) -> str | None:
+    """An e-mail address a provider gave, if it is one: a sign-in does not fail over it."""
+    try:
+        return check_email(email)
+    except Invalid:
+        return None
 
 
 class Identity:
@@ -323,14 +346,58 @@ class Identity:
             if user.disabled_at is not None:
                 raise Invalid("this sign-in link is unknown, used or expired: ask for a new one")
             tx.change(LinkRow, {"hash": row.hash, "used_at": None}, used_at=now)
-            session = SessionRow(
-                new_id(), hash_secret(secret), user.id, "link", now, now + session_seconds
-            )
-            tx.insert(session)
-            audit(tx, user.name, "sign_in", user.name, address, via="link")
-            return _principal(user, user.roles, "session")
+            return _start_session(tx, user, secret, "link", now, session_seconds, address)
 
         return secret, await self.store.write(write)
+
+    async def sign_in_external(
+        self,
+        name: str,
+        email: str | None,
+        roles: Iterable[str],
+        via: str,
+        session_seconds: float,
+        address: str | None = None,
+        subject: str | None = None,
+    ) -> tuple[str, Principal]:
+        """Sign in someone an identity provider vouches for: a new session's secret, and who
+        it is for. The provider is the source of truth for their roles: a first sign-in makes
+        the user, each later one sets its roles to `roles`. `subject` is the provider's id
+        for them, kept in the audit log."""
+        name = check_name(name)
+        roles = set(roles)
+        if not roles:
+            raise Forbidden(
+                "your identity provider gives you no hitl role: ask for one of " + ", ".join(ROLES)
+            )
+        wanted = roles_text(roles)
+        email = _address_or_none(email)
+        secret = secrets.token_urlsafe(32)
+        now = time.time()
+        source = {"via": via, "subject": subject} if subject else {"via": via}
+
+        def write(tx: Tx) -> tuple[Principal, bool]:
+            changed = False
+            user = _one(tx.select(PrincipalRow, name=name))
+            if user is None:
+                user = PrincipalRow(new_id(), name, "user", wanted, now, email)
+                tx.insert(user)
+                audit(tx, name, "user.add", name, address, roles=wanted, kind="user", **source)
+            elif user.kind != "user":
+                raise Forbidden(f"{name!r} is a service account here: it cannot sign in")
+            elif user.disabled_at is not None:
+                raise Forbidden(f"{name!r} is disabled in hitl: ask an admin")
+            elif user.roles != wanted:
+                tx.change(PrincipalRow, {"id": user.id}, roles=wanted)
+                audit(tx, name, "user.roles", name, address, roles=wanted, was=user.roles, **source)
+                user.roles, changed = wanted, True
+            principal = _start_session(tx, user, secret, via, now, session_seconds, address)
+            return principal, changed
+
+        principal, changed = await self.store.write(write)
+        if changed:
+            self._cache.clear()  # the user's other sessions take their new roles at once
+        return secret, principal
 
     async def session(self, secret: str) -> Principal | None:
         key = hash_secret(secret)

@@ -247,12 +247,12 @@ class TaskService:
         """Record a decision; exactly one of any number of concurrent decisions wins."""
         review_id = _id(review_id, "review")
 
-        def find(tx: Tx) -> ReviewRow:
+        def find(tx: Tx) -> tuple[ReviewRow, TaskRow]:
             review = tx.get_review(review_id)
             task = tx.get_task(review.task_id) if review is not None else None
             if review is None or task is None or not access.may_see(by, task):
                 raise NotFound(f"no review {review_id!r}")
-            return review
+            return review, task
 
         verdict = _Verdict(action, comment, self._edited(action, edited_output), by, on_behalf_of)
         return await self._decide(find, verdict, address)
@@ -270,7 +270,7 @@ class TaskService:
         """Decide the task's latest review round (the cookbook's `/feedback/{task_id}`)."""
         task_id = _id(task_id, "task")
 
-        def find(tx: Tx) -> ReviewRow:
+        def find(tx: Tx) -> tuple[ReviewRow, TaskRow]:
             task = access.see(by, tx.get_task(task_id), task_id)
             review = tx.last_review(task_id)
             if review is None:
@@ -278,13 +278,16 @@ class TaskService:
                     f"task is {task.status} and has no review open; wait for waiting_for_review",
                     status=task.status,
                 )
-            return review
+            return review, task
 
         verdict = _Verdict(action, comment, self._edited(action, edited_output), by, on_behalf_of)
         return await self._decide(find, verdict, address)
 
     async def _decide(
-        self, find: Callable[[Tx], ReviewRow], verdict: _Verdict, address: str | None
+        self,
+        find: Callable[[Tx], tuple[ReviewRow, TaskRow]],
+        verdict: _Verdict,
+        address: str | None,
     ) -> ReviewRow:
         """Run a decision's write, handing the task straight to this process's worker when it
         has a free slot (no claim, no wake-up); else any worker claims it."""
@@ -296,11 +299,9 @@ class TaskService:
             )
 
         def write(tx: Tx, to: machine.Lease | None) -> machine.Decided:
-            review = find(tx)
+            review, task = find(tx)
             by = verdict.by
             if by is not None:
-                task = tx.get_task(review.task_id)
-                assert task is not None
                 request = ReviewRequest.from_json(json.loads(review.request))
                 access.decide(by, task, request, verdict.on_behalf_of)
             decided = machine.decide(

@@ -71,6 +71,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._reserved = 0  # slots held for tasks about to be handed over (`reserve`)
+        self._leases: dict[asyncio.Task[None], _Run] = {}  # the runs whose leases are renewed
+        self._renewer: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -98,9 +100,10 @@ class Worker:
 
     async def start(self) -> None:
         self._dispatcher = asyncio.create_task(self._dispatch(), name="hitl-dispatcher")
+        self._renewer = asyncio.create_task(self._renew(), name="hitl-lease-renewer")
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._dispatcher, *self._running] if t is not None]
+        tasks = [t for t in [self._dispatcher, self._renewer, *self._running] if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -151,7 +154,7 @@ class Worker:
         running = asyncio.current_task()
         assert running is not None
         lease = _Lease(row.lease_expires_at or time.time() + self.lease_seconds)
-        renewer = asyncio.create_task(self._renew(task_id, owner, lease, running))
+        self._leases[running] = _Run(task_id, owner, lease, running)
         try:
             if row.claims > self.max_claims:
                 raise RuntimeError(
@@ -178,7 +181,7 @@ class Worker:
             with contextlib.suppress(Unavailable, LeaseLost):
                 await _Steps(self.store, owner, task_id).fail(_describe(exc))
         finally:
-            renewer.cancel()
+            del self._leases[running]
 
     async def _run(self, claimed: Claimed) -> None:
         row = claimed.task
@@ -206,31 +209,31 @@ class Worker:
         elif isinstance(outcome, Completed):
             await steps.complete(shared, outcome.action)
 
-    async def _renew(
-        self, task_id: str, owner: str, lease: _Lease, running: asyncio.Task[None]
-    ) -> None:
-        """Keep the lease while the task runs; stop the run (its node included, if it is async)
-        when the lease is lost — the task was cancelled or taken over — or when it could not be
-        renewed and is about to expire, so that no other worker's run overlaps this one."""
+    async def _renew(self) -> None:
+        """Keep the leases of the tasks running here, all in one write every third of a lease;
+        stop a run (its node included, if it is async) when its lease is lost — the task was
+        cancelled or taken over — or when it could not be renewed and is about to expire, so
+        that no other worker's run overlaps this one."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            until = time.time() + self.lease_seconds
-            try:
-                held = await self.store.write(
-                    partial(machine.renew, task_id=task_id, owner=owner, until=until)
-                )
-            except Unavailable as exc:
-                log.warning("renewing a lease: %s", exc, extra={"action": "renew"})
-                if time.time() + self.lease_seconds / 3 >= lease.expires_at:
-                    lease.abandoned = "its lease could not be renewed before it expired"
-                    running.cancel()
-                    return
+            runs = list(self._leases.values())
+            if not runs:
                 continue
-            if not held:
-                lease.abandoned = "it was cancelled, or another worker holds its lease"
-                running.cancel()
-                return
-            lease.expires_at = until
+            until = time.time() + self.lease_seconds
+
+            try:
+                held = await self.store.write(partial(_renew_all, runs=runs, until=until))
+            except Unavailable as exc:
+                log.warning("renewing leases: %s", exc, extra={"action": "renew"})
+                for run in runs:
+                    if time.time() + self.lease_seconds / 3 >= run.lease.expires_at:
+                        run.stop("its lease could not be renewed before it expired")
+                continue
+            for run, kept in zip(runs, held, strict=True):
+                if kept:
+                    run.lease.expires_at = until
+                elif run.running in self._leases:  # (not a run that ended meanwhile)
+                    run.stop("it was cancelled, or another worker holds its lease")
 
     async def release(self, everything: bool) -> int:
         """Expire the leases of this home's dead predecessor, or every lease (for the embedded
@@ -246,6 +249,19 @@ Write = Callable[[Tx], None]
 class _Lease:
     expires_at: float
     abandoned: str | None = None  # why the run was stopped, if it was
+
+
+@dataclass
+class _Run:
+    task_id: str
+    owner: str
+    lease: _Lease
+    running: asyncio.Task[None]
+
+    def stop(self, why: str) -> None:
+        if self.lease.abandoned is None:
+            self.lease.abandoned = why
+            self.running.cancel()
 
 
 class _Steps:
@@ -329,6 +345,10 @@ class _Steps:
         except LeaseLost:
             self.pending = None
             await self._write(write)
+
+
+def _renew_all(tx: Tx, runs: list[_Run], until: float) -> list[bool]:
+    return [machine.renew(tx, r.task_id, r.owner, until) for r in runs]
 
 
 def _decision(last: ReviewRow | None) -> Decision | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -49,8 +50,9 @@ async def docs_page(request: Request) -> HTMLResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> HTMLResponse:
-    """How to sign in: a one-time link from an admin (`hitl login-link NAME`)."""
-    return templates.TemplateResponse(request, "login.html", {"next": _local(next)})
+    """How to sign in: a one-time link from an admin (`hitl login-link NAME`), or the
+    identity provider where one is configured."""
+    return login_response(request, next)
 
 
 @router.get("/login/{secret}", response_model=None)
@@ -62,31 +64,48 @@ async def use_login_link(request: Request, secret: str, next: str = "/") -> Resp
     try:
         session, _ = await identity.sign_in(secret, hours * 3600, address)
     except Invalid as exc:
-        context = {"next": "/", "problem": exc.message}
-        return templates.TemplateResponse(request, "login.html", context, status_code=400)
-    response = RedirectResponse(_local(next), 303)
-    response.set_cookie(
-        COOKIE,
-        session,
-        max_age=int(hours * 3600),
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
-    return response
+        return login_response(request, "/", exc.message, 400)
+    return signed_in(request, session, next)
 
 
 @router.post("/logout", response_model=None)
 async def logout(request: Request) -> Response:
-    """Sign out: the session ends on the server, and its cookie is dropped."""
+    """Sign out: the session ends on the server, and its cookie is dropped. Only from this
+    server's pages: another site's form would make the browser drop the cookie even when
+    SameSite kept it from being sent."""
+    if not same_origin(request.headers, request.scope):
+        raise HTTPException(403, "cross-site request refused: sign out from this server's page")
     secret = request.cookies.get(COOKIE)
     if secret:
-        if not same_origin(request.headers, request.scope):
-            raise HTTPException(403, "cross-site request refused: sign out from this server's page")
         address = request.client.host if request.client else None
         await request.app.state.service.identity.sign_out(secret, address)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(COOKIE, httponly=True, samesite="lax")
+    return response
+
+
+def login_response(
+    request: Request, next: str = "/", problem: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """The sign-in page; with `problem`, why the last try failed (it also says how to retry)."""
+    settings = request.app.state.service.settings
+    provider = urlsplit(settings.oidc_issuer).hostname if settings.oidc else None
+    context = {"next": _local(next), "problem": problem, "provider": provider}
+    return templates.TemplateResponse(request, "login.html", context, status_code=status_code)
+
+
+def signed_in(request: Request, session: str, next: str) -> RedirectResponse:
+    """On to the page asked for, with the new session's cookie."""
+    seconds = int(request.app.state.service.settings.session_hours * 3600)
+    response = RedirectResponse(_local(next), 303)
+    response.set_cookie(
+        COOKIE,
+        session,
+        max_age=seconds,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -100,3 +119,7 @@ def _local(target: str) -> str:
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    if app.state.service.settings.oidc:
+        from hitl.web import oidc  # Authlib is imported only where OIDC is configured
+
+        app.mount("/auth/oidc", oidc.application(app.state.service), name="oidc")

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import typer.main
+from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from hitl.cli import db as db_command
@@ -114,6 +115,23 @@ SAMPLES = {
         "X-Forwarded-User", "X-Forwarded-User", extra_env={"HITL_TRUSTED_PROXIES": '["10.0.0.2"]'}
     ),
     "trusted_proxies": Sample('["10.0.0.2"]', ["10.0.0.2"]),
+    "oidc_issuer": Sample(
+        "https://idp.example.com/realms/x",
+        "https://idp.example.com/realms/x",
+        extra_env={"HITL_OIDC_CLIENT_ID": "hitl", "HITL_OIDC_CLIENT_SECRET": "s3cret"},
+    ),
+    "oidc_client_id": Sample(
+        "hitl",
+        "hitl",
+        extra_env={"HITL_OIDC_ISSUER": "https://idp.example", "HITL_OIDC_CLIENT_SECRET": "s"},
+    ),
+    "oidc_client_secret": Sample(
+        "s3cret",
+        SecretStr("s3cret"),
+        extra_env={"HITL_OIDC_ISSUER": "https://idp.example", "HITL_OIDC_CLIENT_ID": "hitl"},
+    ),
+    "oidc_roles_claim": Sample("groups", "groups"),
+    "oidc_scopes": Sample("openid email", "openid email"),
 }
 
 ROWS = documented_settings()

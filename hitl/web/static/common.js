@@ -24,6 +24,10 @@ window.hitl = (function () {
       ? "Decided “" + onDeadline + "” automatically at " + time + " unless someone decides first"
       : "The task fails at " + time + " unless someone decides first";
   }
+  function signingIn() {  // the sign-in pages, where no one is signed in yet
+    var here = window.location.pathname;
+    return here.indexOf("/login") === 0 || here.indexOf("/auth/") === 0;
+  }
   async function api(method, url, body, headers) {
     var init = {method: method, headers: Object.assign({"Content-Type": "application/json"}, headers || {})};
     if (body !== undefined) init.body = JSON.stringify(body);
@@ -33,7 +37,7 @@ window.hitl = (function () {
     var data = null;
     try { data = await response.json(); } catch (e) { data = null; }
     var here = window.location.pathname;
-    if (response.status === 401 && here.indexOf("/login") !== 0) {
+    if (response.status === 401 && !signingIn()) {
       // The session ended: sign in again, then come back here.
       window.location.assign("/login?next=" + encodeURIComponent(here));
     }
@@ -70,7 +74,7 @@ window.hitl = (function () {
     return source;
   }
   document.addEventListener("DOMContentLoaded", function () {
-    if (window.location.pathname.indexOf("/login") === 0) return;  // nobody signed in yet
+    if (signingIn()) return;  // nobody is signed in yet
     refreshQueueCount(); followAll();
   });
   return {el: el, show: show, when: when, deadline: deadline, api: api, onAnyEvent: onAnyEvent,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -122,3 +123,27 @@ async def test_a_worker_reserves_only_free_slots(service: Service) -> None:
         assert worker.reserve() is not None
     finally:
         await worker.stop()
+
+
+async def test_leases_of_long_nodes_are_renewed_together(new_database: Callable[[], str]) -> None:
+    """One renewal write keeps every running task's lease: nodes that run for several leases
+    are never taken over (each is claimed once), and no task is left leased once done."""
+    settings = Settings(
+        database_url=new_database(), process_delay=1.0, lease_seconds=0.3, poll_interval=0.05
+    )
+    svc = Service(settings)
+    await svc.start()
+    try:
+        ids = [(await svc.tasks.submit(f"slow {i}"))[0].id for i in range(3)]
+        deadline = time.monotonic() + 30
+        while True:
+            rows = [await svc.store.get_task(i) for i in ids]
+            if all(r is not None and r.status == "waiting_for_review" for r in rows):
+                break
+            assert time.monotonic() < deadline, [r.status for r in rows if r is not None]
+            await asyncio.sleep(0.05)
+        assert [r.claims for r in rows if r is not None] == [1, 1, 1]
+        assert all(r is not None and r.lease_owner is None for r in rows)
+        assert svc.worker is not None and not svc.worker._leases
+    finally:
+        await svc.stop()

@@ -9,7 +9,18 @@ import pytest
 import sqlalchemy as sa
 
 from hitl.service.service import DatabaseNotReady, prepare_database
-from hitl.store import ConstraintError, SqlStore, SqlTx, TaskRow, Tx, Unavailable, migrate
+from hitl.store import (
+    AuditRow,
+    ConstraintError,
+    PrincipalRow,
+    SqlStore,
+    SqlTx,
+    TaskRow,
+    TokenRow,
+    Tx,
+    Unavailable,
+    migrate,
+)
 from hitl.store.engine import create_sync_engine
 
 
@@ -323,3 +334,38 @@ async def test_a_snapshot_reads_one_moment(store: SqlStore) -> None:
 
 def test_head_is_the_newest_migration() -> None:
     assert migrate.head_revision() == migrate.newest_migration()
+
+
+async def test_identity_rows_insert_select_change_and_unique_names(store: SqlStore) -> None:
+    """The records of identity: look-ups by equal columns (None: IS NULL), updates by them,
+    unique names and hashes, and the audit log in id order from a time on."""
+    now = time.time()
+    ann = PrincipalRow("p1", "José 李雷", "user", "reviewer", now, "jose@example.com")
+    await store.write(lambda tx: tx.insert(ann))
+    token = TokenRow("t1", "ci", "h" * 64, "p1", "reviewer", now)
+    await store.write(lambda tx: tx.insert(token))
+    with pytest.raises(ConstraintError):
+        await store.write(lambda tx: tx.insert(PrincipalRow("p2", "José 李雷", "user", "x", now)))
+
+    found = await store.read(lambda r: r.select(PrincipalRow, name="José 李雷"))
+    assert found == [ann]
+    live = await store.read(lambda r: r.select(TokenRow, hash="h" * 64, revoked_at=None))
+    assert live == [token]
+    changed = await store.write(
+        lambda tx: tx.change(TokenRow, {"id": "t1", "revoked_at": None}, revoked_at=now)
+    )
+    assert changed == 1
+    assert await store.read(lambda r: r.select(TokenRow, revoked_at=None)) == []
+    again = await store.write(
+        lambda tx: tx.change(TokenRow, {"id": "t1", "revoked_at": None}, revoked_at=now)
+    )
+    assert again == 0  # a conditional update: revoked once
+
+    for i in range(3):
+        row = AuditRow(None, now + i, "ann", f"act{i}", None, "127.0.0.1", f'{{"n": {i}}}')
+        await store.write(lambda tx, row=row: tx.insert(row))
+    log = await store.read(lambda r: r.audit_since(now + 1, 0, 10))
+    assert [a.action for a in log] == ["act1", "act2"]
+    assert [a.action for a in await store.read(lambda r: r.audit_since(0, log[0].id or 0, 10))] == [
+        "act2"
+    ]
