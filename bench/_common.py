@@ -41,6 +41,15 @@ def pin_self(core: int) -> None:
 AUTH = ""
 
 
+def sign_in(db_url: str, env: dict[str, str]) -> None:
+    """Make the load generator's token with `hitl token create`: every request sends it."""
+    global AUTH
+    cmd = [sys.executable, "-m", "hitl", "token", "create", "--name", "bench"]
+    cmd += ["--role", "admin", "--db", db_url]
+    made = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    AUTH = f"Authorization: Bearer {made.stdout.strip()}\r\n"
+
+
 class Server:
     """`hitl serve` on a fresh SQLite file, pinned with taskset to one core; with sign-in on
     (unless `auth=False`), and a token for the load generator, made with `hitl token create`."""
@@ -77,15 +86,9 @@ class Server:
 
     def _sign_in(self, env: dict[str, str], auth: bool) -> None:
         global AUTH
-        self.token: str | None = None
         AUTH = ""
-        if not auth:
-            return
-        cmd = [sys.executable, "-m", "hitl", "token", "create", "--name", "bench"]
-        cmd += ["--role", "admin", "--db", f"sqlite:///{self.dir / 'bench.db'}"]
-        made = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        self.token = made.stdout.strip()
-        AUTH = f"Authorization: Bearer {self.token}\r\n"
+        if auth:
+            sign_in(f"sqlite:///{self.dir / 'bench.db'}", env)
 
     @property
     def url(self) -> str:

@@ -17,7 +17,7 @@ import sys
 import time
 
 import httpx
-from _common import ROOT, Connection, free_port, report, sse
+from _common import ROOT, Connection, free_port, report, sign_in, sse
 from throughput import lifecycle
 
 sys.path.insert(0, str(ROOT))
@@ -30,6 +30,7 @@ CLIENTS = 16
 def spawn(args: list[str], url: str, log: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
     env.update({"PYTHONPATH": str(ROOT), "HITL_PROCESS_DELAY": "0", "HITL_POOL_SIZE": "20"})
+    env.update({"HITL_RATE_LIMIT": "0", "HITL_MAX_STREAMS": "0"})  # one principal, many users
     with open(log, "ab") as out:
         cmd = [sys.executable, "-m", "hitl", *args, "--db", url, "--log-level", "warning"]
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
@@ -49,6 +50,7 @@ def wait_up(port: int) -> None:
 async def run(cluster: Cluster, n: int, seconds: float) -> float:
     url = cluster.create_database()
     migrate.upgrade(url)
+    sign_in(url, {**os.environ, "PYTHONPATH": str(ROOT)})
     ports = [free_port() for _ in range(n)]
     procs = [spawn(["serve", "--no-workers", "--port", str(p)], url, "/dev/null") for p in ports]
     procs += [spawn(["worker", "--name", f"b{i}"], url, "/dev/null") for i in range(n)]
@@ -84,6 +86,7 @@ async def cross_process(cluster: Cluster, rounds: int = 30) -> list[float]:
     decision request's own time is included, so each figure bounds commit-to-delivery."""
     url = cluster.create_database()
     migrate.upgrade(url)
+    sign_in(url, {**os.environ, "PYTHONPATH": str(ROOT)})
     a, b = free_port(), free_port()
     procs = [spawn(["serve", "--no-workers", "--port", str(p)], url, "/dev/null") for p in (a, b)]
     procs.append(spawn(["worker", "--name", "lat"], url, "/dev/null"))

@@ -315,6 +315,18 @@ class Identity:
         await self.store.write(write)
         return secret
 
+    async def link_user(self, link: str) -> str | None:
+        """The name of the user a sign-in link is for, if it can still be used."""
+
+        def read(r: Reader) -> str | None:
+            row = _one(r.select(LinkRow, hash=hash_secret(link)))
+            if row is None or row.used_at is not None or row.expires_at <= time.time():
+                return None
+            user = _one(r.select(PrincipalRow, id=row.principal_id))
+            return user.name if user is not None and user.disabled_at is None else None
+
+        return await self.store.read(read)
+
     async def first_admin_link(self) -> str | None:
         """On a first run, with no admin: make the user `admin` and a sign-in link for it."""
 

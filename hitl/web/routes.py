@@ -56,8 +56,21 @@ async def login_page(request: Request, next: str = "/") -> HTMLResponse:
 
 
 @router.get("/login/{secret}", response_model=None)
+async def confirm_login_link(request: Request, secret: str, next: str = "/") -> Response:
+    """A one-time link asks first: "sign in as NAME?". Opening it changes nothing, so another
+    site cannot sign a visitor in as someone else (login CSRF) by sending them to a link."""
+    name = await request.app.state.service.identity.link_user(secret)
+    if name is None:
+        return login_response(request, "/", LINK_GONE, 400)
+    return login_response(request, next, confirm=name)
+
+
+@router.post("/login/{secret}", response_model=None)
 async def use_login_link(request: Request, secret: str, next: str = "/") -> Response:
-    """Sign in with a one-time link: a session cookie, and on to the page asked for."""
+    """Sign in with a one-time link, from its own page: a session cookie, and on to the page
+    asked for."""
+    if not same_origin(request.headers, request.scope):
+        raise HTTPException(403, "cross-site request refused: sign in from this server's page")
     identity = request.app.state.service.identity
     hours = request.app.state.service.settings.session_hours
     address = request.client.host if request.client else None
@@ -84,13 +97,22 @@ async def logout(request: Request) -> Response:
     return response
 
 
+LINK_GONE = "this sign-in link is unknown, used or expired: ask for a new one"
+
+
 def login_response(
-    request: Request, next: str = "/", problem: str | None = None, status_code: int = 200
+    request: Request,
+    next: str = "/",
+    problem: str | None = None,
+    status_code: int = 200,
+    confirm: str | None = None,
 ) -> HTMLResponse:
-    """The sign-in page; with `problem`, why the last try failed (it also says how to retry)."""
+    """The sign-in page; with `problem`, why the last try failed (it also says how to retry);
+    with `confirm`, the question a sign-in link asks before it is used."""
     settings = request.app.state.service.settings
     provider = urlsplit(settings.oidc_issuer).hostname if settings.oidc else None
     context = {"next": _local(next), "problem": problem, "provider": provider}
+    context["confirm"] = confirm
     return templates.TemplateResponse(request, "login.html", context, status_code=status_code)
 
 

@@ -89,6 +89,13 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
         ctx.close()
 
 
+def open_sign_in_link(page: Page, url: str) -> None:
+    """Open a one-time sign-in link and answer its question, as a person does."""
+    page.goto(url)
+    page.get_by_test_id("sign-in-confirm").click()
+    page.wait_for_load_state()
+
+
 @pytest.fixture
 def anonymous(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile that signs in by itself, as a person does."""

@@ -72,7 +72,7 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, expect
 
 from tests.conftest import Server, identity_call, login_link, user_token
-from tests.e2e.conftest import REPORT_VIOLATIONS
+from tests.e2e.conftest import REPORT_VIOLATIONS, open_sign_in_link
 from tests.e2e.test_browser import TASK_URL
 
 pytestmark = pytest.mark.e2e
@@ -171,7 +171,7 @@ def attacker_site(host: str) -> Iterator[Site]:
 def sign_in(context: BrowserContext, server: Server, user: str = "admin") -> Page:
     """A person opens a sign-in link: a cookie session in `context`."""
     page = context.new_page()
-    page.goto(f"{server.url}/login/{login_link(server.db_url, user)}?next=/")
+    open_sign_in_link(page, f"{server.url}/login/{login_link(server.db_url, user)}?next=/")
     expect(page.get_by_test_id("signed-in-as")).to_have_text(f"signed in as {user}")
     return page
 
@@ -506,6 +506,8 @@ def test_script_shaped_text_is_shown_never_run(
     tab = watched(anonymous)
     page = tab.page
     page.goto(f"{server.url}/login/{login_link(server.db_url, NAME)}?next=/")
+    expect(page.get_by_test_id("sign-in-name")).to_have_text(NAME)  # the question, literally
+    page.get_by_test_id("sign-in-confirm").click()
     expect(page.get_by_test_id("signed-in-as")).to_have_text(f"signed in as {NAME}")
     page.get_by_test_id("input").fill(PAYLOAD)
     page.get_by_test_id("submit").click()
@@ -696,7 +698,7 @@ def test_no_secret_in_logs_events_or_answers(
     # A person: a sign-in link, a session cookie (the browser's, then a script's), sign-out.
     link = login_link(server.db_url, "rita")
     page = anonymous.new_page()
-    page.goto(f"{server.url}/login/{link}?next=/tasks/{task}")
+    open_sign_in_link(page, f"{server.url}/login/{link}?next=/tasks/{task}")
     expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as rita")
     session = session_cookie(anonymous)
     assert page.evaluate("() => document.cookie") == ""  # HttpOnly: no script reads it
@@ -744,4 +746,5 @@ def test_no_secret_in_logs_events_or_answers(
         for what, secret in secrets.items():
             assert secret not in text, f"the {what} is in the {place}"
         assert not SECRET_SHAPED.search(text), (place, SECRET_SHAPED.search(text))
-    assert log.count("/login/[secret]") == 3  # the link used, used again, and a wrong one
+    # The link asked (GET), used (POST), asked again once used, and a wrong one.
+    assert log.count("/login/[secret]") == 4

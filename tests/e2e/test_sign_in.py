@@ -10,6 +10,7 @@ from pathlib import Path
 from playwright.sync_api import BrowserContext, expect
 
 from tests.conftest import Server, identity_call, login_link
+from tests.e2e.conftest import open_sign_in_link
 from tests.e2e.test_browser import TASK_URL
 
 SHOTS = Path("/tmp/shots")
@@ -28,6 +29,9 @@ def test_sign_in_by_link_decide_and_sign_out(
 
     secret = login_link(server.db_url, "admin")
     page.goto(f"{server.url}/login/{secret}?next=/")
+    expect(page.get_by_test_id("sign-in-name")).to_have_text("admin")  # it asks first
+    assert not [c for c in anonymous.cookies() if c["name"] == "hitl_session"]
+    page.get_by_test_id("sign-in-confirm").click()
     expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as admin")
     cookie = next(c for c in anonymous.cookies() if c["name"] == "hitl_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
@@ -61,7 +65,7 @@ def test_a_second_user_is_refused_what_is_not_theirs(
     admin = anonymous.browser.new_context()  # type: ignore[union-attr]
     try:
         first = admin.new_page()
-        first.goto(f"{server.url}/login/{login_link(server.db_url, 'admin')}?next=/")
+        open_sign_in_link(first, f"{server.url}/login/{login_link(server.db_url, 'admin')}?next=/")
         first.get_by_test_id("input").fill("the admin's task")
         first.get_by_test_id("submit").click()
         first.wait_for_url(TASK_URL)
@@ -71,7 +75,8 @@ def test_a_second_user_is_refused_what_is_not_theirs(
 
     identity_call(server.db_url, lambda i: i.add_user("José 李雷", ["submitter"]))
     page = anonymous.new_page()
-    page.goto(f"{server.url}/login/{login_link(server.db_url, 'José 李雷')}?next=/reviews")
+    link = login_link(server.db_url, "José 李雷")
+    open_sign_in_link(page, f"{server.url}/login/{link}?next=/reviews")
     expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as José 李雷")
     # The queue is for reviewers: the page says what is missing.
     expect(page.get_by_text("needs the reviewer role")).to_be_visible()

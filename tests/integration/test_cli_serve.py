@@ -128,7 +128,8 @@ def test_run_workers_false_from_the_environment_leaves_tasks_queued(
     [first] = [line for line in api.lines if "one-time link" in line]
     link = re.search(rf"http://127\.0\.0\.1:{port}/login/([A-Za-z0-9_-]{{43}})$", first)
     assert link is not None, first
-    signed = httpx.get(link[0], follow_redirects=False, timeout=10)
+    here = {"Origin": f"http://127.0.0.1:{port}"}
+    signed = httpx.post(link[0], headers=here, follow_redirects=False, timeout=10)
     assert signed.status_code == 303 and "hitl_session" in signed.headers["set-cookie"]
 
     env["HITL_TOKEN"] = make_token(url)
@@ -138,7 +139,7 @@ def test_run_workers_false_from_the_environment_leaves_tasks_queued(
     assert f"{tid}  queued" in cli(env, "tasks", "--status", "queued", "--limit", "500")
     lines = api.stop()
     # The access log names the sign-in request, but not its secret.
-    assert any("GET /login/[secret]" in line for line in lines), lines
+    assert any("POST /login/[secret]" in line for line in lines), lines
     assert not [line for line in lines[lines.index(first) + 1 :] if link[1] in line]
     # Once the workerless server is gone, the database says what it did: it queued the task.
     assert db_rows_of(url, f"SELECT status FROM tasks WHERE id = '{tid}'") == [("queued",)]

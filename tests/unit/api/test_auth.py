@@ -194,12 +194,21 @@ async def test_a_cookie_session_needs_a_same_origin_request_to_change_anything(
     await identity.add_user("ann", ["submitter"])
     link = await identity.login_link("ann")
     async with client(app) as browser:
-        signed = await browser.get(f"/login/{link}?next=/reviews")
+        # Opening the link only asks; another site's form cannot use it for the visitor.
+        asked = await browser.get(f"/login/{link}?next=/reviews")
+        assert asked.status_code == 200 and "set-cookie" not in asked.headers
+        assert "Sign in as ann" in asked.text
+        forged = await browser.post(
+            f"/login/{link}?next=/reviews", headers={"Origin": "http://evil.example"}
+        )
+        assert forged.status_code == 403 and "set-cookie" not in forged.headers
+        here = {"Origin": "http://127.0.0.1"}
+        signed = await browser.post(f"/login/{link}?next=/reviews", headers=here)
         assert signed.status_code == 303 and signed.headers["location"] == "/reviews"
         cookie = signed.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie
-        again = await browser.get(f"/login/{link}")
-        assert again.status_code == 400  # a link works once
+        assert (await browser.get(f"/login/{link}")).status_code == 400  # a link works once
+        assert (await browser.post(f"/login/{link}", headers=here)).status_code == 400
         cross = await browser.post(
             "/submit", json={"data": "x"}, headers={"Origin": "http://evil.example"}
         )
