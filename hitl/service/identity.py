@@ -107,6 +107,15 @@ def _one(rows: list[R]) -> R | None:
     return rows[0] if rows else None
 
 
+def _token_roles(token: TokenRow, owner: PrincipalRow) -> str:
+    """What a token may do now: the roles it was made with, less any its user has lost since
+    (an admin's tokens keep theirs: an admin may grant any role)."""
+    held = owner.roles.split()
+    if owner.kind != "user" or "admin" in held:
+        return token.roles
+    return " ".join(r for r in token.roles.split() if r in held)
+
+
 def _principal(row: PrincipalRow, roles: str, via: str) -> Principal:
     return Principal(row.name, frozenset(roles.split()), row.kind, via)
 
@@ -282,7 +291,7 @@ class Identity:
             and (token.expires_at is None or token.expires_at > now)
             and owner.disabled_at is None
         ):
-            principal = _principal(owner, token.roles, "token")
+            principal = _principal(owner, _token_roles(token, owner), "token")
             if token.expires_at is not None and token.expires_at < now + CACHE_SECONDS:
                 now = token.expires_at - CACHE_SECONDS  # expires from the cache when it does
             await self._mark_used(token, now)

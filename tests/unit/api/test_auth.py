@@ -16,6 +16,7 @@ from starlette.routing import Mount
 from hitl.app import create_app
 from hitl.config import Settings
 from hitl.service.identity import CACHE_SECONDS
+from hitl.store import PrincipalRow
 
 OPEN = {"/healthz", "/readyz", "/login", "/login/{secret}", "/logout"}
 
@@ -249,3 +250,30 @@ async def test_a_trusted_proxy_may_name_the_user_and_no_one_else_may(tmp_path: P
             assert unknown.status_code == 401 and "not a user here" in unknown.json()["detail"]
             forged = await other.get("/api/v1/tasks", headers=named)
             assert forged.status_code == 401
+
+
+async def test_a_users_token_loses_the_roles_its_user_lost(app: FastAPI) -> None:
+    """A token carries its user's roles as they are now, not as they were when it was made."""
+    identity = app.state.service.identity
+    secret = await token(app, "bea", "submitter", "reviewer")
+    async with client(app, secret) as bea:
+        assert (await bea.get("/api/v1/reviews")).status_code == 200
+        await app.state.service.store.write(
+            lambda tx: tx.change(PrincipalRow, {"name": "bea"}, roles="submitter")
+        )
+        identity._cache.clear()  # as CACHE_SECONDS later, or at once in the changing process
+        refused = await bea.get("/api/v1/reviews")
+        assert refused.status_code == 403 and "reviewer role" in refused.json()["detail"]
+        assert (await bea.post("/submit", json={"data": "still"})).status_code == 202
+
+
+async def test_an_expired_session_signs_nobody_in(app: FastAPI) -> None:
+    identity = app.state.service.identity
+    await identity.add_user("eve", ["submitter"])
+    session, _ = await identity.sign_in(await identity.login_link("eve"), 0.3)
+    async with client(app, **{"Cookie": f"hitl_session={session}"}) as browser:
+        assert (await browser.get("/api/v1/tasks")).status_code == 200
+        deadline = time.time() + 0.3 + CACHE_SECONDS + 5
+        while (ended := await browser.get("/api/v1/tasks")).status_code == 200:
+            assert time.time() < deadline, "an expired session still signs in"
+        assert ended.status_code == 401 and "session has ended" in ended.json()["detail"]
