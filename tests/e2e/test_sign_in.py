@@ -7,7 +7,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, expect
+import httpx
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.conftest import Server, identity_call, login_link
 from tests.e2e.conftest import open_sign_in_link
@@ -85,3 +86,25 @@ def test_a_second_user_is_refused_what_is_not_theirs(
     page.goto(task_url)
     expect(page.get_by_text("No such task.")).to_be_visible()
     page.screenshot(path=str(SHOTS / "second-user-task.png"), full_page=True)
+
+
+def test_a_decision_made_on_behalf_of_someone_names_both(
+    start_server: StartServer, page: Page
+) -> None:
+    server = start_server(process_delay=0.1)
+    identity_call(server.db_url, lambda i: i.add_user("rita", ["reviewer"]))
+    api = httpx.Client(base_url=server.url, headers=server.headers, timeout=10)
+    with api:
+        task = api.post("/api/v1/tasks", json={"input": "phoned in"}).json()["id"]
+        page.goto(f"{server.url}/tasks/{task}")
+        expect(page.get_by_test_id("status")).to_have_text("waiting for review")
+        review = api.get(f"/api/v1/tasks/{task}").json()["reviews"][0]["id"]
+        decided = api.post(
+            f"/api/v1/reviews/{review}/decision",
+            json={"decision": "approve", "on_behalf_of": "rita"},
+        )
+        assert decided.status_code == 200, decided.text
+    expect(page.get_by_test_id("status")).to_have_text("completed")
+    expect(page.get_by_text(re.compile(r"^Approved by test-\w+ for rita$"))).to_be_visible()
+    page.reload()  # and from the log, not only live
+    expect(page.get_by_text(re.compile(r"^Approved by test-\w+ for rita$"))).to_be_visible()

@@ -24,7 +24,7 @@
     if (data.node) text += " · " + data.node;
     if (data.action && type === "node.finished") text += " → " + data.action;
     if (type === "review.requested") text += " · round " + data.round;
-    if (type === "review.decided") text += " · " + data.decision + (data.comment ? ": “" + data.comment + "”" : "") + (data.decided_by ? " by " + data.decided_by : "");
+    if (type === "review.decided") text += " · " + data.decision + (data.comment ? ": “" + data.comment + "”" : "") + (data.decided_by ? " by " + data.decided_by : "") + (data.on_behalf_of ? " for " + data.on_behalf_of : "");
     if (type === "task.failed") text += " · " + data.error;
     $("timeline").appendChild(h.el("li", {cls: "ev " + type.replace(".", "-"), text: text}));
   }
@@ -42,7 +42,8 @@
       }
       var verdict;
       if (r.decision) {
-        var text = (WORDS[r.decision] || r.decision) + (r.decided_by ? " by " + r.decided_by : "");
+        var text = (WORDS[r.decision] || r.decision) + (r.decided_by ? " by " + r.decided_by : "") +
+          (r.on_behalf_of ? " for " + r.on_behalf_of : "");
         verdict = h.el("p", {cls: "decision " + r.decision, "data-testid": "round-decision"}, [
           h.el("strong", {text: text}),
           r.comment ? h.el("span", {cls: "comment", text: " — “" + r.comment + "”"}) : null,
@@ -104,7 +105,7 @@
     } else if (type === "review.decided") {
       state.rounds.forEach(function (r) {
         if (r.review_id === data.review_id) {
-          r.decision = data.decision; r.comment = data.comment; r.decided_by = data.decided_by;
+          r.decision = data.decision; r.comment = data.comment; r.decided_by = data.decided_by; r.on_behalf_of = data.on_behalf_of;
           r.edited_output = data.edited_output;
         }
       });
