@@ -107,6 +107,18 @@ def _one(rows: list[R]) -> R | None:
     return rows[0] if rows else None
 
 
+Credential = TypeVar("Credential", TokenRow, SessionRow)
+
+
+def _with_owner(
+    r: Reader, kind: type[Credential], key: str
+) -> tuple[Credential | None, PrincipalRow | None]:
+    """A token or session by the hash of its secret, and the principal it belongs to."""
+    row = _one(r.select(kind, hash=key))
+    owner = _one(r.select(PrincipalRow, id=row.principal_id)) if row is not None else None
+    return row, owner
+
+
 def _token_roles(token: TokenRow, owner: PrincipalRow) -> str:
     """What a token may do now: the roles it was made with, less any its user has lost since
     (an admin's tokens keep theirs: an admin may grant any role)."""
@@ -147,7 +159,7 @@ class Identity:
     def __init__(self, store: Store) -> None:
         self.store = store
         # hash -> (principal or None, when checked, the id and last-used time of the token)
-        self._cache: dict[str, tuple[Principal | None, float]] = {}
+        self._cache: dict[str, tuple[Principal | None, float]] = {}  # key -> (who, good until)
         self._used: dict[str, float] = {}
 
     # -- users ---------------------------------------------------------------------------------
@@ -270,32 +282,36 @@ class Identity:
     async def authenticate(self, secret: str) -> Principal | None:
         """The principal of a token, or None: unknown, revoked, expired or disabled."""
         key = hash_secret(secret)
+        hit, known = self._cached(key)
+        if hit:
+            return known
+        token, owner = await self.store.read(lambda r: _with_owner(r, TokenRow, key))
         now = time.time()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[1] < CACHE_SECONDS:
-            return cached[0]
-
-        def read(r: Reader) -> tuple[TokenRow | None, PrincipalRow | None]:
-            token = _one(r.select(TokenRow, hash=key))
-            if token is None:
-                return None, None
-            owner = _one(r.select(PrincipalRow, id=token.principal_id))
-            return token, owner
-
-        token, owner = await self.store.read(read)
-        principal = None
         if (
-            token is not None
-            and owner is not None
-            and token.revoked_at is None
-            and (token.expires_at is None or token.expires_at > now)
-            and owner.disabled_at is None
+            token is None
+            or owner is None
+            or token.revoked_at is not None
+            or (token.expires_at is not None and token.expires_at <= now)
+            or owner.disabled_at is not None
         ):
-            principal = _principal(owner, _token_roles(token, owner), "token")
-            if token.expires_at is not None and token.expires_at < now + CACHE_SECONDS:
-                now = token.expires_at - CACHE_SECONDS  # expires from the cache when it does
-            await self._mark_used(token, now)
-        self._cache[key] = (principal, now)
+            return self._remember(key, None)
+        await self._mark_used(token, now)
+        principal = _principal(owner, _token_roles(token, owner), "token")
+        return self._remember(key, principal, token.expires_at)
+
+    def _cached(self, key: str) -> tuple[bool, Principal | None]:
+        """(True, who) if `key` was checked less than CACHE_SECONDS ago; else (False, None)."""
+        entry = self._cache.get(key)
+        if entry is not None and time.time() < entry[1]:
+            return True, entry[0]
+        return False, None
+
+    def _remember(
+        self, key: str, principal: Principal | None, expires: float | None = None
+    ) -> Principal | None:
+        """Keep a check's answer for CACHE_SECONDS, or until the credential expires."""
+        until = time.time() + CACHE_SECONDS
+        self._cache[key] = (principal, min(until, expires) if expires is not None else until)
         return principal
 
     async def _mark_used(self, token: TokenRow, now: float) -> None:
@@ -422,47 +438,31 @@ class Identity:
 
     async def session(self, secret: str) -> Principal | None:
         key = hash_secret(secret)
-        now = time.time()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[1] < CACHE_SECONDS:
-            return cached[0]
-
-        def read(r: Reader) -> tuple[SessionRow | None, PrincipalRow | None]:
-            row = _one(r.select(SessionRow, hash=key))
-            if row is None:
-                return None, None
-            owner = _one(r.select(PrincipalRow, id=row.principal_id))
-            return row, owner
-
-        row, owner = await self.store.read(read)
-        principal = None
+        hit, known = self._cached(key)
+        if hit:
+            return known
+        row, owner = await self.store.read(lambda r: _with_owner(r, SessionRow, key))
         if (
-            row is not None
-            and owner is not None
-            and row.revoked_at is None
-            and row.expires_at > now
-            and owner.disabled_at is None
+            row is None
+            or owner is None
+            or row.revoked_at is not None
+            or row.expires_at <= time.time()
+            or owner.disabled_at is not None
         ):
-            principal = _principal(owner, owner.roles, "session")
-            if row.expires_at < now + CACHE_SECONDS:
-                now = row.expires_at - CACHE_SECONDS
-        self._cache[key] = (principal, now)
-        return principal
+            return self._remember(key, None)
+        return self._remember(key, _principal(owner, owner.roles, "session"), row.expires_at)
 
     async def named(self, name: str) -> Principal | None:
         """A user named by a trusted authenticating proxy, if it exists and is enabled."""
         name = unicodedata.normalize("NFC", name.strip())
         key = "user:" + name
-        now = time.time()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[1] < CACHE_SECONDS:
-            return cached[0]
+        hit, known = self._cached(key)
+        if hit:
+            return known
         row = await self.store.read(lambda r: _one(r.select(PrincipalRow, name=name)))
-        principal = None
-        if row is not None and row.kind == "user" and row.disabled_at is None:
-            principal = _principal(row, row.roles, "proxy")
-        self._cache[key] = (principal, now)
-        return principal
+        if row is None or row.kind != "user" or row.disabled_at is not None:
+            return self._remember(key, None)
+        return self._remember(key, _principal(row, row.roles, "proxy"))
 
     async def sign_out(self, secret: str, address: str | None = None) -> None:
         key = hash_secret(secret)

@@ -207,32 +207,34 @@ class TaskService:
     async def cancel(
         self, task_id: str, by: Principal | None = None, address: str | None = None
     ) -> TaskRow:
-        task_id = _id(task_id, "task")
-
-        def write(tx: Tx) -> TaskRow:
-            access.change(by, access.see(by, tx.get_task(task_id), task_id), "cancel")
-            task = machine.cancel(tx, task_id, by.name if by is not None else None)
-            if by is not None:
-                audit(tx, by.name, "task.cancel", task_id, address)
-            return task
-
-        return await self.store.write(write)
+        return await self._change(task_id, "cancel", machine.cancel, by, address)
 
     async def retry(
         self, task_id: str, by: Principal | None = None, address: str | None = None
     ) -> TaskRow:
+        task = await self._change(task_id, "retry", machine.retry, by, address)
+        self.wake_workers()
+        return task
+
+    async def _change(
+        self,
+        task_id: str,
+        what: str,
+        move: Callable[[Tx, str, str | None], TaskRow],
+        by: Principal | None,
+        address: str | None,
+    ) -> TaskRow:
+        """Cancel or retry a task: if `by` may, one transition and its audit row."""
         task_id = _id(task_id, "task")
 
         def write(tx: Tx) -> TaskRow:
-            access.change(by, access.see(by, tx.get_task(task_id), task_id), "retry")
-            task = machine.retry(tx, task_id, by.name if by is not None else None)
+            access.change(by, access.see(by, tx.get_task(task_id), task_id), what)
+            task = move(tx, task_id, by.name if by is not None else None)
             if by is not None:
-                audit(tx, by.name, "task.retry", task_id, address)
+                audit(tx, by.name, f"task.{what}", task_id, address)
             return task
 
-        task = await self.store.write(write)
-        self.wake_workers()
-        return task
+        return await self.store.write(write)
 
     async def decide(
         self,

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hitl.api.deps import address_of
 from hitl.service import Forbidden, Invalid, Service
 from hitl.service.identity import ROLES
 from hitl.web.routes import login_response, signed_in
@@ -132,7 +133,7 @@ class OidcSignIn:
                 "you by: ask an admin to have HITL_OIDC_SCOPES ask for profile or email."
             )
             return self._refuse(request, next, problem, 502)
-        address = request.client.host if request.client else None
+        address = address_of(request.scope)
         subject = claims.get("sub")
         try:
             session, _ = await self.identity.sign_in_external(

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from hitl.api.auth import COOKIE, same_origin
+from hitl.api.deps import address_of
 from hitl.service import Invalid
 
 HERE = Path(__file__).parent
@@ -73,7 +74,7 @@ async def use_login_link(request: Request, secret: str, next: str = "/") -> Resp
         raise HTTPException(403, "cross-site request refused: sign in from this server's page")
     identity = request.app.state.service.identity
     hours = request.app.state.service.settings.session_hours
-    address = request.client.host if request.client else None
+    address = address_of(request.scope)
     try:
         session, _ = await identity.sign_in(secret, hours * 3600, address)
     except Invalid as exc:
@@ -90,7 +91,7 @@ async def logout(request: Request) -> Response:
         raise HTTPException(403, "cross-site request refused: sign out from this server's page")
     secret = request.cookies.get(COOKIE)
     if secret:
-        address = request.client.host if request.client else None
+        address = address_of(request.scope)
         await request.app.state.service.identity.sign_out(secret, address)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(COOKIE, httponly=True, samesite="lax")
