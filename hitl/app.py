@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
 
 from hitl.api import auth, errors, jsonio, limits, security
-from hitl.api.fastpath import CookbookFastPath
-from hitl.api.middleware import BodyLimit
+from hitl.api.fastpath import FastPath
+from hitl.api.front import FrontDoor
 from hitl.api.routes import audit, cookbook, events, health, reviews, tasks
 from hitl.config import Settings
 from hitl.service import Service
@@ -22,16 +22,15 @@ from hitl.web import routes as web
 log = logging.getLogger(__name__)
 
 
-class _GuardedApp(FastAPI):
-    """FastAPI inside `security.Guard`: outside even Starlette's error middleware, so that a
-    500 has the security headers too, and a request for a host not allowed reaches nothing."""
+class _App(FastAPI):
+    """FastAPI inside the front door (`hitl.api.front`): outside even Starlette's error
+    middleware, so that a 500 has the security headers too, and a request for a host not
+    allowed, or from no one, reaches nothing."""
 
-    def __init__(self, hosts: security.HostPolicy, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.hosts = hosts
+    front: Callable[[ASGIApp], ASGIApp]
 
     def build_middleware_stack(self) -> ASGIApp:
-        return security.Guard(super().build_middleware_stack(), self.hosts)
+        return self.front(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> FastAPI:
@@ -49,8 +48,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         finally:
             await service.stop()
 
-    app = _GuardedApp(
-        security.HostPolicy.of(settings),
+    app = _App(
         title="hitl",
         summary="A durable human-in-the-loop review service for PocketFlow workflows",
         version="0.1.0",
@@ -69,24 +67,23 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.include_router(cookbook.router)
     app.include_router(health.router)
     web.mount(app)
-    # Middleware added later runs earlier: the fast path is innermost, so every other
-    # middleware (the body limit first) sees its requests too. `security.Guard` is around
-    # them all, and around Starlette's own (`_GuardedApp`).
-    if fast_path:
-        app.add_middleware(CookbookFastPath, service=service)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
-    # Outside the body limit: an anonymous request is refused before its body is read, and
-    # one over its principal's limits too.
-    if settings.rate_limit or settings.max_streams:
-        app.add_middleware(
-            limits.PrincipalLimits, rate=settings.rate_limit, streams=settings.max_streams
-        )
     if settings.auth:
         proxies = frozenset(settings.trusted_proxies)
         header = settings.proxy_user_header
-        app.add_middleware(
-            auth.Authenticate, identity=service.identity, proxy_header=header, proxies=proxies
+        authenticate: auth.Authenticator | auth.NoAuth = auth.Authenticator(
+            service.identity, proxy_header=header, proxies=proxies
         )
     else:
-        app.add_middleware(auth.NoAuth)
+        authenticate = auth.NoAuth()
+    per_principal = None
+    if settings.rate_limit or settings.max_streams:
+        per_principal = limits.PrincipalLimits(settings.rate_limit, settings.max_streams)
+    app.front = partial(
+        FrontDoor,
+        hosts=security.HostPolicy.of(settings),
+        auth=authenticate,
+        limits=per_principal,
+        max_bytes=settings.max_input_bytes,
+        fast=FastPath(service, settings.max_input_bytes) if fast_path else None,
+    )
     return app

@@ -1,9 +1,10 @@
 """Authentication: the one place where a request becomes a principal, for every route.
 
-It runs as middleware outside everything that answers requests — the cookbook's fast path,
-the FastAPI routes, the pages — so no path reaches a handler without passing here. A request
-proves who it is with `Authorization: Bearer <token>`, a session cookie (the web pages), or,
-where configured, a user header set by a trusted authenticating proxy. The principal goes into
+The front door (`hitl.api.front`) calls it for every request, before anything that answers
+one — the cookbook's fast path, the FastAPI routes, the pages — so no path reaches a handler
+without passing here. A request proves who it is with `Authorization: Bearer <token>`, a
+session cookie (the web pages), or, where configured, a user header set by a trusted
+authenticating proxy. The principal goes into
 the request's scope (`deps.principal`); what it may do is decided by the service
 (`hitl.service.access`). Anonymous requests get 401, except the health checks, the sign-in
 pages and static assets; a page asked for by a browser redirects to sign-in instead.
@@ -18,8 +19,8 @@ from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
-from starlette.responses import RedirectResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import RedirectResponse, Response
+from starlette.types import Scope
 
 from hitl.api import errors, jsonio
 from hitl.service import Unavailable
@@ -41,43 +42,37 @@ def is_open(path: str) -> bool:
     return path in OPEN or path.startswith(OPEN_PREFIXES)
 
 
-class Authenticate:
+class Authenticator:
+    """Finds who a request acts as (`admit`), for the front door (`hitl.api.front`)."""
+
     def __init__(
         self,
-        app: ASGIApp,
         identity: Identity,
         proxy_header: str | None = None,
         proxies: frozenset[str] = frozenset(),
     ) -> None:
-        self.app = app
         self.identity = identity
         self.proxy_header = proxy_header.lower() if proxy_header else None
         self.proxies = proxies
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope) -> Response | None:
+        """Put the request's principal into its scope; or the answer that refuses it."""
         headers = Headers(scope=scope)
         try:
             principal, problem = await self._principal(scope, headers)
         except Unavailable as exc:
-            await errors.respond(exc)(scope, receive, send)
-            return
-        if principal is not None:
-            changes = scope.get("method", "GET") not in SAFE
-            if principal.via == "session" and changes and not same_origin(headers, scope):
-                detail = (
-                    "cross-site request refused: a signed-in page of another site cannot "
-                    "change anything here (CSRF); send the request from this server's pages"
-                )
-                await jsonio.JSONResponse({"detail": detail}, 403)(scope, receive, send)
-                return
-            scope.setdefault("state", {})["principal"] = principal
-        elif not is_open(scope["path"]):
-            await self._refuse(scope, receive, send, headers, problem)
-            return
-        await self.app(scope, receive, send)
+            return errors.respond(exc)
+        if principal is None:
+            return None if is_open(scope["path"]) else self._refusal(scope, headers, problem)
+        changes = scope.get("method", "GET") not in SAFE
+        if principal.via == "session" and changes and not same_origin(headers, scope):
+            detail = (
+                "cross-site request refused: a signed-in page of another site cannot "
+                "change anything here (CSRF); send the request from this server's pages"
+            )
+            return jsonio.JSONResponse({"detail": detail}, 403)
+        scope.setdefault("state", {})["principal"] = principal
+        return None
 
     async def _principal(self, scope: Scope, headers: Headers) -> tuple[Principal | None, str]:
         authorization = headers.get("authorization")
@@ -108,9 +103,7 @@ class Authenticate:
                 return principal, ""
         return None, SIGN_IN
 
-    async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, problem: str
-    ) -> None:
+    def _refusal(self, scope: Scope, headers: Headers, problem: str) -> Response:
         wants_page = (
             scope.get("method") == "GET"
             and "text/html" in headers.get("accept", "")
@@ -120,12 +113,9 @@ class Authenticate:
             target = scope["path"] + (
                 "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
             )
-            redirect = RedirectResponse("/login?next=" + quote(target, safe=""), 303)
-            await redirect(scope, receive, send)
-            return
+            return RedirectResponse("/login?next=" + quote(target, safe=""), 303)
         challenge = CHALLENGE + (', error="invalid_token"' if "token" in problem else "")
-        refusal = jsonio.JSONResponse({"detail": problem}, 401, {"WWW-Authenticate": challenge})
-        await refusal(scope, receive, send)
+        return jsonio.JSONResponse({"detail": problem}, 401, {"WWW-Authenticate": challenge})
 
 
 def _utf8(value: str | None) -> str | None:
@@ -141,13 +131,9 @@ def _utf8(value: str | None) -> str | None:
 class NoAuth:
     """`HITL_AUTH=false`: every request acts as the process itself (principal None)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            scope.setdefault("state", {})["principal"] = None
-        await self.app(scope, receive, send)
+    async def admit(self, scope: Scope) -> Response | None:
+        scope.setdefault("state", {})["principal"] = None
+        return None
 
 
 def same_origin(headers: Headers, scope: Scope) -> bool:

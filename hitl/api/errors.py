@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from hitl.api import jsonio
 from hitl.service import (
@@ -32,6 +32,11 @@ def respond(exc: HitlError | Unavailable) -> Response:
     code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
     extra = {"WWW-Authenticate": 'Bearer realm="hitl"'} if code == 401 else None
     return jsonio.JSONResponse({"detail": exc.message, **exc.context}, code, extra)
+
+
+def internal() -> Response:
+    """The answer to a bug, as Starlette's error middleware gives it."""
+    return PlainTextResponse("Internal Server Error", 500)
 
 
 async def _domain(request: Request, exc: Exception) -> Response:

@@ -2,17 +2,19 @@
 
 A cookbook client makes three requests per task (`/submit`, `/stream/{id}`, `/feedback/{id}`),
 and FastAPI's routing, dependency solving and body validation cost about half of the server's
-CPU for them. This middleware answers a well-formed request to one of them itself, with what the
-FastAPI routes in `routes/cookbook.py` use: the same principal, found by the authentication
-middleware outside it (`deps.principal_of`), the same JSON reader (`jsonio.loads`), the same
-body models, the same functions and the same answers (`errors.respond`, `jsonio.JSONResponse`).
+CPU for them. The front door (`hitl.api.front`) hands every request that passed its checks
+(the Host, the principal, the limits, the body's size) here first, and this answers a
+well-formed request to one of those routes itself, with what the FastAPI routes in
+`routes/cookbook.py` use: the same principal, found by authentication (`deps.principal_of`),
+the same JSON reader (`jsonio.loads`), the same body models, the same functions and the same
+answers (`errors.respond`, `jsonio.JSONResponse`).
 Anything else — a body that is not JSON of the right shape, an unknown task to stream — goes
 on to those routes, body replayed, so they stay the one definition of the API's errors and of
 its OpenAPI description. `tests/unit/api/test_fastpath_parity.py` sends one table of requests
 through the app with and without this path and requires the same answers.
 
-It is the innermost middleware: everything added to the app (the body-size limit, and any
-other) runs before it, for these routes as for every other.
+Its answers carry the security headers themselves (`security.secured`); what it hands on to
+the routes gets them from the front door, as every other request does.
 """
 
 from __future__ import annotations
@@ -27,57 +29,78 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hitl.api import errors, jsonio, sse
+from hitl.api.body import BodyTooLarge, counted, too_large
 from hitl.api.deps import address_of, principal_of
 from hitl.api.routes import cookbook
 from hitl.api.schemas import FeedbackRequest, SubmitRequest
+from hitl.api.security import secured
 from hitl.service import HitlError, NotFound, Service, Unavailable
 
 Handler = Callable[[Any, Scope, str], Awaitable[tuple[int, BaseModel]]]
 
 
-class CookbookFastPath:
-    def __init__(self, app: ASGIApp, service: Service) -> None:
-        self.app = app
-        self.service = service
+class FastPath:
+    """Called by the front door (`hitl.api.front`) once a request has passed its checks."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            method, path = scope["method"], scope["path"]
-            if method == "POST" and path == "/submit":
-                await self._post(scope, receive, send, self._submit, "")
-                return
+    def __init__(self, service: Service, max_bytes: int) -> None:
+        self.service = service
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> bool:
+        """Answer the request, if it is to a cookbook route; `app` answers what is not ours.
+        False: the request is not to a cookbook route, and nothing was done."""
+        method, path = scope["method"], scope["path"]
+        if method == "POST":
+            if path == "/submit":
+                await self._post(scope, receive, send, app, self._submit, "")
+                return True
             task_id = _tail(path, "/feedback/")
-            if method == "POST" and task_id:
-                await self._post(scope, receive, send, self._feedback, task_id)
-                return
+            if task_id:
+                await self._post(scope, receive, send, app, self._feedback, task_id)
+                return True
+        elif method == "GET":
             task_id = _tail(path, "/stream/")
-            if method == "GET" and task_id:
-                await self._stream(scope, receive, send, task_id)
-                return
-        await self.app(scope, receive, send)
+            if task_id:
+                await self._stream(scope, receive, send, app, task_id)
+                return True
+        return False
 
     async def _post(
-        self, scope: Scope, receive: Receive, send: Send, handler: Handler, task_id: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        app: ASGIApp,
+        handler: Handler,
+        task_id: str,
     ) -> None:
         headers = Headers(scope=scope)
         ours = _is_json(headers.get("content-type"))
-        body, seen = await _read(receive) if ours else (None, [])
+        try:
+            body, seen = await _read(counted(receive, self.max_bytes)) if ours else (None, [])
+        except BodyTooLarge:
+            await secured(too_large(self.max_bytes))(scope, receive, send)
+            return
         try:
             value = jsonio.loads(body) if body else None
         except (ValueError, RecursionError):  # FastAPI says what is wrong with it
             value = None
         if not isinstance(value, dict):
-            await self.app(scope, _replay(seen, receive), send)
+            await app(scope, _replay(seen, receive), send)
             return
         try:
             status, answer = await handler(value, scope, task_id)
         except ValidationError:
-            await self.app(scope, _replay(seen, receive), send)
+            await app(scope, _replay(seen, receive), send)
             return
         except (HitlError, Unavailable) as exc:
-            await errors.respond(exc)(scope, receive, send)
+            await secured(errors.respond(exc))(scope, receive, send)
             return
-        await jsonio.JSONResponse(answer.model_dump(mode="json"), status)(scope, receive, send)
+        except Exception:  # a bug: 500, raised on to be logged, as Starlette would
+            await secured(errors.internal())(scope, receive, send)
+            raise
+        answered = jsonio.JSONResponse(answer.model_dump(mode="json"), status)
+        await secured(answered)(scope, receive, send)
 
     async def _submit(self, body: Any, scope: Scope, _: str) -> tuple[int, BaseModel]:
         request = SubmitRequest.model_validate(body)
@@ -88,15 +111,20 @@ class CookbookFastPath:
         who, address = principal_of(scope), address_of(scope)
         return 200, await cookbook.give_feedback(self.service, task_id, request, who, address)
 
-    async def _stream(self, scope: Scope, receive: Receive, send: Send, task_id: str) -> None:
+    async def _stream(
+        self, scope: Scope, receive: Receive, send: Send, app: ASGIApp, task_id: str
+    ) -> None:
         try:
             task, review, last = await self.service.tasks.snapshot(task_id, principal_of(scope))
         except NotFound:
-            await self.app(scope, receive, send)  # the route's own 404
+            await app(scope, receive, send)  # the route's own 404
             return
         except (HitlError, Unavailable) as exc:
-            await errors.respond(exc)(scope, receive, send)
+            await secured(errors.respond(exc))(scope, receive, send)
             return
+        except Exception:
+            await secured(errors.internal())(scope, receive, send)
+            raise
         await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
         chunks = cookbook.stream_chunks(self.service, task, review, last)
 
@@ -121,8 +149,8 @@ class CookbookFastPath:
             await chunks.aclose()
 
 
-# The headers of the route's StreamingResponse, exactly.
-STREAM_HEADERS = sse.response(iter(())).raw_headers  # type: ignore[arg-type]
+# The headers of the route's StreamingResponse, exactly, with the security headers.
+STREAM_HEADERS = secured(sse.response(iter(()))).raw_headers  # type: ignore[arg-type]
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -131,8 +159,7 @@ def _is_json(content_type: str | None) -> bool:
 
 
 async def _read(receive: Receive) -> tuple[bytes | None, list[Message]]:
-    """The whole body (None if the client left first), and the messages it came in. Its size
-    is limited by the body-limit middleware, which runs before this one."""
+    """The whole body (None if the client left first), and the messages it came in."""
     seen: list[Message] = []
     while True:
         message = await receive()
@@ -160,4 +187,4 @@ def _replay(seen: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-__all__ = ["CookbookFastPath"]
+__all__ = ["FastPath"]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from hitl.api import jsonio
 from hitl.api.auth import is_open
 
 STREAMS = ("/stream/", "/api/v1/events")
+_COUNTED = "hitl.stream_of"  # in the scope's state: whose open stream this request counts as
 
 
 def is_stream(scope: Scope) -> bool:
@@ -36,24 +38,22 @@ class Bucket:
 
 
 class PrincipalLimits:
-    def __init__(self, app: ASGIApp, rate: float, streams: int) -> None:
-        self.app = app
+    """The front door (`hitl.api.front`) asks `admit` before serving a request, and calls
+    `leave` when it is done."""
+
+    def __init__(self, rate: float, streams: int) -> None:
         self.rate = rate
         self.capacity = max(1.0, 2 * rate)
         self.streams = streams
         self._buckets: dict[str, Bucket] = {}
         self._open: dict[str, int] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def admit(self, scope: Scope) -> Response | None:
+        """None if the request may go on (an event stream is counted open, until `leave`);
+        else the 429 that refuses it."""
         principal = (scope.get("state") or {}).get("principal")
-        if (
-            scope["type"] != "http"
-            or principal is None
-            or not (self.rate or self.streams)
-            or is_open(scope["path"])  # health checks and sign-in count for no one
-        ):
-            await self.app(scope, receive, send)
-            return
+        if scope["type"] != "http" or principal is None or is_open(scope["path"]):
+            return None  # health checks and sign-in count for no one
         name: str = principal.name
         if self.rate:
             wait = self._take(name)
@@ -62,29 +62,29 @@ class PrincipalLimits:
                     f"too many requests from {name}: at most {self.rate:g} a second "
                     f"(HITL_RATE_LIMIT); retry in {wait} s"
                 )
-                response = jsonio.JSONResponse({"detail": detail}, 429, {"Retry-After": str(wait)})
-                await response(scope, receive, send)
-                return
+                return jsonio.JSONResponse({"detail": detail}, 429, {"Retry-After": str(wait)})
         if not self.streams or not is_stream(scope):
-            await self.app(scope, receive, send)
-            return
+            return None
         if self._open.get(name, 0) >= self.streams:
             detail = (
                 f"{name} has {self.streams} event streams open, the most allowed "
                 "(HITL_MAX_STREAMS): close one first"
             )
-            response = jsonio.JSONResponse({"detail": detail}, 429, {"Retry-After": "1"})
-            await response(scope, receive, send)
-            return
+            return jsonio.JSONResponse({"detail": detail}, 429, {"Retry-After": "1"})
         self._open[name] = self._open.get(name, 0) + 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            left = self._open[name] - 1
-            if left:
-                self._open[name] = left
-            else:
-                del self._open[name]
+        scope["state"][_COUNTED] = name
+        return None
+
+    def leave(self, scope: Scope) -> None:
+        """The request `admit` let in is done: its stream, if counted, is closed."""
+        name = scope["state"].pop(_COUNTED, None) if "state" in scope else None
+        if name is None:
+            return
+        left = self._open[name] - 1
+        if left:
+            self._open[name] = left
+        else:
+            del self._open[name]
 
     def _take(self, name: str) -> int:
         """Take one request from `name`'s bucket: 0, or the seconds until one is there."""

@@ -1,7 +1,5 @@
-"""The Host check and the security headers, in one middleware around the whole app.
-
-`Guard` wraps the app outside even Starlette's error middleware (see `hitl.app`), so that it
-sees every request and every answer: pages, the API, the cookbook's fast path, static files,
+"""The Host check and the security headers, which the front door (`hitl.api.front`) applies
+to every request and every answer: pages, the API, the cookbook's fast path, static files,
 /docs, and errors (404, 413, a 500).
 
 A request whose `Host` is not allowed (`HostPolicy`) is answered 400 before anything else sees
@@ -19,15 +17,12 @@ Answers that uvicorn gives without calling the app (400 for a request it cannot 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Scope, Send
 
-from hitl.api import jsonio
 from hitl.config import Settings, is_loopback
-
-log = logging.getLogger(__name__)
 
 # Scripts, styles, fonts, connections and frames from this origin only; no inline script or
 # style, no plugin, no <base>; forms post here; no site may frame a page.
@@ -110,35 +105,24 @@ def refusal(host: str | None) -> str:
     return f"host '{host}' is not allowed: add it to HITL_ALLOWED_HOSTS"
 
 
-class Guard:
-    """Refuses requests for hosts not allowed; puts `HEADERS` on every answer."""
+class Hosts:
+    """The Host check: a `HostPolicy`, remembering the header values it allowed (a few)."""
 
-    def __init__(self, app: ASGIApp, hosts: HostPolicy) -> None:
-        self.app = app
-        self.hosts = hosts
-        self._served: set[bytes] = set()  # Host header values allowed, as sent (a few)
+    def __init__(self, policy: HostPolicy) -> None:
+        self.policy = policy
+        self._served: set[bytes] = set()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            if self.hosts.warning is not None:
-                log.warning(self.hosts.warning, extra={"action": "start"})
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "http":
-            send = _with_headers(send)
+    def refusal(self, scope: Scope) -> str | None:
+        """None if the request's Host is served; else why not, and what to do."""
         raw = _raw_host(scope)
         if raw in self._served:
-            await self.app(scope, receive, send)
-            return
+            return None
         host = host_name(raw.decode("latin-1")) if raw is not None else None
-        if self.hosts.allows(host):
-            if raw is not None and len(self._served) < 1000:
-                self._served.add(raw)
-            await self.app(scope, receive, send)
-        elif scope["type"] == "http":
-            await jsonio.JSONResponse({"detail": refusal(host)}, 400)(scope, receive, send)
-        else:  # a WebSocket: refused before it is accepted (the client sees 403)
-            await send({"type": "websocket.close", "code": 1008, "reason": refusal(host)})
+        if not self.policy.allows(host):
+            return refusal(host)
+        if raw is not None and len(self._served) < 1000:
+            self._served.add(raw)
+        return None
 
 
 def _raw_host(scope: Scope) -> bytes | None:
@@ -148,7 +132,16 @@ def _raw_host(scope: Scope) -> bytes | None:
     return None
 
 
-def _with_headers(send: Send) -> Send:
+def secured(response: Response) -> Response:
+    """`response` with `HEADERS`, except those it sets itself."""
+    present = {name for name, _ in response.raw_headers}
+    response.raw_headers += [header for header in HEADERS if header[0] not in present]
+    return response
+
+
+def with_headers(send: Send) -> Send:
+    """`send`, putting `HEADERS` on the answer's start (except those the app set itself)."""
+
     async def sending(message: Message) -> None:
         if message["type"] != "http.response.start":  # the body: most messages, as they are
             await send(message)

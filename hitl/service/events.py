@@ -1,9 +1,12 @@
 """Live reads of the event log, for any number of subscribers in this process.
 
-The log in the database is the truth. One pump per process reads what was committed after the
-last id it saw — when this process commits (`poke`), and every `poll_interval` for commits made
-elsewhere — and keeps the newest events in memory, so a thousand subscribers to one task cost
-one query per commit, not a thousand. A subscriber whose cursor is older than that window reads
+The log in the database is the truth. The newest events are kept in memory, so a thousand
+subscribers to one task cost nothing more per commit than one. What this process commits goes
+there straight from the commit, with no query, when the store knows its ids and they follow
+the last event read (`committed`: SQLite, whose one writer is this process); otherwise one pump
+per process reads what was committed after the last id it saw — when told to (`poke`: this
+process's commits on PostgreSQL, and other processes' through `LISTEN`), and every
+`poll_interval`. A subscriber whose cursor is older than that window reads
 the database until it catches up, so a reconnecting client misses nothing.
 """
 
@@ -17,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from hitl.service.waiting import wait_set
-from hitl.store import Store, Unavailable
+from hitl.store import EventRow, Store, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,8 @@ PAGE = 250
 # Replay page reads at once: an ordinary request's read queues behind no more than these, and
 # replays waiting for theirs leave the event loop to other clients.
 REPLAY_READS = 2
-# Events a subscriber hands on in one go: one that is far behind yields the loop this often,
-# so other clients' requests do not wait behind the whole of its backlog.
+# Events a subscriber hands on in one go (one run, one write): one that is far behind yields
+# the loop this often, so other clients' requests do not wait behind the whole of its backlog.
 TURN = 50
 
 
@@ -77,7 +80,17 @@ class EventBroker:
                 await self._pump_task
 
     def poke(self) -> None:
+        """Events were committed: read them."""
         self._wake.set()
+
+    def committed(self, events: list[EventRow] | None) -> None:
+        """This process committed `events` (None: some, unknown). If they follow the last one
+        read, they go into the window at once, with no query; else they are read, as any
+        other process's are."""
+        if events and events[0].id == self.last_id + 1:
+            self._add(events)
+        else:
+            self.poke()
 
     async def _pump(self) -> None:
         while True:
@@ -95,27 +108,33 @@ class EventBroker:
     async def _fetch(self) -> None:
         while True:
             rows = await self.store.events_after(self.last_id, limit=2000)
-            if not rows:
-                return
-            before = self.last_id
-            for r in rows:
-                self._events.append(Event(r.id, r.task_id, r.type, r.data))
-                self._ids.append(r.id)
-            self.last_id = rows[-1].id
-            if len(self._events) > self.window + self.window // 4:
-                cut = len(self._events) - self.window
-                self._floor = self._ids[cut - 1]
-                del self._events[:cut], self._ids[:cut]
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
-            if self._signals:
-                for task_id in {r.task_id for r in rows}:
-                    signal = self._signals.pop(task_id, None)
-                    if signal is not None:
-                        signal.before = before
-                        signal.event.set()
+            if rows and rows[0].id <= self.last_id:  # some were added meanwhile (`committed`)
+                rows = [r for r in rows if r.id > self.last_id]
+            if rows:
+                self._add(rows)
             if len(rows) < 2000:
                 return
+
+    def _add(self, rows: list[EventRow]) -> None:
+        """Put events that follow the last one read into the window, and wake their tasks'
+        subscribers."""
+        before = self.last_id
+        for r in rows:
+            self._events.append(Event(r.id, r.task_id, r.type, r.data))
+            self._ids.append(r.id)
+        self.last_id = rows[-1].id
+        if len(self._events) > self.window + self.window // 4:
+            cut = len(self._events) - self.window
+            self._floor = self._ids[cut - 1]
+            del self._events[:cut], self._ids[:cut]
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        if self._signals:
+            for task_id in {r.task_id for r in rows}:
+                signal = self._signals.pop(task_id, None)
+                if signal is not None:
+                    signal.before = before
+                    signal.event.set()
 
     async def _wait(self, cursor: int, timeout: float) -> bool:
         if self.last_id > cursor:
@@ -155,29 +174,42 @@ class EventBroker:
         self, task_id: str | None, after: int, heartbeat: float
     ) -> AsyncIterator[Event | None]:
         """Every event after `after` (of one task, or all), then live ones; None = heartbeat."""
+        async for run in self.runs(task_id, after, heartbeat):
+            if run is None:
+                yield None
+                continue
+            for event in run:
+                yield event
+
+    async def runs(
+        self, task_id: str | None, after: int, heartbeat: float
+    ) -> AsyncIterator[list[Event] | None]:
+        """`subscribe`'s events, in runs of those that are there together (at most TURN), so
+        that a stream can send each run in one write; None = heartbeat."""
         cursor = after
-        handed = 0
         while True:
             upto = self.last_id
             if cursor < self._floor:
                 async with self._replaying:
                     rows = await self.store.events_after(cursor, task_id, PAGE, upto)
-                for r in rows:
-                    yield Event(r.id, r.task_id, r.type, r.data)
-                    handed += 1
-                    if handed % TURN == 0:
-                        await asyncio.sleep(0)
+                for i in range(0, len(rows), TURN):
+                    yield [Event(r.id, r.task_id, r.type, r.data) for r in rows[i : i + TURN]]
+                    await asyncio.sleep(0)
                 cursor = rows[-1].id if len(rows) == PAGE else max(cursor, upto)
                 continue
             start = bisect.bisect_right(self._ids, cursor)
+            run: list[Event] = []
             for event in self._events[start:]:
                 if event.id > upto:
                     break
                 if task_id is None or event.task_id == task_id:
-                    yield event
-                    handed += 1
-                    if handed % TURN == 0:
+                    run.append(event)
+                    if len(run) == TURN:
+                        yield run
+                        run = []
                         await asyncio.sleep(0)
+            if run:
+                yield run
             cursor = max(cursor, upto)
             if task_id is None:
                 woken = await self._wait(cursor, heartbeat)

@@ -225,11 +225,13 @@ def decide(
     decided_by: str | None,
     to: Lease | None = None,
     on_behalf_of: str | None = None,
+    request: ReviewRequest | None = None,
 ) -> Decided:
     """Decide an open review and hand its task back to the workers — straight to the worker
     holding the lease `to`, if one is given; a review that is no longer open raises Conflict
     and changes nothing."""
-    request = ReviewRequest.from_json(json.loads(review.request))
+    if request is None:
+        request = ReviewRequest.from_json(json.loads(review.request))
     if review.status != ReviewStatus.OPEN:
         raise Conflict(
             f"review round {review.round} is already {review.status}"

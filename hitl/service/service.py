@@ -169,7 +169,7 @@ class Service:
             if settings.run_workers
             else None
         )
-        self.store.on_commit(self.broker.poke)
+        self.store.on_commit(self.broker.committed)
         self.listener = (
             Listener(settings.database_url, self.broker.poke, self.wake_workers)
             if self.store.dialect == "postgresql"

@@ -303,8 +303,8 @@ class TaskService:
         def write(tx: Tx, to: machine.Lease | None) -> machine.Decided:
             review, task = find(tx)
             by = verdict.by
+            request = ReviewRequest.from_json(json.loads(review.request))
             if by is not None:
-                request = ReviewRequest.from_json(json.loads(review.request))
                 access.decide(by, task, request, verdict.on_behalf_of)
             decided = machine.decide(
                 tx,
@@ -315,6 +315,7 @@ class TaskService:
                 by.name if by is not None else None,
                 to,
                 verdict.on_behalf_of,
+                request,
             )
             if by is not None:
                 audit(

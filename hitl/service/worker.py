@@ -197,17 +197,22 @@ class Worker:
             on_checkpoint=steps.checkpoint,
         )
         try:
-            outcome = await runner.run(shared, position, decision)
-        except (LeaseLost, Unavailable, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            log.warning("task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id})
-            await steps.fail(_describe(exc))
-            return
-        if isinstance(outcome, Suspended):
-            await steps.suspend(outcome, shared)
-        elif isinstance(outcome, Completed):
-            await steps.complete(shared, outcome.action)
+            try:
+                outcome = await runner.run(shared, position, decision)
+            except (LeaseLost, Unavailable, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                log.warning(
+                    "task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id}
+                )
+                await steps.fail(_describe(exc))
+                return
+            if isinstance(outcome, Suspended):
+                await steps.suspend(outcome, shared)
+            elif isinstance(outcome, Completed):
+                await steps.complete(shared, outcome.action)
+        finally:
+            steps.close()
 
     async def _renew(self) -> None:
         """Keep the leases of the tasks running here, all in one write every third of a lease;
@@ -264,13 +269,20 @@ class _Run:
             self.running.cancel()
 
 
+# A node that ends within this many seconds has its start written with its checkpoint, in one
+# transaction; a longer one has it written when this time has passed.
+START_WINDOW = 0.005
+
+
 class _Steps:
     """The writes of one run of a task, each conditional on this worker's lease.
 
     A node's checkpoint is written in the same transaction as whatever comes next — the next
-    node's start, the review request, the completion or the failure — so no node starts, and
-    no person is asked, before the checkpoint before it is stored; a crash in between reruns
-    the node, as a crash during it would.
+    node's start, the review request, the completion or the failure. A node's start waits
+    `START_WINDOW` for its checkpoint, so a quick node costs one transaction, not two; a
+    slower one has its start (and the checkpoint before it) written then, while it runs. So
+    no person is asked before the checkpoint before it is stored; a crash while a node runs
+    reruns it, and, in its first few milliseconds, the node before it too.
     """
 
     def __init__(self, store: Store, owner: str, task_id: str, round: int = 0) -> None:
@@ -279,8 +291,11 @@ class _Steps:
         self.task_id = task_id
         self.round = round  # review rounds so far: no one else changes it while we hold it
         self.pending: Write | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Future[None] | None = None
 
     async def _write(self, fn: Write) -> None:
+        await self._flushed()
         before, self.pending = self.pending, None
 
         def write(tx: Tx) -> None:
@@ -290,22 +305,53 @@ class _Steps:
 
         await self.store.write(write)
 
+    async def _flushed(self) -> None:
+        """Wait for a start written by the timer, if any: a later write follows it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None:
+            await flushing
+
+    def _flush(self) -> None:
+        self._timer = None
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self._flushing = asyncio.ensure_future(self.store.write(pending))
+            self._flushing.add_done_callback(_retrieved)
+
+    def close(self) -> None:
+        """The run ended: nothing more is written on the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     async def checkpoint(self, cp: Checkpoint) -> None:
         shared = dump_shared(cp.shared)
         position = dumps(cp.position.to_json())
         node = "/".join(cp.position.path)
         action = _jsonable(cp.position.action)
+        self._defer(
+            lambda tx: machine.checkpoint(
+                tx, self.task_id, self.owner, shared, position, node, action
+            )
+        )
+
+    async def started(self, path: list[str]) -> None:
+        await self._flushed()
+        self._defer(lambda tx: machine.start_node(tx, self.task_id, self.owner, path))
+        self._timer = asyncio.get_running_loop().call_later(START_WINDOW, self._flush)
+
+    def _defer(self, fn: Write) -> None:
         earlier = self.pending
 
         def write(tx: Tx) -> None:
             if earlier is not None:
                 earlier(tx)
-            machine.checkpoint(tx, self.task_id, self.owner, shared, position, node, action)
+            fn(tx)
 
         self.pending = write
-
-    async def started(self, path: list[str]) -> None:
-        await self._write(lambda tx: machine.start_node(tx, self.task_id, self.owner, path))
 
     async def suspend(self, outcome: Suspended, shared: dict[str, Any]) -> None:
         shared_text = dump_shared(shared)
@@ -345,6 +391,13 @@ class _Steps:
         except LeaseLost:
             self.pending = None
             await self._write(write)
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """A start written on the timer that failed: the run's next write waits for it and meets
+    the same error; if there is none (the run was stopped), nothing is left to do."""
+    if not done.cancelled():
+        done.exception()
 
 
 def _renew_all(tx: Tx, runs: list[_Run], until: float) -> list[bool]:

@@ -70,8 +70,11 @@ class Tx(Reader, Protocol):
 class Store(Protocol):
     dialect: str
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (on the event loop) after each commit that appended events."""
+    def on_commit(self, callback: Callable[[list[EventRow] | None], None]) -> None:
+        """Call `callback` (on the event loop, in commit order) after each commit that appended
+        events: with those events, in id order, when the store knows them all (SQLite, whose
+        one writer sees every id as it is given); with None when it does not (PostgreSQL, whose
+        ids are handed out at insert, in any order: read them from the log)."""
 
     async def write(self, fn: Callable[[Tx], T]) -> T: ...
     async def read(self, fn: Callable[[Reader], T]) -> T: ...

@@ -10,6 +10,7 @@ statements themselves are in `queries.py`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -150,6 +151,7 @@ class SqlTx(_Session):
     def __init__(self, dbapi: Any, dialect: str) -> None:
         super().__init__(dbapi, dialect)
         self.events_written = 0
+        self.appended: list[EventRow] = []  # SQLite: the events appended, with their ids
         self._pending: list[Row] = []
 
     def task_by_key(self, key: str) -> TaskRow | None:
@@ -243,11 +245,13 @@ class SqlTx(_Session):
         """Append an event. On PostgreSQL it is written by `flush_events`, last, just before the
         commit: the lock that orders event ids is then held for one round trip, not for the
         whole transaction."""
-        params = {"task_id": task_id, "type": type, "data": data, "created_at": time.time()}
+        now = time.time()
+        params = {"task_id": task_id, "type": type, "data": data, "created_at": now}
         if self.dialect == "postgresql":
             self._pending.append(params)
         else:
-            self.run(q.ADD_EVENT, params)
+            id = self.run(q.ADD_EVENT, params).lastrowid
+            self.appended.append(EventRow(id, task_id, type, data, now))
         self.events_written += 1
 
     def flush_events(self) -> None:
@@ -284,7 +288,8 @@ class SqlStore:
             "hitl-db-read",
             max_batch=READ_BATCH if sqlite else 1,
         )
-        self._on_commit: list[Callable[[], None]] = []
+        self._on_commit: list[Callable[[list[EventRow] | None], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the writes come from
         self.commits = 0  # transactions committed by this store's writers
         self._counting = threading.Lock()
         dbapi = self.engine.dialect.loaded_dbapi
@@ -296,16 +301,27 @@ class SqlStore:
         )
         self._constraint: type[Exception] = dbapi.IntegrityError
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
+    def on_commit(self, callback: Callable[[list[EventRow] | None], None]) -> None:
         self._on_commit.append(callback)
 
     async def write(self, fn: Callable[[SqlTx], T]) -> T:
         """Run `fn` in one transaction: all of it commits, or (if it raises) none of it."""
+        self._loop = asyncio.get_running_loop()
         result, wrote_events = await self._writer.submit(fn, None)
-        if wrote_events:
-            for callback in self._on_commit:
-                callback()
+        if wrote_events and self.dialect != "sqlite":  # (SQLite's writer told them already)
+            self._told(None)
         return result  # type: ignore[no-any-return]
+
+    def _tell(self, events: list[EventRow]) -> None:
+        """From the writer thread, right after a commit: the loop hears of it before the
+        writes that made it are answered, and of each commit in order."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody listens any more
+                self._loop.call_soon_threadsafe(self._told, events)
+
+    def _told(self, events: list[EventRow] | None) -> None:
+        for callback in self._on_commit:
+            callback(events)
 
     def _write_each(self, jobs: list[tuple[Callable[[SqlTx], Any], Any]]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -346,6 +362,8 @@ class SqlStore:
             self._guard.check()
             conn.commit()
             self._guard.after_commit(wrote=any(wrote for _, wrote in done))
+            if tx.appended:
+                self._tell(tx.appended)
             with self._counting:
                 self.commits += 1
             return done

@@ -84,17 +84,22 @@ async def stream_chunks(
         yield CLOSED
         return
     heartbeat = service.settings.heartbeat_seconds
-    async for event in service.broker.subscribe(task.id, last, heartbeat):
-        if event is None:
+    async for run in service.broker.runs(task.id, last, heartbeat):
+        if run is None:
             yield sse.HEARTBEAT
             continue
-        if event.type in compat.SPOKEN:
-            message = compat.message(event.type, json.loads(event.data))
-            if message is not None:
-                yield _data(message, event.id)
-        if event.type in FINAL_EVENTS:
-            yield CLOSED
-            return
+        frames = []  # the run's messages, sent in one write
+        for event in run:
+            if event.type in compat.SPOKEN:
+                message = compat.message(event.type, json.loads(event.data))
+                if message is not None:
+                    frames.append(_data(message, event.id))
+            if event.type in FINAL_EVENTS:
+                frames.append(CLOSED)
+                yield b"".join(frames)
+                return
+        if frames:
+            yield b"".join(frames)
 
 
 @router.get(

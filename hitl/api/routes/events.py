@@ -36,15 +36,20 @@ async def _stream(
     history, which a retry followed."""
     yield sse.RETRY
     heartbeat = service.settings.heartbeat_seconds
-    async for event in service.broker.subscribe(task_id, after, heartbeat):
-        if event is None:
+    async for run in service.broker.runs(task_id, after, heartbeat):
+        if run is None:
             yield sse.HEARTBEAT
             continue
-        if sees is not None and not await sees(event.task_id, event.type):
-            continue
-        yield sse.event_frame(event.id, event.type, event.data)
-        if ends_from is not None and event.type in FINAL_EVENTS and event.id >= ends_from:
-            return
+        frames = []  # the run's events, sent in one write
+        for event in run:
+            if sees is not None and not await sees(event.task_id, event.type):
+                continue
+            frames.append(sse.event_frame(event.id, event.type, event.data))
+            if ends_from is not None and event.type in FINAL_EVENTS and event.id >= ends_from:
+                yield b"".join(frames)
+                return
+        if frames:
+            yield b"".join(frames)
 
 
 @router.get(

@@ -18,8 +18,8 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
-from hitl.api import security
-from hitl.api.fastpath import CookbookFastPath
+from hitl.api import front, security
+from hitl.api.fastpath import FastPath
 from hitl.app import create_app
 from hitl.config import Settings
 
@@ -131,13 +131,13 @@ async def test_the_cookbook_fast_path_answers_have_the_headers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answered: list[str] = []
-    submit = CookbookFastPath._submit
+    submit = FastPath._submit
 
-    async def spy(self: CookbookFastPath, *args: Any) -> Any:
+    async def spy(self: FastPath, *args: Any) -> Any:
         answered.append("fast path")
         return await submit(self, *args)
 
-    monkeypatch.setattr(CookbookFastPath, "_submit", spy)
+    monkeypatch.setattr(FastPath, "_submit", spy)
     async with served(tmp_path) as client:  # create_app's default: the fast path on
         response = await client.post("/submit", json={"data": "hello"})
         task_id = response.json()["task_id"]
@@ -378,12 +378,12 @@ async def test_the_warning_is_logged_at_start_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, host: str, warns: bool
 ) -> None:
     app = create_app(settings_for(tmp_path, host=host, auth=True))
-    with caplog.at_level(logging.WARNING, logger="hitl.api.security"):
+    with caplog.at_level(logging.WARNING, logger="hitl.api.front"):
         assert await run_lifespan(app) == [
             "lifespan.startup.complete",
             "lifespan.shutdown.complete",
         ]
-    warnings = [r.getMessage() for r in caplog.records if r.name == "hitl.api.security"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hitl.api.front"]
     assert len(warnings) == (1 if warns else 0)
     if warns:
         assert "set HITL_ALLOWED_HOSTS" in warnings[0]
@@ -452,7 +452,7 @@ async def call(app: Any, scope: Scope) -> list[Message]:
 
 
 async def test_a_header_the_app_sets_is_kept() -> None:
-    guard = security.Guard(hello, security.HostPolicy(LOOPBACK))
+    guard = front.FrontDoor(hello, security.HostPolicy(LOOPBACK))
     start, body = await call(guard, raw_scope("/", [(b"host", b"localhost")]))
     headers = [(n.decode(), v.decode()) for n, v in start["headers"]]
     assert [v for n, v in headers if n == "x-frame-options"] == ["SAMEORIGIN"]
@@ -461,10 +461,10 @@ async def test_a_header_the_app_sets_is_kept() -> None:
 
 
 async def test_a_request_without_host_is_refused_unless_any_host_is() -> None:
-    refused = await call(security.Guard(hello, security.HostPolicy(LOOPBACK)), raw_scope("/", []))
+    refused = await call(front.FrontDoor(hello, security.HostPolicy(LOOPBACK)), raw_scope("/", []))
     assert refused[0]["status"] == 400
     assert b"no Host header" in refused[1]["body"]
-    anyone = security.Guard(hello, security.HostPolicy(LOOPBACK, any=True))
+    anyone = front.FrontDoor(hello, security.HostPolicy(LOOPBACK, any=True))
     assert (await call(anyone, raw_scope("/", [])))[0]["status"] == 200
 
 
@@ -473,5 +473,5 @@ async def test_a_websocket_for_another_host_is_closed() -> None:
         raise AssertionError("reached the app")
 
     scope = {**raw_scope("/ws", [(b"host", b"evil.example")]), "type": "websocket"}
-    [closed] = await call(security.Guard(never, security.HostPolicy(LOOPBACK)), scope)
+    [closed] = await call(front.FrontDoor(never, security.HostPolicy(LOOPBACK)), scope)
     assert closed["type"] == "websocket.close"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hitl.service import EventBroker
@@ -16,7 +17,7 @@ async def test_old_cursors_read_the_database_then_the_window(
     migrate.upgrade(url)
     store = SqlStore(url)
     broker = EventBroker(store, window=3, poll_interval=0.02)
-    store.on_commit(broker.poke)
+    store.on_commit(broker.committed)
     await broker.start()
     try:
         for i in range(20):
@@ -79,7 +80,7 @@ async def test_a_live_subscriber_skips_other_tasks_events_without_reading_them(
     migrate.upgrade(url)
     store = SqlStore(url)
     broker = EventBroker(store, window=3, poll_interval=60)
-    store.on_commit(broker.poke)
+    store.on_commit(broker.committed)
     await broker.start()
     task_reads = 0
     events_after = store.events_after
@@ -117,3 +118,43 @@ async def test_a_live_subscriber_skips_other_tasks_events_without_reading_them(
     finally:
         await broker.stop()
         await store.close()
+
+
+async def test_this_process_commits_reach_subscribers_without_a_query(tmp_path: Path) -> None:
+    """SQLite: what this process commits goes into the window straight from the commit. A
+    commit by another process in between is read from the log, and nothing is out of order.
+    (PostgreSQL's commits are always read from the log: the tests above run on both.)"""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    migrate.upgrade(url)
+    store, other = SqlStore(url), SqlStore(url)
+    broker = EventBroker(store, poll_interval=60)
+    store.on_commit(broker.committed)
+    await broker.start()
+    reads = 0
+    events_after = store.events_after
+
+    async def counted(*args: Any, **kw: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await events_after(*args, **kw)
+
+    store.events_after = counted  # type: ignore[method-assign]
+    try:
+        for i in range(5):
+            await store.write(lambda tx, i=i: tx.add_event("a", "x", str(i)))
+        assert broker.last_id == 5 and reads == 0
+        await other.write(lambda tx: tx.add_event("a", "x", "elsewhere"))  # not heard here
+        await store.write(lambda tx: tx.add_event("a", "x", "after"))  # id 7 does not follow 5
+        while broker.last_id < 7:
+            await asyncio.sleep(0.01)
+        got = []
+        async for event in broker.subscribe("a", 0, heartbeat=0.05):
+            if event is None:
+                break
+            got.append((event.id, event.data))
+        assert got == [(i + 1, str(i)) for i in range(5)] + [(6, "elsewhere"), (7, "after")]
+        assert reads == 1  # the one that found the other process's event
+    finally:
+        await broker.stop()
+        await store.close()
+        await other.close()

@@ -36,12 +36,58 @@ async def test_a_second_claim_by_the_same_worker_ends_the_first_run(service: Ser
         assert first.lease_owner != second.lease_owner
         assert first.lease_owner.startswith(worker.owner)
 
+        stale = _Steps(service.store, first.lease_owner, task.id)
+        await stale.started(["process"])
         with pytest.raises(LeaseLost):
-            await _Steps(service.store, first.lease_owner, task.id).started(["process"])
-        await _Steps(service.store, second.lease_owner, task.id).started(["process"])
+            await stale.complete({"x": 1}, "done")  # its next write
+        fresh = _Steps(service.store, second.lease_owner, task.id)
+        await fresh.started(["process"])
+        await fresh.complete({"x": 1}, "done")
         row = await service.store.get_task(task.id)
-        assert row is not None and row.node == "process"
+        assert row is not None and row.status == "completed" and row.node == "process"
     finally:
+        await worker.stop()
+
+
+async def test_a_quick_node_starts_and_ends_in_one_transaction(service: Service) -> None:
+    """process (quick) → review: the node's start, its checkpoint and the review request are
+    one commit, and the log still has them all, in order."""
+    worker = Worker(service.store, service.registry)
+    try:
+        task, _ = await service.tasks.submit("x")
+        [claimed] = await worker._claim(1)
+        before = service.store.commits
+        await worker._run(claimed)
+        assert service.store.commits - before == 1
+        types = [e.type for e in await service.store.events_after(0, task.id, 100)]
+        assert types[-3:] == ["node.started", "node.finished", "review.requested"]
+    finally:
+        await worker.stop()
+
+
+async def test_a_slow_node_has_its_start_written_while_it_runs(service: Service) -> None:
+    """A node still running after the window: its start is in the log before it ends."""
+    worker = Worker(service.store, service.registry)
+    steps = _Steps(service.store, "", "")
+    try:
+        task, _ = await service.tasks.submit("x")
+        [claimed] = await worker._claim(1)
+        steps = _Steps(service.store, claimed.task.lease_owner or "", task.id)
+        await steps.started(["process"])
+        for _ in range(500):  # the node "runs" until its start is stored
+            row = await service.store.get_task(task.id)
+            assert row is not None
+            if row.node == "process":
+                break
+            await asyncio.sleep(0.01)
+        assert row.node == "process"
+        types = [e.type for e in await service.store.events_after(0, task.id, 100)]
+        assert types[-1] == "node.started"
+        await steps.complete({"x": 1}, "done")
+        types = [e.type for e in await service.store.events_after(0, task.id, 100)]
+        assert types[-2:] == ["node.started", "task.completed"]
+    finally:
+        steps.close()
         await worker.stop()
 
 
