@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hitl.flow import content_hash
 from hitl.service import EventType, ReviewRow, TaskRow, TaskStatus
 
 # The events the cookbook has a word for; a stream parses no other event's data.
@@ -30,7 +31,12 @@ def message(type: str, data: dict[str, Any]) -> dict[str, Any] | None:
         return {"status": "running"}
     if type == EventType.REVIEW_REQUESTED:
         output = data.get("output")
-        return {"status": "waiting_for_review", "output_to_review": output, "round": data["round"]}
+        return {
+            "status": "waiting_for_review",
+            "output_to_review": output,
+            "round": data["round"],
+            "content_hash": data.get("content_hash") or content_hash(output),
+        }
     if type == EventType.REVIEW_DECIDED:
         value = "rejected" if data.get("decision") == "reject" else "approved"
         return {"status": "processing_feedback", "feedback_value": value, "round": data["round"]}
@@ -52,7 +58,12 @@ def snapshot(task: TaskRow, review: ReviewRow | None) -> dict[str, Any]:
         return {"status": "pending", "task_id": task.id}
     if status == TaskStatus.WAITING_FOR_REVIEW and review is not None:
         output = json.loads(review.request).get("output")
-        return {"status": "waiting_for_review", "output_to_review": output, "round": review.round}
+        return {
+            "status": "waiting_for_review",
+            "output_to_review": output,
+            "round": review.round,
+            "content_hash": content_hash(output),
+        }
     if status == TaskStatus.COMPLETED:
         result = json.loads(task.result) if task.result is not None else None
         return {"status": "completed", "final_result": result}

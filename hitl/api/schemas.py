@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from hitl.service import AuditRow, ReviewRow, TaskRow
+from hitl.flow import content_hash
+from hitl.service import AuditRow, ReviewRow, TaskRow, claim_holder
+
+# What a decision was made on, as its client says: a decision on another round or other
+# content is refused (409).
+SeenRound = Annotated[
+    int | None,
+    Field(ge=1, le=2**31 - 1, description="the round that was shown"),
+]
+SeenHash = Annotated[
+    str | None,
+    Field(pattern="^[0-9a-f]{64}$", description="the `content_hash` of the review as shown"),
+]
 
 
 def _time(ts: float | None) -> datetime | None:
@@ -24,6 +37,12 @@ class TaskCreate(BaseModel):
 
     input: JsonValue = Field(description="what to process: text, or any JSON value")
     flow: str | None = Field(None, description="a flow this server runs; default if omitted")
+    assignees: list[str] | None = Field(
+        None,
+        max_length=50,
+        description="who decides its reviews where a review node names none: user names, "
+        "and roles as role:NAME",
+    )
 
 
 class ReviewPublic(BaseModel):
@@ -48,6 +67,21 @@ class ReviewPublic(BaseModel):
         description="the decision the deadline makes; null: the deadline fails the task"
     )
     created_at: datetime
+    content_hash: str = Field(
+        description="SHA-256 of the output as shown (canonical JSON): send it with a decision"
+    )
+    comment_required: list[str] = Field(description="decisions that need a comment")
+    dangerous: list[str] = Field(description="decisions a page asks to confirm")
+    form: list[dict[str, Any]] = Field(
+        description="fields a decision carries: name, type, label, required, choices, min, "
+        "max, max_length, decisions (empty: every decision)"
+    )
+    form_values: dict[str, Any] | None = Field(None, description="the decision's form values")
+    assignees: list[str] = Field(
+        description="who may decide it (user names, and roles as role:NAME); empty: any reviewer"
+    )
+    claimed_by: str | None = Field(None, description="who is reviewing it now")
+    claimed_until: datetime | None = Field(None, description="when that claim ends")
 
     @classmethod
     def of(cls, row: ReviewRow) -> ReviewPublic:
@@ -70,6 +104,14 @@ class ReviewPublic(BaseModel):
             deadline=_time(row.deadline),
             on_deadline=request.get("on_deadline"),
             created_at=_time(row.created_at),
+            content_hash=content_hash(request.get("output")),
+            comment_required=request.get("comment_required") or [],
+            dangerous=request.get("dangerous") or [],
+            form=request.get("form") or [],
+            form_values=_json(row.form_values),
+            assignees=request.get("assignees") or [],
+            claimed_by=claim_holder(row, time.time()),
+            claimed_until=_time(row.claimed_until) if claim_holder(row, time.time()) else None,
         )
 
 
@@ -130,6 +172,19 @@ class DecisionCreate(BaseModel):
         pattern="^[^\x00]*$",
         description="admins only: whose decision this is, when it is not the admin's own",
     )
+    round: SeenRound = None
+    content_hash: SeenHash = None
+    form: dict[str, JsonValue] | None = Field(
+        None, description="the review form's values, by field name (see the review's `form`)"
+    )
+
+
+class ClaimCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    take_over: bool = Field(
+        False, description="take the claim from whoever holds it now (they are told)"
+    )
 
 
 class SubmitRequest(BaseModel):
@@ -143,6 +198,8 @@ class SubmitResponse(BaseModel):
 
 class FeedbackRequest(BaseModel):
     feedback: Literal["approved", "rejected"]
+    round: SeenRound = None
+    content_hash: SeenHash = None
 
 
 class FeedbackResponse(BaseModel):

@@ -8,13 +8,14 @@ from typing import Any
 from pocketflow import BaseNode
 
 from hitl.flow.checkpoint import Checkpoint, Frame, Position, Shared, SharedNotJSON, dump_shared
-from hitl.flow.review import Decision, HumanReview, ReviewRequest
+from hitl.flow.review import Decision, Field, HumanReview, ReviewRequest, content_hash
 from hitl.flow.runner import Completed, Outcome, Runner, Suspended
 
 __all__ = [
     "Checkpoint",
     "Completed",
     "Decision",
+    "Field",
     "Frame",
     "HumanReview",
     "Outcome",
@@ -23,6 +24,7 @@ __all__ = [
     "Runner",
     "SharedNotJSON",
     "Suspended",
+    "content_hash",
     "dump_shared",
     "run_flow",
     "run_flow_async",

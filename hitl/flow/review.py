@@ -2,12 +2,108 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pocketflow import AsyncNode
 
 DEFAULT_DECISIONS = ("approve", "edit", "reject")
+
+
+FIELD_TYPES = ("text", "number", "integer", "boolean", "choice")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a review's form: what a decision carries besides its comment.
+
+    `decisions` names the decisions it belongs to (empty: every decision); `required` means
+    those decisions must give it. `choices` is for `choice` fields; `min`/`max` bound numbers,
+    `max_length` text.
+    """
+
+    name: str
+    type: str = "text"
+    label: str = ""
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = None
+    decisions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"a form field's name must be letters, digits or _: {self.name!r}")
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"field {self.name!r}: type must be one of {list(FIELD_TYPES)}")
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"field {self.name!r}: a choice field needs choices")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "label": self.label,
+            "required": self.required,
+            "choices": list(self.choices),
+            "min": self.min,
+            "max": self.max,
+            "max_length": self.max_length,
+            "decisions": list(self.decisions),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Field:
+        return cls(
+            name=data["name"],
+            type=data.get("type") or "text",
+            label=data.get("label") or "",
+            required=bool(data.get("required")),
+            choices=tuple(data.get("choices") or ()),
+            min=data.get("min"),
+            max=data.get("max"),
+            max_length=data.get("max_length"),
+            decisions=tuple(data.get("decisions") or ()),
+        )
+
+    def check(self, value: Any) -> Any:
+        """The value, as stored; ValueError saying what is wrong with it."""
+        where = f"form.{self.name}"
+        if self.type == "text":
+            if not isinstance(value, str):
+                raise ValueError(f"{where}: must be text")
+            if self.max_length is not None and len(value) > self.max_length:
+                raise ValueError(f"{where}: at most {self.max_length} characters")
+            return value
+        if self.type == "boolean":
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: must be true or false")
+            return value
+        if self.type == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{where}: must be one of {list(self.choices)}")
+            return value
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise ValueError(f"{where}: must be a number")
+        if self.type == "integer" and value != int(value):
+            raise ValueError(f"{where}: must be a whole number")
+        if self.min is not None and value < self.min:
+            raise ValueError(f"{where}: must be at least {self.min:g}")
+        if self.max is not None and value > self.max:
+            raise ValueError(f"{where}: must be at most {self.max:g}")
+        return int(value) if self.type == "integer" else value
+
+
+def content_hash(output: Any) -> str:
+    """The SHA-256 of the output a reviewer is shown (as canonical JSON): a decision names it,
+    so that a decision made on other content is refused."""
+    text = json.dumps(output, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -25,8 +121,22 @@ class ReviewRequest:
     deadline_seconds: float | None = None
     on_deadline: str | None = None
     allow_self_review: bool = False  # may the task's submitter decide it?
+    comment_required: tuple[str, ...] = ()  # decisions that need a comment
+    dangerous: tuple[str, ...] = ()  # decisions the page asks to confirm
+    form: tuple[Field, ...] = ()
+    assignees: tuple[str, ...] = ()  # user names, and roles as "role:NAME"; empty: any reviewer
 
     def __post_init__(self) -> None:
+        for what in ("comment_required", "dangerous"):
+            unknown = [d for d in getattr(self, what) if d not in self.decisions]
+            if unknown:
+                raise ValueError(f"{what} names decisions this review lacks: {unknown}")
+        names = [f.name for f in self.form]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the form names a field twice: {names}")
+        for f in self.form:
+            if any(d not in self.decisions for d in f.decisions):
+                raise ValueError(f"field {f.name!r} names decisions this review lacks")
         if self.deadline_seconds is not None and not self.deadline_seconds > 0:
             raise ValueError(f"deadline_seconds must be > 0, not {self.deadline_seconds!r}")
         if self.on_deadline is not None:
@@ -46,6 +156,10 @@ class ReviewRequest:
             "deadline_seconds": self.deadline_seconds,
             "on_deadline": self.on_deadline,
             "allow_self_review": self.allow_self_review,
+            "comment_required": list(self.comment_required),
+            "dangerous": list(self.dangerous),
+            "form": [f.to_json() for f in self.form],
+            "assignees": list(self.assignees),
         }
 
     @classmethod
@@ -57,7 +171,33 @@ class ReviewRequest:
             deadline_seconds=data.get("deadline_seconds"),
             on_deadline=data.get("on_deadline"),
             allow_self_review=bool(data.get("allow_self_review")),
+            comment_required=tuple(data.get("comment_required") or ()),
+            dangerous=tuple(data.get("dangerous") or ()),
+            form=tuple(Field.from_json(f) for f in data.get("form") or ()),
+            assignees=tuple(data.get("assignees") or ()),
         )
+
+    def check(
+        self, action: str, comment: str | None, form: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The form's values for a decision `action`, checked; ValueError naming what is
+        missing or wrong. (That `action` is allowed at all is the caller's check.)"""
+        if action in self.comment_required and not (comment or "").strip():
+            raise ValueError(f"comment: this review needs a comment to {action}")
+        fields = {f.name: f for f in self.form if not f.decisions or action in f.decisions}
+        given = dict(form or {})
+        unknown = sorted(set(given) - set(fields))
+        if unknown:
+            known = ", ".join(fields) or "none"
+            raise ValueError(f"form.{unknown[0]}: no such field for {action} (fields: {known})")
+        values: dict[str, Any] = {}
+        for name, f in fields.items():
+            if given.get(name) is None:
+                if f.required:
+                    raise ValueError(f"form.{name}: required to {action}")
+                continue
+            values[name] = f.check(given[name])
+        return values or None
 
     @classmethod
     def coerce(cls, value: Any, node: HumanReview | None = None) -> ReviewRequest:
@@ -74,6 +214,13 @@ class ReviewRequest:
                 deadline_seconds=value.get("deadline_seconds"),
                 on_deadline=value.get("on_deadline"),
                 allow_self_review=bool(value.get("allow_self_review")),
+                comment_required=tuple(value.get("comment_required") or ()),
+                dangerous=tuple(value.get("dangerous") or ()),
+                form=tuple(
+                    f if isinstance(f, Field) else Field.from_json(f)
+                    for f in value.get("form") or ()
+                ),
+                assignees=tuple(value.get("assignees") or ()),
             )
         else:
             request = cls(output=value, decisions=decisions)
@@ -83,6 +230,14 @@ class ReviewRequest:
             )
         if node is not None and node.allow_self_review and not request.allow_self_review:
             request = replace(request, allow_self_review=True)
+        if node is not None:  # what the node declares, where its prep said nothing
+            request = replace(
+                request,
+                comment_required=request.comment_required or tuple(node.comment_required),
+                dangerous=request.dangerous or tuple(node.dangerous),
+                form=request.form or tuple(node.form),
+                assignees=request.assignees or tuple(node.assignees),
+            )
         return request
 
 
@@ -95,6 +250,7 @@ class Decision:
     edited_output: Any = None
     decided_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    form: dict[str, Any] = field(default_factory=dict)  # the review form's values
 
     @property
     def output(self) -> Any:
@@ -114,13 +270,20 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     `deadline_seconds` and `on_deadline` (class attributes, or set on an instance) give every
     request of this node a deadline, unless its `prep` set one: see `ReviewRequest`. By
     default nobody decides a review of a task they submitted; `allow_self_review = True`
-    lets them, for this node.
+    lets them, for this node. `comment_required` and `dangerous` name decisions that need a
+    comment, or a confirmation on the page; `form` is a tuple of `Field`s that decisions carry
+    (checked by the server, handed to `post` as `Decision.form`); `assignees` names who may
+    decide (user names, and roles as "role:NAME"; admins always may).
     """
 
     decisions: tuple[str, ...] = DEFAULT_DECISIONS
     deadline_seconds: float | None = None
     on_deadline: str | None = None
     allow_self_review: bool = False
+    comment_required: tuple[str, ...] = ()
+    dangerous: tuple[str, ...] = ()
+    form: tuple[Field, ...] = ()
+    assignees: tuple[str, ...] = ()
 
     def prep(self, shared: dict[str, Any]) -> Any:
         return ReviewRequest(output=None, decisions=self.decisions)

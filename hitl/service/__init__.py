@@ -16,7 +16,15 @@ from hitl.service.errors import (
     Unauthenticated,
 )
 from hitl.service.events import Event, EventBroker
-from hitl.service.machine import FINAL, FINAL_EVENTS, EventType, ReviewStatus, TaskStatus
+from hitl.service.machine import (
+    FINAL,
+    FINAL_EVENTS,
+    EventType,
+    ReviewStatus,
+    Seen,
+    TaskStatus,
+    claim_holder,
+)
 from hitl.service.service import DatabaseNotReady, Service
 from hitl.store import AuditRow, ReviewRow, TaskRow, Unavailable
 
@@ -36,9 +44,11 @@ __all__ = [
     "NotFound",
     "ReviewRow",
     "ReviewStatus",
+    "Seen",
     "Service",
     "TaskRow",
     "TaskStatus",
     "Unauthenticated",
     "Unavailable",
+    "claim_holder",
 ]

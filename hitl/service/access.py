@@ -7,7 +7,8 @@
 A read that is not allowed is answered as if the thing did not exist (NotFound), so that a
 caller learns nothing of other people's work; an action on something the caller may see, but
 not do, is Forbidden, with a message naming what is missing. Separation of duties: nobody
-decides a review of a task they submitted, unless the review node allows it.
+decides a review of a task they submitted, unless the review node allows it. A review assigned
+to people or roles is decided by them (or an admin) only; other reviewers may read it.
 
 Every entry point calls these through the use cases of `TaskService`; a principal of None is
 the process itself (workers, deadlines, tests that drive the service directly).
@@ -72,11 +73,21 @@ def decide(
     if not who.has("reviewer"):
         raise Forbidden(f"{who.name} may not decide reviews: that needs the reviewer role")
     decider = on_behalf_of if on_behalf_of is not None else who.name
+    if request.assignees and not who.is_admin and not assigned(who, request.assignees):
+        raise Forbidden(
+            f"this review is assigned to {', '.join(request.assignees)}: only they, or an "
+            f"admin, may decide it; {who.name} may read it"
+        )
     if task.created_by == decider and not request.allow_self_review:
         raise Forbidden(
             f"{decider} submitted this task, so someone else must decide its review "
             "(a flow may allow it per review node: allow_self_review)"
         )
+
+
+def assigned(who: Principal, assignees: tuple[str, ...]) -> bool:
+    """Whether `who` is one of a review's assignees: by name, or by a role ("role:NAME")."""
+    return who.name in assignees or any(f"role:{role}" in assignees for role in who.roles)
 
 
 def administer(who: Principal | None, what: str) -> None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from hitl.flow import ReviewRequest
-from hitl.service.errors import Conflict, LeaseLost, NotFound
+from hitl.flow import ReviewRequest, content_hash
+from hitl.service.errors import Conflict, Invalid, LeaseLost, NotFound
 from hitl.store import ANY_OWNER, ReviewRow, TaskRow, Tx
 
 
@@ -59,6 +59,8 @@ class EventType(StrEnum):
     FAILED = "task.failed"
     CANCELLED = "task.cancelled"
     RETRIED = "task.retried"
+    REVIEW_CLAIMED = "review.claimed"
+    REVIEW_RELEASED = "review.released"
 
 
 FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
@@ -100,6 +102,19 @@ CANCEL = Transition(
     EventType.CANCELLED,
 )
 RETRY = Transition("retry", frozenset({S.FAILED}), S.QUEUED, EventType.RETRIED)
+# A reviewer's claim on an open review: the task stays waiting; others see who is reviewing.
+TAKE_REVIEW = Transition(
+    "take_review",
+    frozenset({S.WAITING_FOR_REVIEW}),
+    S.WAITING_FOR_REVIEW,
+    EventType.REVIEW_CLAIMED,
+)
+LEAVE_REVIEW = Transition(
+    "leave_review",
+    frozenset({S.WAITING_FOR_REVIEW}),
+    S.WAITING_FOR_REVIEW,
+    EventType.REVIEW_RELEASED,
+)
 
 ALL = (
     SUBMIT,
@@ -113,6 +128,8 @@ ALL = (
     FAIL,
     CANCEL,
     RETRY,
+    TAKE_REVIEW,
+    LEAVE_REVIEW,
 )
 
 # The arrows, as the transitions above draw them.
@@ -226,10 +243,15 @@ def decide(
     to: Lease | None = None,
     on_behalf_of: str | None = None,
     request: ReviewRequest | None = None,
+    seen: Seen | None = None,
+    form: dict[str, Any] | None = None,
+    now: float | None = None,
 ) -> Decided:
     """Decide an open review and hand its task back to the workers — straight to the worker
-    holding the lease `to`, if one is given; a review that is no longer open raises Conflict
-    and changes nothing."""
+    holding the lease `to`, if one is given. A review that is no longer open, a decision made
+    on another round or other content than the review's (`seen`), or one made while someone
+    else holds the review's claim, raises Conflict and changes nothing; a missing comment or a
+    form value that is wrong raises Invalid, naming it."""
     if request is None:
         request = ReviewRequest.from_json(json.loads(review.request))
     if review.status != ReviewStatus.OPEN:
@@ -240,12 +262,26 @@ def decide(
             review_status=review.status,
             decision=review.decision,
         )
+    if seen is not None:
+        seen.check(review, request)
     if action not in request.decisions:
         raise Conflict(
             f"decision {action!r} is not allowed here; allowed: {', '.join(request.decisions)}",
             allowed=list(request.decisions),
         )
-    now = time.time()
+    now = time.time() if now is None else now
+    if decided_by not in (None, DEADLINE_BY):
+        holder = claim_holder(review, now)
+        if holder is not None and holder != decided_by:
+            raise Conflict(
+                f"{holder} is reviewing this (their claim ends at {_clock(review)}): take the "
+                "claim over to decide it",
+                claimed_by=holder,
+            )
+    try:
+        values = request.check(action, comment, form)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
     decision = {
         "status": ReviewStatus.DECIDED.value,
         "decision": action,
@@ -254,6 +290,7 @@ def decide(
         "decided_by": decided_by,
         "decided_at": now,
         "on_behalf_of": on_behalf_of,
+        "form_values": dumps(values) if values else None,
     }
     if not tx.update_review(review.id, [ReviewStatus.OPEN], **decision):
         current = tx.get_review(review.id) or review
@@ -285,6 +322,7 @@ def decide(
         edited_output=json.loads(edited) if edited is not None else None,
         decided_by=decided_by,
         **({"on_behalf_of": on_behalf_of} if on_behalf_of is not None else {}),
+        **({"form": values} if values else {}),
     )
     for name, value in decision.items():
         setattr(review, name, value)
@@ -295,6 +333,87 @@ def decide(
 
 
 DEADLINE_BY = "deadline"  # the `decided_by` of a decision the deadline made
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a decision was made on, as its client says: the review's round, and the hash of
+    the output it showed (`hitl.flow.content_hash`). Either may be unknown (None)."""
+
+    round: int | None = None
+    content_hash: str | None = None
+
+    def check(self, review: ReviewRow, request: ReviewRequest) -> None:
+        if self.round is not None and self.round != review.round:
+            raise Conflict(
+                f"this decision was made on round {self.round}, but the review open now is "
+                f"round {review.round}: reload, and decide on what it shows now",
+                round=review.round,
+            )
+        if self.content_hash is not None and self.content_hash != content_hash(request.output):
+            raise Conflict(
+                "this decision was made on other content than this review shows: reload, and "
+                "decide on what it shows now",
+                round=review.round,
+            )
+
+
+def claim_holder(review: ReviewRow, now: float) -> str | None:
+    """Who is reviewing it now: the holder of a claim that has not expired."""
+    if review.claimed_by is None or (review.claimed_until or 0.0) <= now:
+        return None
+    return review.claimed_by
+
+
+def take_review(
+    tx: Tx, review: ReviewRow, who: str, until: float, now: float, take_over: bool
+) -> ReviewRow:
+    """Claim an open review for `who` until `until` (again: renew it). Someone else's claim
+    that has not expired is taken over only with `take_over`."""
+    if review.status != ReviewStatus.OPEN:
+        raise Conflict(
+            f"review round {review.round} is already {review.status}; nothing to review",
+            review_status=review.status,
+        )
+    holder = claim_holder(review, now)
+    if holder is not None and holder != who and not take_over:
+        raise Conflict(
+            f"{holder} is reviewing this (their claim ends at {_clock(review)}): take the "
+            "claim over to review it yourself",
+            claimed_by=holder,
+        )
+    if not tx.update_review(review.id, [ReviewStatus.OPEN], claimed_by=who, claimed_until=until):
+        raise Conflict("the review was decided meanwhile; nothing to review")
+    taken = {"taken_from": holder} if holder not in (None, who) else {}
+    _event(
+        tx,
+        TAKE_REVIEW,
+        review.task_id,
+        review_id=review.id,
+        round=review.round,
+        claimed_by=who,
+        claimed_until=until,
+        **taken,
+    )
+    review.claimed_by, review.claimed_until = who, until
+    return review
+
+
+def leave_review(tx: Tx, review: ReviewRow, who: str, now: float, anyone: bool) -> ReviewRow:
+    """Release `who`'s claim (`anyone`: whoever holds it); nothing to do if none holds it."""
+    holder = claim_holder(review, now)
+    if holder is None or review.status != ReviewStatus.OPEN:
+        return review
+    if holder != who and not anyone:
+        raise Conflict(f"{holder} holds the claim on this review, not {who}", claimed_by=holder)
+    if tx.update_review(review.id, [ReviewStatus.OPEN], claimed_by=None, claimed_until=None):
+        _event(tx, LEAVE_REVIEW, review.task_id, review_id=review.id, round=review.round)
+        review.claimed_by, review.claimed_until = None, None
+    return review
+
+
+def _clock(review: ReviewRow) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(review.claimed_until or 0.0))
 
 
 def expire(tx: Tx, review: ReviewRow) -> None:
@@ -365,6 +484,7 @@ def suspend(
         round=review.round,
         node=review.node,
         deadline=review.deadline,
+        content_hash=content_hash(request.get("output")),
         **request,
     )
 

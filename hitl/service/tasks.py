@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hitl.flow import ReviewRequest
+from hitl.flow import ReviewRequest, content_hash
 from hitl.service import access, machine
 from hitl.service.errors import Conflict, Invalid, NotFound
 from hitl.service.flows import FlowRegistry
-from hitl.service.identity import audit
+from hitl.service.identity import ROLES, audit
 from hitl.service.ids import new_id
 from hitl.service.machine import TaskStatus, dumps
 from hitl.service.principal import Principal
@@ -61,6 +61,25 @@ class _Verdict:
     edited: str | None  # JSON text
     by: Principal | None
     on_behalf_of: str | None
+    seen: machine.Seen | None = None
+    form: dict[str, Any] | None = None
+
+
+# How long opening a review claims it; the page renews the claim while it is open and seen.
+CLAIM_SECONDS = 300.0
+MAX_ASSIGNEES = 50
+
+
+def _check_assignees(assignees: list[str]) -> None:
+    if len(assignees) > MAX_ASSIGNEES:
+        raise Invalid(f"assignees: at most {MAX_ASSIGNEES} names")
+    for name in assignees:
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise Invalid(
+                f"assignees: {name!r} is not a user name or role:NAME of at most 200 characters"
+            )
+        if name.startswith("role:") and name[5:] not in ROLES:
+            raise Invalid(f"assignees: no role {name[5:]!r}; roles: {', '.join(ROLES)}")
 
 
 class Hands(Protocol):
@@ -84,6 +103,7 @@ class TaskService:
         self.wake_workers = wake_workers
         self.hands = hands
         self.max_comment_chars = max_comment_chars
+        self.clock: Callable[[], float] = time.time  # claims and decisions; tests set their own
 
     async def submit(
         self,
@@ -91,9 +111,14 @@ class TaskService:
         flow: str | None = None,
         idempotency_key: str | None = None,
         by: Principal | None = None,
+        assignees: list[str] | None = None,
     ) -> tuple[TaskRow, bool]:
-        """Queue a task; returns it and whether it is new (False: an idempotent replay)."""
+        """Queue a task; returns it and whether it is new (False: an idempotent replay).
+        `assignees` (user names, and roles as "role:NAME") decide its reviews, where a review
+        node names none itself."""
         access.submit(by)
+        if assignees is not None:
+            _check_assignees(assignees)
         if input is None or input == "" or input == {} or input == []:
             raise Invalid("input is empty: send the text or JSON value to process")
         input_text = json_value(input, "input")
@@ -112,6 +137,7 @@ class TaskService:
             created_by=by.name if by is not None else None,
             idempotency_key=idempotency_key,
             request_hash=digest,
+            assignees=dumps(assignees) if assignees else None,
         )
 
         def write(tx: Tx) -> tuple[TaskRow, bool]:
@@ -245,18 +271,17 @@ class TaskService:
         by: Principal | None = None,
         on_behalf_of: str | None = None,
         address: str | None = None,
+        seen: machine.Seen | None = None,
+        form: dict[str, Any] | None = None,
     ) -> ReviewRow:
         """Record a decision; exactly one of any number of concurrent decisions wins."""
         review_id = _id(review_id, "review")
 
         def find(tx: Tx) -> tuple[ReviewRow, TaskRow]:
-            review = tx.get_review(review_id)
-            task = tx.get_task(review.task_id) if review is not None else None
-            if review is None or task is None or not access.may_see(by, task):
-                raise NotFound(f"no review {review_id!r}")
-            return review, task
+            return self._review(tx, review_id, by)
 
-        verdict = _Verdict(action, comment, self._edited(action, edited_output), by, on_behalf_of)
+        edited = self._edited(action, edited_output)
+        verdict = _Verdict(action, comment, edited, by, on_behalf_of, seen, form)
         return await self._decide(find, verdict, address)
 
     async def decide_task(
@@ -268,6 +293,7 @@ class TaskService:
         by: Principal | None = None,
         on_behalf_of: str | None = None,
         address: str | None = None,
+        seen: machine.Seen | None = None,
     ) -> ReviewRow:
         """Decide the task's latest review round (the cookbook's `/feedback/{task_id}`)."""
         task_id = _id(task_id, "task")
@@ -282,8 +308,46 @@ class TaskService:
                 )
             return review, task
 
-        verdict = _Verdict(action, comment, self._edited(action, edited_output), by, on_behalf_of)
+        edited = self._edited(action, edited_output)
+        verdict = _Verdict(action, comment, edited, by, on_behalf_of, seen)
         return await self._decide(find, verdict, address)
+
+    @staticmethod
+    def _review(tx: Tx, review_id: str, by: Principal | None) -> tuple[ReviewRow, TaskRow]:
+        review = tx.get_review(review_id)
+        task = tx.get_task(review.task_id) if review is not None else None
+        if review is None or task is None or not access.may_see(by, task):
+            raise NotFound(f"no review {review_id!r}")
+        return review, task
+
+    async def claim_review(
+        self, review_id: str, by: Principal | None, take_over: bool = False
+    ) -> ReviewRow:
+        """Claim a review for `by` for CLAIM_SECONDS (again: renew it), so that others see who
+        is reviewing it and cannot decide it unless they take the claim over."""
+        review_id = _id(review_id, "review")
+        who = by.name if by is not None else "hitl"
+        now = self.clock()
+
+        def write(tx: Tx) -> ReviewRow:
+            review, task = self._review(tx, review_id, by)
+            request = ReviewRequest.from_json(json.loads(review.request))
+            access.decide(by, task, request, None)
+            return machine.take_review(tx, review, who, now + CLAIM_SECONDS, now, take_over)
+
+        return await self.store.write(write)
+
+    async def release_review(self, review_id: str, by: Principal | None) -> ReviewRow:
+        """Give up `by`'s claim on a review (an admin's: anyone's)."""
+        review_id = _id(review_id, "review")
+        who = by.name if by is not None else "hitl"
+
+        def write(tx: Tx) -> ReviewRow:
+            review, _ = self._review(tx, review_id, by)
+            anyone = by is None or by.is_admin
+            return machine.leave_review(tx, review, who, self.clock(), anyone)
+
+        return await self.store.write(write)
 
     async def _decide(
         self,
@@ -316,6 +380,9 @@ class TaskService:
                 to,
                 verdict.on_behalf_of,
                 request,
+                verdict.seen,
+                verdict.form,
+                self.clock(),
             )
             if by is not None:
                 audit(
@@ -325,7 +392,13 @@ class TaskService:
                     review.id,
                     address,
                     task_id=review.task_id,
+                    round=review.round,
                     decision=verdict.action,
+                    comment=verdict.comment,
+                    form=decided.review.form_values and json.loads(decided.review.form_values),
+                    edited_output=json.loads(verdict.edited) if verdict.edited else None,
+                    content_hash=content_hash(request.output),
+                    claimed_by=machine.claim_holder(review, self.clock()),
                     on_behalf_of=verdict.on_behalf_of,
                 )
             return decided

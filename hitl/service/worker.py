@@ -190,6 +190,7 @@ class Worker:
         position = Position.from_json(json.loads(row.position)) if row.position else None
         decision = _decision(claimed.last_review) if position and position.waiting else None
         steps = _Steps(self.store, row.lease_owner or "", task_id, row.round)
+        steps.assignees = json.loads(row.assignees) if row.assignees else []
         runner = Runner(
             self.registry.create(row.flow),
             executor=self.executor,
@@ -293,6 +294,7 @@ class _Steps:
         self.pending: Write | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Future[None] | None = None
+        self.assignees: list[str] = []  # the task's, from its submission
 
     async def _write(self, fn: Write) -> None:
         await self._flushed()
@@ -356,6 +358,8 @@ class _Steps:
     async def suspend(self, outcome: Suspended, shared: dict[str, Any]) -> None:
         shared_text = dump_shared(shared)
         request = outcome.request.to_json()
+        if not request["assignees"] and self.assignees:  # the node named none: the task's
+            request["assignees"] = list(self.assignees)
         position = dumps(outcome.position.to_json())
         seconds = outcome.request.deadline_seconds
         now = time.time()
@@ -410,7 +414,8 @@ def _decision(last: ReviewRow | None) -> Decision | None:
     if last is None or last.status != ReviewStatus.DECIDED or last.decision is None:
         return None
     edited = json.loads(last.edited_output) if last.edited_output is not None else None
-    return Decision(last.decision, last.comment, edited, last.decided_by)
+    form = json.loads(last.form_values) if last.form_values else {}
+    return Decision(last.decision, last.comment, edited, last.decided_by, form=form)
 
 
 def _describe(exc: BaseException) -> str:

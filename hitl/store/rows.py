@@ -30,6 +30,7 @@ class TaskRow:
     claims: int = 0
     idempotency_key: str | None = None
     request_hash: str | None = None
+    assignees: str | None = None  # JSON text: who may decide its reviews, given at submission
 
 
 @dataclass(slots=True)
@@ -49,6 +50,9 @@ class ReviewRow:
     decided_by: str | None = None
     decided_at: float | None = None
     on_behalf_of: str | None = None  # whose decision an admin recorded, if not their own
+    form_values: str | None = None  # JSON text: the decision's form
+    claimed_by: str | None = None  # who is reviewing it now
+    claimed_until: float | None = None
 
 
 @dataclass(slots=True)

@@ -181,7 +181,12 @@ async def test_idle_streams_get_heartbeats(server: Server) -> None:
             c, f"/stream/{task['id']}", until=lambda s: len(s.comments) >= 3, timeout=5
         )
         assert [e.data for e in cookbook.events] == [
-            {"status": "waiting_for_review", "output_to_review": review["output"], "round": 1}
+            {
+                "status": "waiting_for_review",
+                "output_to_review": review["output"],
+                "round": 1,
+                "content_hash": review["content_hash"],
+            }
         ]
         assert {comment.text for comment in cookbook.comments} == {"ping"}
 

@@ -19,7 +19,7 @@ from hitl.api import compat, jsonio, sse
 from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.responses import COOKBOOK_MESSAGE, errors, event_stream
 from hitl.api.schemas import FeedbackRequest, FeedbackResponse, SubmitRequest, SubmitResponse
-from hitl.service import FINAL, FINAL_EVENTS, NotFound, ReviewRow, Service, TaskRow
+from hitl.service import FINAL, FINAL_EVENTS, NotFound, ReviewRow, Seen, Service, TaskRow
 from hitl.service.principal import Principal
 
 router = APIRouter(tags=["cookbook"], route_class=jsonio.Route)
@@ -40,7 +40,8 @@ async def give_feedback(
     address: str | None,
 ) -> FeedbackResponse:
     action = "approve" if body.feedback == "approved" else "reject"
-    await service.tasks.decide_task(task_id, action, by=who, address=address)
+    seen = Seen(body.round, body.content_hash)
+    await service.tasks.decide_task(task_id, action, by=who, address=address, seen=seen)
     return FeedbackResponse(message=f"Feedback '{body.feedback}' received")
 
 

@@ -6,8 +6,8 @@ from hitl.api import jsonio
 from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.responses import errors
 from hitl.api.routes.tasks import LimitQuery, OffsetQuery
-from hitl.api.schemas import DecisionCreate, ReviewPublic, ReviewsPublic
-from hitl.service import ReviewStatus
+from hitl.api.schemas import ClaimCreate, DecisionCreate, ReviewPublic, ReviewsPublic
+from hitl.service import ReviewStatus, Seen
 
 router = APIRouter(prefix="/reviews", tags=["reviews"], route_class=jsonio.Route)
 
@@ -52,5 +52,29 @@ async def decide(
         who,
         body.on_behalf_of,
         address,
+        Seen(body.round, body.content_hash),
+        body.form,
     )
     return ReviewPublic.of(row)
+
+
+@router.post(
+    "/{review_id}/claim",
+    response_model=ReviewPublic,
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 503),
+)
+async def claim(
+    review_id: str, service: ServiceDep, who: PrincipalDep, body: ClaimCreate | None = None
+) -> ReviewPublic:
+    """Claim the review while you look at it (renew it the same way): others see that you are
+    reviewing it, and cannot decide it unless they take the claim over (`take_over`)."""
+    take_over = body.take_over if body is not None else False
+    return ReviewPublic.of(await service.tasks.claim_review(review_id, who, take_over))
+
+
+@router.delete(
+    "/{review_id}/claim", response_model=ReviewPublic, responses=errors(401, 404, 409, 422, 503)
+)
+async def release(review_id: str, service: ServiceDep, who: PrincipalDep) -> ReviewPublic:
+    """Give up your claim on the review (admins: anyone's)."""
+    return ReviewPublic.of(await service.tasks.release_review(review_id, who))

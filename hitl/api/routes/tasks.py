@@ -31,7 +31,9 @@ async def create_task(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> TaskPublic:
     """Queue a task. Repeating a request with the same `Idempotency-Key` returns the same task."""
-    row, created = await service.tasks.submit(body.input, body.flow, idempotency_key, who)
+    row, created = await service.tasks.submit(
+        body.input, body.flow, idempotency_key, who, body.assignees
+    )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/v1/tasks/{row.id}"

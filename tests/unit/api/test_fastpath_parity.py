@@ -138,6 +138,9 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/submit", {}),
     ("POST", "/feedback/{task}", {"json": {"feedback": "approved"}}),
     ("POST", "/feedback/{task}", {"json": {"feedback": "maybe"}}),
+    ("POST", "/feedback/{task}", {"json": {"feedback": "approved", "round": 0}}),
+    ("POST", "/feedback/{task}", {"json": {"feedback": "approved", "content_hash": "ab"}}),
+    ("POST", "/feedback/{task}", {"json": {"feedback": "approved", "round": 1}}),
     ("POST", "/feedback/{task}", {"json": {}}),
     ("POST", "/feedback/{task}", {"content": b"[" * 999, "headers": JSON}),
     ("POST", f"/feedback/{NO_SUCH}", {"json": {"feedback": "approved"}}),
@@ -197,13 +200,14 @@ async def lifecycle(client: httpx.AsyncClient) -> list[Answer]:
             "status"
         ] != "waiting_for_review":
             await asyncio.sleep(0.02)
+    stale = await client.post(f"/feedback/{task_id}", json={"feedback": "approved", "round": 2})
     decided = await client.post(f"/feedback/{task_id}", json={"feedback": "approved"})
     again = await client.post(f"/feedback/{task_id}", json={"feedback": "rejected"})
     async with asyncio.timeout(15):  # the stream of a finished task: its state, then closed
         while (await client.get(f"/api/v1/tasks/{task_id}")).json()["status"] != "completed":
             await asyncio.sleep(0.02)
         stream = await client.get(f"/stream/{task_id}")
-    return [masked(r) for r in (submitted, decided, again, stream)]
+    return [masked(r) for r in (submitted, stale, decided, again, stream)]
 
 
 async def test_a_lifecycle_is_answered_alike(tmp_path: Path) -> None:
@@ -212,7 +216,8 @@ async def test_a_lifecycle_is_answered_alike(tmp_path: Path) -> None:
     async with served(tmp_path / "slow.db", fast_path=False) as slow:
         without = await lifecycle(slow)
     assert with_fast == without
-    assert [a[0] for a in with_fast] == [202, 200, 409, 200]
+    assert [a[0] for a in with_fast] == [202, 409, 200, 409, 200]
+    assert b"made on round 2, but the review open now is round 1" in with_fast[1][2]
 
 
 @pytest.mark.parametrize("fast_path", [True, False])

@@ -131,6 +131,7 @@ class Seeds:
     failed: str
     prefix: str  # a prefix that all of these ids share
     submitters: str  # waiting for its review; submitted by the submitter, not the admin
+    submitters_review: str  # its open review, which the submitter sees but may not decide
 
 
 def task_in(client: requests.Session, task_id: str, status: str) -> dict[str, Any]:
@@ -168,7 +169,7 @@ def seed(client: requests.Session) -> Seeds:
     prefix = os.path.commonprefix(tasks)[:8]
     assert len(prefix) >= 4, tasks
     submitters = submit(who="submitter")
-    task_in(client, submitters, "waiting_for_review")
+    submitters_review = task_in(client, submitters, "waiting_for_review")["reviews"][-1]["id"]
     return Seeds(
         waiting_task,
         review,
@@ -180,6 +181,7 @@ def seed(client: requests.Session) -> Seeds:
         failed,
         prefix,
         submitters,
+        str(submitters_review),
     )
 
 
@@ -256,6 +258,8 @@ BAD_TOKEN = {"headers": {"Authorization": "Bearer hitl_not-a-token"}}
 SUBMITTER = {"as": "submitter"}
 REVIEWER = {"as": "reviewer"}
 DECISION = "POST /api/v1/reviews/{review_id}/decision"
+CLAIM = "POST /api/v1/reviews/{review_id}/claim"
+RELEASE = "DELETE /api/v1/reviews/{review_id}/claim"
 
 CASES: list[Row] = [
     ("POST /api/v1/tasks", "/api/v1/tasks", {"json": {"input": "a"}}, 201),
@@ -312,6 +316,19 @@ CASES: list[Row] = [
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{decided}", ANONYMOUS, 401),
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{decided}", {}, 200),
     ("GET /api/v1/reviews/{review_id}", f"/api/v1/reviews/{NO_SUCH}", {}, 404),
+    # Claims, before the review is decided: the admin holds it, then gives it up.
+    (CLAIM, "/api/v1/reviews/{review}/claim", {}, 200),
+    (CLAIM, "/api/v1/reviews/{review}/claim", REVIEWER, 409),  # the admin is reviewing it
+    (CLAIM, "/api/v1/reviews/{submitters_review}/claim", SUBMITTER, 403),
+    (CLAIM, f"/api/v1/reviews/{NO_SUCH}/claim", {}, 404),
+    (CLAIM, "/api/v1/reviews/{review}/claim", ANONYMOUS, 401),
+    (CLAIM, "/api/v1/reviews/{review}/claim", BIG, 413),
+    (CLAIM, "/api/v1/reviews/{review}/claim", DEEP, 400),
+    (CLAIM, "/api/v1/reviews/{review}/claim", {"json": {"take_over": "maybe"}}, 422),
+    (RELEASE, "/api/v1/reviews/{review}/claim", REVIEWER, 409),
+    (RELEASE, f"/api/v1/reviews/{NO_SUCH}/claim", {}, 404),
+    (RELEASE, "/api/v1/reviews/{review}/claim", ANONYMOUS, 401),
+    (RELEASE, "/api/v1/reviews/{review}/claim", {}, 200),
     (
         DECISION,
         "/api/v1/reviews/{review}/decision",
@@ -406,6 +423,8 @@ OUTAGE: list[Row] = [
     ("GET /api/v1/reviews", "/api/v1/reviews", {}, 503),
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{review}", {}, 503),
     (DECISION, "/api/v1/reviews/{review}/decision", {"json": {"decision": "approve"}}, 503),
+    (CLAIM, "/api/v1/reviews/{review}/claim", {}, 503),
+    (RELEASE, "/api/v1/reviews/{review}/claim", {}, 503),
     ("GET /api/v1/tasks/{task_id}/events", "/api/v1/tasks/{completed}/events", {}, 503),
     ("POST /submit", "/submit", {"json": {"data": "hello"}}, 503),
     ("POST /feedback/{task_id}", "/feedback/{waiting}", {"json": {"feedback": "approved"}}, 503),
@@ -421,6 +440,7 @@ NEVER_ANSWERED = {
     ("POST /api/v1/tasks/{task_id}/retry", 422),
     ("GET /api/v1/tasks/{task_id}", 422),
     ("GET /api/v1/reviews/{review_id}", 422),
+    (RELEASE, 422),
     ("GET /stream/{task_id}", 422),
 }
 

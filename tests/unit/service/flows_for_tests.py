@@ -6,7 +6,7 @@ from typing import Any
 
 from pocketflow import AsyncFlow, Node
 
-from hitl.flow import HumanReview, ReviewRequest
+from hitl.flow import Field, HumanReview, ReviewRequest
 
 
 class PutsASet(Node):  # type: ignore[misc]
@@ -77,3 +77,42 @@ class Strict(HumanReview):  # type: ignore[misc]
 
 def create_strict_flow() -> AsyncFlow:
     return AsyncFlow(start=Strict())
+
+
+class CarefulReview(HumanReview):
+    """A review that asks for a comment to reject, confirms a rejection, and carries a form."""
+
+    decisions = ("approve", "reject")
+    comment_required = ("reject",)
+    dangerous = ("reject",)
+    form = (
+        Field("score", "integer", required=True, min=1, max=5, decisions=("approve",)),
+        Field("reason", "choice", choices=("tone", "facts"), decisions=("reject",)),
+        Field("note", "text", max_length=20),
+    )
+    allow_self_review = True
+
+    def prep(self, shared: dict[str, Any]) -> Any:
+        return {"output": f"draft of {shared['task_input']}", "prompt": "Score it."}
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["final_result"] = {"action": exec_res.action, "form": exec_res.form}
+        return "done"
+
+
+def create_careful_flow() -> AsyncFlow:
+    return AsyncFlow(start=CarefulReview())
+
+
+class RitasReview(HumanReview):
+    """A review only rita (or an admin) may decide."""
+
+    assignees = ("rita",)
+    allow_self_review = True
+
+    def prep(self, shared: dict[str, Any]) -> Any:
+        return {"output": shared["task_input"]}
+
+
+def create_ritas_flow() -> AsyncFlow:
+    return AsyncFlow(start=RitasReview())

@@ -1,0 +1,135 @@
+"""Deciding safely through the real server: what a review asks for, stale decisions refused
+with 409, and claims — over /api/v1, the cookbook API and the event stream."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server, user_token
+from tests.integration.helpers import (
+    client,
+    create_task,
+    open_review,
+    read_stream,
+    wait_status,
+)
+
+CAREFUL = "careful=tests.unit.service.flows_for_tests:create_careful_flow"
+
+
+@pytest.fixture(scope="module")
+def server(start_module_server: Callable[..., Server]) -> Server:
+    return start_module_server(args=["--flow", CAREFUL])
+
+
+def sha256_of(output: Any) -> str:
+    text = json.dumps(output, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def as_user(server: Server, name: str, *roles: str) -> httpx.AsyncClient:
+    token = user_token(server.db_url, name, *roles)
+    return httpx.AsyncClient(
+        base_url=server.url, timeout=15, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+async def test_a_review_says_what_it_asks_for_and_the_server_holds_to_it(server: Server) -> None:
+    async with client(server) as c:
+        task = await create_task(c, "the memo", flow="careful")
+        review = await open_review(c, task["id"])
+        assert review["content_hash"] == sha256_of(review["output"])
+        assert review["comment_required"] == ["reject"] and review["dangerous"] == ["reject"]
+        assert [f["name"] for f in review["form"]] == ["score", "reason", "note"]
+        url = f"/api/v1/reviews/{review['id']}/decision"
+
+        missing = await c.post(url, json={"decision": "approve"})
+        assert missing.status_code == 422
+        assert missing.json()["detail"] == "form.score: required to approve"
+        no_comment = await c.post(url, json={"decision": "reject"})
+        assert no_comment.status_code == 422
+        assert "comment" in no_comment.json()["detail"]
+
+        other = await c.post(url, json={"decision": "approve", "content_hash": "0" * 64})
+        assert other.status_code == 409
+        assert "other content than this review shows" in other.json()["detail"]
+        late = await c.post(url, json={"decision": "approve", "round": 3})
+        assert late.status_code == 409 and late.json()["round"] == 1
+
+        body = {
+            "decision": "approve",
+            "round": 1,
+            "content_hash": review["content_hash"],
+            "form": {"score": 5},
+        }
+        decided = await c.post(url, json=body)
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["form_values"] == {"score": 5}
+        done = await wait_status(c, task["id"], "completed")
+        assert done["result"] == {"action": "approve", "form": {"score": 5}}
+
+
+async def test_the_cookbook_stream_names_the_content_and_feedback_can_name_it(
+    server: Server,
+) -> None:
+    async with client(server) as c:
+        submitted = await c.post("/submit", json={"data": "hello"})
+        task_id = submitted.json()["task_id"]
+        review = await open_review(c, task_id)
+        stream = await read_stream(
+            c, f"/stream/{task_id}", until=lambda s: len(s.events) >= 1, timeout=10
+        )
+        [waiting] = [e.data for e in stream.events if e.data["status"] == "waiting_for_review"]
+        assert waiting["round"] == 1 and waiting["content_hash"] == review["content_hash"]
+
+        stale = await c.post(f"/feedback/{task_id}", json={"feedback": "approved", "round": 2})
+        assert stale.status_code == 409
+        assert "made on round 2, but the review open now is round 1" in stale.json()["detail"]
+        seen = {"feedback": "approved", "round": 1, "content_hash": waiting["content_hash"]}
+        assert (await c.post(f"/feedback/{task_id}", json=seen)).status_code == 200
+
+
+async def test_a_claim_keeps_others_off_until_they_take_it_over(server: Server) -> None:
+    ann, bob = as_user(server, "ann-claims", "reviewer"), as_user(server, "bob-claims", "reviewer")
+    async with client(server) as c, ann, bob:
+        task = await create_task(c, "claimed work")
+        review = await open_review(c, task["id"])
+        claim = f"/api/v1/reviews/{review['id']}/claim"
+
+        held = await ann.post(claim)
+        assert held.status_code == 200 and held.json()["claimed_by"] == "ann-claims"
+        refused = await bob.post(claim, json={"take_over": False})
+        assert refused.status_code == 409
+        assert refused.json()["detail"].startswith("ann-claims is reviewing this")
+        blocked = await bob.post(
+            f"/api/v1/reviews/{review['id']}/decision", json={"decision": "approve"}
+        )
+        assert blocked.status_code == 409 and blocked.json()["claimed_by"] == "ann-claims"
+        listed = await c.get(f"/api/v1/reviews/{review['id']}")
+        assert listed.json()["claimed_by"] == "ann-claims"
+
+        taken = await bob.post(claim, json={"take_over": True})
+        assert taken.status_code == 200 and taken.json()["claimed_by"] == "bob-claims"
+        released = await bob.delete(claim)
+        assert released.status_code == 200 and released.json()["claimed_by"] is None
+
+        log = await read_stream(
+            c,
+            f"/api/v1/tasks/{task['id']}/events",
+            params={"after": 0},
+            until=lambda s: sum(e.type == "review.released" for e in s.events) >= 1,
+            timeout=10,
+        )
+        claims = [e.data for e in log.events if e.type == "review.claimed"]
+        assert [d["claimed_by"] for d in claims] == ["ann-claims", "bob-claims"]
+        assert claims[1]["taken_from"] == "ann-claims"
+        decided = await ann.post(
+            f"/api/v1/reviews/{review['id']}/decision", json={"decision": "approve"}
+        )
+        assert decided.status_code == 200, decided.text

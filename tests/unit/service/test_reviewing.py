@@ -1,0 +1,260 @@
+"""Deciding safely: stale decisions, required comments, forms, assignees and claims — on a
+real SQLite file and on PostgreSQL, with a clock the tests move (no sleeps for claims)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from hitl.config import Settings
+from hitl.flow import content_hash
+from hitl.service import Conflict, Forbidden, Invalid, ReviewRow, Seen, Service, TaskRow
+from hitl.service.principal import Principal
+from hitl.service.tasks import CLAIM_SECONDS
+
+FLOWS = "tests.unit.service.flows_for_tests"
+
+ANN = Principal("ann", frozenset({"reviewer"}))
+BOB = Principal("bob", frozenset({"reviewer"}))
+RITA = Principal("rita", frozenset({"reviewer"}))
+ADMIN = Principal("root", frozenset({"admin"}))
+SAM = Principal("sam", frozenset({"submitter"}))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
+    settings = Settings(
+        database_url=new_database(),
+        process_delay=0,
+        poll_interval=0.05,
+        flows=[f"{FLOWS}:create_careful_flow", f"{FLOWS}:create_ritas_flow"],
+    )
+    svc = Service(settings)
+    await svc.start()
+    yield svc
+    await svc.stop()
+
+
+@pytest.fixture
+def clock(service: Service) -> Clock:
+    clock = Clock()
+    service.tasks.clock = clock
+    return clock
+
+
+async def open_review(
+    service: Service, flow: str | None = None, **submit: Any
+) -> tuple[TaskRow, ReviewRow]:
+    task, _ = await service.tasks.submit("x", flow=flow, by=SAM, **submit)
+    for _ in range(500):
+        row, reviews = await service.tasks.get(task.id)
+        if row.status == "waiting_for_review" and reviews:
+            return row, reviews[-1]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"task {task.id} never asked for a review")
+
+
+async def finished(service: Service, task_id: str) -> TaskRow:
+    for _ in range(500):
+        row, _ = await service.tasks.get(task_id)
+        if row.status in ("completed", "failed"):
+            return row
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"task {task_id} never finished")
+
+
+def shown(review: ReviewRow) -> str:
+    return content_hash(json.loads(review.request)["output"])
+
+
+# -- stale decisions --------------------------------------------------------------------------
+
+
+async def test_a_decision_on_another_round_or_other_content_is_refused(service: Service) -> None:
+    task, review = await open_review(service)
+    with pytest.raises(Conflict, match="made on round 2, but the review open now is round 1"):
+        await service.tasks.decide(review.id, "approve", by=ANN, seen=Seen(round=2))
+    with pytest.raises(Conflict, match="other content than this review shows"):
+        await service.tasks.decide(review.id, "approve", by=ANN, seen=Seen(1, "0" * 64))
+    unchanged, _ = await service.tasks.get(task.id)
+    assert unchanged.status == "waiting_for_review"
+    await service.tasks.decide(review.id, "reject", "more", by=ANN, seen=Seen(1, shown(review)))
+
+
+async def test_the_cookbook_feedback_is_refused_for_an_older_round(service: Service) -> None:
+    """A client that saw round 1 and approves after round 2 was asked gets 409, not an approval
+    of what it never saw."""
+    task, first = await open_review(service)
+    await service.tasks.decide_task(task.id, "reject", "again", by=ANN, seen=Seen(1, shown(first)))
+    for _ in range(500):
+        _, reviews = await service.tasks.get(task.id)
+        if len(reviews) == 2:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(Conflict, match="made on round 1, but the review open now is round 2"):
+        await service.tasks.decide_task(task.id, "approve", by=ANN, seen=Seen(1, shown(first)))
+    second = reviews[-1]
+    assert shown(second) != shown(first)  # the reprocessed output
+    await service.tasks.decide_task(task.id, "approve", by=ANN, seen=Seen(2, shown(second)))
+    assert (await finished(service, task.id)).status == "completed"
+
+
+# -- comments and forms -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "action,comment,form,problem",
+    [
+        ("reject", None, None, "comment: this review needs a comment to reject"),
+        ("reject", "  ", None, "comment: this review needs a comment to reject"),
+        ("approve", None, None, "form.score: required to approve"),
+        ("approve", None, {"score": 9}, "form.score: must be at most 5"),
+        ("approve", None, {"score": 2.5}, "form.score: must be a whole number"),
+        ("approve", None, {"score": "4"}, "form.score: must be a number"),
+        ("approve", None, {"score": 3, "reason": "tone"}, "form.reason: no such field"),
+        ("reject", "no", {"reason": "style"}, "form.reason: must be one of ['tone', 'facts']"),
+        ("approve", None, {"score": 3, "note": "x" * 21}, "form.note: at most 20 characters"),
+    ],
+)
+async def test_a_decision_that_misses_what_the_review_asks_is_invalid(
+    service: Service, action: str, comment: str | None, form: Any, problem: str
+) -> None:
+    task, review = await open_review(service, "careful")
+    with pytest.raises(Invalid) as refused:
+        await service.tasks.decide(review.id, action, comment, by=ANN, form=form)
+    assert str(refused.value.message).startswith(problem)
+    row, reviews = await service.tasks.get(task.id)
+    assert row.status == "waiting_for_review" and reviews[-1].status == "open"
+
+
+async def test_a_form_reaches_post_and_is_recorded(service: Service) -> None:
+    task, review = await open_review(service, "careful")
+    request = json.loads(review.request)
+    assert request["comment_required"] == ["reject"] and request["dangerous"] == ["reject"]
+    assert [f["name"] for f in request["form"]] == ["score", "reason", "note"]
+    decided = await service.tasks.decide(
+        review.id, "approve", by=ANN, form={"score": 4, "note": "fine"}
+    )
+    assert json.loads(decided.form_values or "null") == {"score": 4, "note": "fine"}
+    done = await finished(service, task.id)
+    assert json.loads(done.result or "null") == {
+        "action": "approve",
+        "form": {"score": 4, "note": "fine"},
+    }
+    [entry] = [e for e in await service.identity.audit_log(0) if e.action == "review.decide"]
+    detail = json.loads(entry.detail or "{}")
+    assert detail["form"] == {"score": 4, "note": "fine"} and detail["round"] == 1
+    assert detail["content_hash"] == shown(review)
+
+
+# -- assignees --------------------------------------------------------------------------------
+
+
+async def test_only_the_assignees_or_an_admin_decide_an_assigned_review(service: Service) -> None:
+    _, review = await open_review(service, "ritas")
+    with pytest.raises(Forbidden, match="assigned to rita: only they, or an admin"):
+        await service.tasks.decide(review.id, "approve", by=ANN)
+    seen = await service.tasks.get_review(review.id, by=ANN)  # others may read it
+    assert seen.id == review.id
+    await service.tasks.decide(review.id, "approve", by=RITA)
+    _, other = await open_review(service, "ritas")
+    await service.tasks.decide(other.id, "approve", by=ADMIN)
+
+
+async def test_a_submission_names_who_decides_when_the_node_does_not(service: Service) -> None:
+    _, review = await open_review(service, "careful", assignees=["bob", "role:admin"])
+    assert json.loads(review.request)["assignees"] == ["bob", "role:admin"]
+    with pytest.raises(Forbidden, match="assigned to bob, role:admin"):
+        await service.tasks.decide(review.id, "approve", by=ANN, form={"score": 1})
+    await service.tasks.decide(review.id, "approve", by=BOB, form={"score": 1})
+
+
+@pytest.mark.parametrize(
+    "assignees,problem",
+    [(["role:boss"], "no role 'boss'"), ([""], "is not a user name"), (["x"] * 51, "at most 50")],
+)
+async def test_bad_assignees_are_refused_at_submission(
+    service: Service, assignees: list[str], problem: str
+) -> None:
+    with pytest.raises(Invalid, match=problem):
+        await service.tasks.submit("x", by=SAM, assignees=assignees)
+
+
+# -- claims -----------------------------------------------------------------------------------
+
+
+async def test_a_claim_holds_off_others_until_taken_over_or_expired(
+    service: Service, clock: Clock
+) -> None:
+    _, review = await open_review(service)
+    held = await service.tasks.claim_review(review.id, ANN)
+    assert held.claimed_by == "ann" and held.claimed_until == clock.now + CLAIM_SECONDS
+    with pytest.raises(Conflict, match="ann is reviewing this"):
+        await service.tasks.claim_review(review.id, BOB)
+    with pytest.raises(Conflict, match="ann is reviewing this .* take the claim over"):
+        await service.tasks.decide(review.id, "approve", by=BOB)
+    clock.now += 60
+    renewed = await service.tasks.claim_review(review.id, ANN)  # the page renews it
+    assert renewed.claimed_until == clock.now + CLAIM_SECONDS
+    taken = await service.tasks.claim_review(review.id, BOB, take_over=True)
+    assert taken.claimed_by == "bob"
+    with pytest.raises(Conflict, match="bob is reviewing this"):
+        await service.tasks.decide(review.id, "approve", by=ANN)
+    clock.now += CLAIM_SECONDS + 1  # bob left without releasing it: it expired
+    await service.tasks.decide(review.id, "approve", by=ANN)
+
+
+async def test_a_claim_is_released_by_its_holder_or_an_admin(
+    service: Service, clock: Clock
+) -> None:
+    _, review = await open_review(service)
+    await service.tasks.claim_review(review.id, ANN)
+    with pytest.raises(Conflict, match="ann holds the claim on this review, not bob"):
+        await service.tasks.release_review(review.id, BOB)
+    released = await service.tasks.release_review(review.id, ANN)
+    assert released.claimed_by is None
+    await service.tasks.claim_review(review.id, BOB)
+    await service.tasks.release_review(review.id, ADMIN)
+    await service.tasks.decide(review.id, "approve", by=ANN)
+    with pytest.raises(Conflict, match="already decided"):
+        await service.tasks.claim_review(review.id, ANN)
+
+
+async def test_claims_are_events_that_say_who(service: Service, clock: Clock) -> None:
+    task, review = await open_review(service)
+    await service.tasks.claim_review(review.id, ANN)
+    await service.tasks.claim_review(review.id, BOB, take_over=True)
+    await service.tasks.release_review(review.id, BOB)
+    events = [
+        (e.type, json.loads(e.data))
+        for e in await service.store.events_after(0, task.id, 100)
+        if e.type.startswith("review.")
+    ]
+    assert [t for t, _ in events] == [
+        "review.requested",
+        "review.claimed",
+        "review.claimed",
+        "review.released",
+    ]
+    assert events[0][1]["content_hash"] == shown(review)
+    assert events[1][1]["claimed_by"] == "ann" and "taken_from" not in events[1][1]
+    assert events[2][1]["claimed_by"] == "bob" and events[2][1]["taken_from"] == "ann"
+
+
+async def test_who_may_not_decide_may_not_claim(service: Service) -> None:
+    _, review = await open_review(service, "ritas")
+    with pytest.raises(Forbidden, match="assigned to rita"):
+        await service.tasks.claim_review(review.id, ANN)
+    assert (await service.tasks.claim_review(review.id, RITA)).claimed_by == "rita"
