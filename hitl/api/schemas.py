@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from hitl.flow import content_hash
-from hitl.service import AuditRow, ReviewRow, TaskRow, claim_holder
+from hitl.service import AuditRow, QueueRow, ReviewRow, TaskRow, claim_holder
 
 # What a decision was made on, as its client says: a decision on another round or other
 # content is refused (409).
@@ -82,6 +82,8 @@ class ReviewPublic(BaseModel):
     )
     claimed_by: str | None = Field(None, description="who is reviewing it now")
     claimed_until: datetime | None = Field(None, description="when that claim ends")
+    flow: str | None = Field(None, description="its task's flow (in the queue's list)")
+    input: Any = Field(None, description="its task's input (in the queue's list)")
 
     @classmethod
     def of(cls, row: ReviewRow) -> ReviewPublic:
@@ -112,6 +114,8 @@ class ReviewPublic(BaseModel):
             assignees=request.get("assignees") or [],
             claimed_by=claim_holder(row, time.time()),
             claimed_until=_time(row.claimed_until) if claim_holder(row, time.time()) else None,
+            flow=row.flow if isinstance(row, QueueRow) else None,
+            input=_json(row.task_input) if isinstance(row, QueueRow) else None,
         )
 
 

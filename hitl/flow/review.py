@@ -131,6 +131,8 @@ class ReviewRequest:
             unknown = [d for d in getattr(self, what) if d not in self.decisions]
             if unknown:
                 raise ValueError(f"{what} names decisions this review lacks: {unknown}")
+        if any("," in a or not a.strip() for a in self.assignees):
+            raise ValueError(f"assignees must be names without commas: {list(self.assignees)}")
         names = [f.name for f in self.form]
         if len(set(names)) != len(names):
             raise ValueError(f"the form names a field twice: {names}")

@@ -26,7 +26,7 @@ from hitl.service.machine import (
     claim_holder,
 )
 from hitl.service.service import DatabaseNotReady, Service
-from hitl.store import AuditRow, ReviewRow, TaskRow, Unavailable
+from hitl.store import AuditRow, QueueRow, ReviewRow, TaskRow, Unavailable
 
 __all__ = [
     "AuditRow",
@@ -42,6 +42,7 @@ __all__ = [
     "Invalid",
     "LeaseLost",
     "NotFound",
+    "QueueRow",
     "ReviewRow",
     "ReviewStatus",
     "Seen",

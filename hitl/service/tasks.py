@@ -22,7 +22,7 @@ from hitl.service.identity import ROLES, audit
 from hitl.service.ids import new_id
 from hitl.service.machine import TaskStatus, dumps
 from hitl.service.principal import Principal
-from hitl.store import ConstraintError, ReviewRow, Store, TaskRow, Tx
+from hitl.store import ConstraintError, QueueRow, ReviewRow, Store, TaskRow, Tx
 
 # A task id is a UUID: 36 characters of lower-case hex and '-'. Fewer, and it is a prefix.
 ID_LENGTH = 36
@@ -74,9 +74,10 @@ def _check_assignees(assignees: list[str]) -> None:
     if len(assignees) > MAX_ASSIGNEES:
         raise Invalid(f"assignees: at most {MAX_ASSIGNEES} names")
     for name in assignees:
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        if not isinstance(name, str) or not name.strip() or len(name) > 200 or "," in name:
             raise Invalid(
-                f"assignees: {name!r} is not a user name or role:NAME of at most 200 characters"
+                f"assignees: {name!r} is not a user name or role:NAME (at most 200 characters, "
+                "no comma)"
             )
         if name.startswith("role:") and name[5:] not in ROLES:
             raise Invalid(f"assignees: no role {name[5:]!r}; roles: {', '.join(ROLES)}")
@@ -218,10 +219,28 @@ class TaskService:
         return await self.store.list_tasks(status, limit, offset, mine, "reviewer" in by.roles)
 
     async def list_reviews(
-        self, status: str | None, limit: int, offset: int, by: Principal | None = None
-    ) -> tuple[list[ReviewRow], int]:
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        by: Principal | None = None,
+        flow: str | None = None,
+        text: str | None = None,
+        mine: bool = False,
+        order: str = "oldest",
+    ) -> tuple[list[QueueRow], int]:
+        """The reviewers' queue. `mine`: only the reviews assigned to `by`, by name or by one
+        of its roles."""
         access.see_queue(by)
-        return await self.store.list_reviews(status, limit, offset)
+        if flow is not None:
+            flow = self.registry.resolve(flow)  # an unknown flow is a 422 that names them
+        assigned: tuple[str, ...] = ()
+        if mine:
+            if by is None:
+                raise Invalid("mine: this server signs nobody in, so nothing is assigned to you")
+            assigned = (by.name, *(f"role:{r}" for r in sorted(by.roles)))
+        text = (text or "").strip() or None
+        return await self.store.list_reviews(status, limit, offset, flow, text, assigned, order)
 
     async def get_review(self, review_id: str, by: Principal | None = None) -> ReviewRow:
         review = await self.store.get_review(_id(review_id, "review"))

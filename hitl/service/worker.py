@@ -372,6 +372,7 @@ class _Steps:
             request=dumps(request),
             created_at=now,
             deadline=now + seconds if seconds is not None else None,
+            assignee=f",{','.join(request['assignees'])}," if request["assignees"] else None,
         )
         await self._write(
             lambda tx: machine.suspend(tx, self.owner, review, shared_text, position, request)

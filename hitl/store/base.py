@@ -16,6 +16,7 @@ from hitl.store.rows import (
     EventRow,
     LinkRow,
     PrincipalRow,
+    QueueRow,
     Record,
     ReviewRow,
     SessionRow,
@@ -95,8 +96,20 @@ class Store(Protocol):
         reviewed: bool | None = None,
     ) -> tuple[list[TaskRow], int]: ...
     async def list_reviews(
-        self, status: str | None, limit: int, offset: int
-    ) -> tuple[list[ReviewRow], int]: ...
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        flow: str | None = None,
+        text: str | None = None,
+        assigned: tuple[str, ...] = (),
+        order: str = "oldest",
+    ) -> tuple[list[QueueRow], int]:
+        """The reviewers' queue: reviews of `status` (None: any) with their task's flow and
+        input, of one `flow`, whose output, prompt or input contains `text` (any case),
+        assigned to any of `assigned` (names, and roles as role:NAME), in `order` (`oldest`,
+        `newest`, `deadline`)."""
+
     async def events_after(
         self, after: int, task_id: str | None = None, limit: int = 1000, upto: int | None = None
     ) -> list[EventRow]: ...

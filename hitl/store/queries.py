@@ -84,13 +84,39 @@ def visible_tasks(status: bool, mine: bool, reviewed: bool) -> tuple[str, str]:
 
 
 COUNT_TASKS_BY_STATUS = "SELECT count(*) FROM tasks WHERE status = :status"
-LIST_REVIEWS = f"SELECT {R} FROM reviews ORDER BY created_at, id LIMIT :limit OFFSET :offset"
-LIST_REVIEWS_BY_STATUS = (
-    f"SELECT {R} FROM reviews WHERE status = :status ORDER BY created_at, id "
-    "LIMIT :limit OFFSET :offset"
-)
-COUNT_REVIEWS = "SELECT count(*) FROM reviews"
-COUNT_REVIEWS_BY_STATUS = "SELECT count(*) FROM reviews WHERE status = :status"
+QUEUE_ORDER = {
+    "oldest": "r.created_at, r.id",
+    "newest": "r.created_at DESC, r.id",
+    # Those with a deadline first, the nearest first; then the oldest.
+    "deadline": "CASE WHEN r.deadline IS NULL THEN 1 ELSE 0 END, r.deadline, r.created_at, r.id",
+}
+
+
+@lru_cache(maxsize=256)
+def review_queue(
+    status: bool, flow: bool, text: bool, assigned: int, order: str
+) -> tuple[str, str]:
+    """A page of reviews with their task's flow and input (and its count): of one `status`,
+    one `flow`, whose output, prompt or input contains `text`, assigned to any of `assigned`
+    names (`:a0`, `:a1`, ... as they appear in the `assignee` column, `,name,`)."""
+    terms = []
+    if status:
+        terms.append("r.status = :status")
+    if flow:
+        terms.append("t.flow = :flow")
+    if text:
+        terms.append(
+            "(lower(r.request) LIKE :text ESCAPE '!' OR lower(t.input) LIKE :text ESCAPE '!')"
+        )
+    if assigned:
+        names = " OR ".join(f"r.assignee LIKE :a{i}" for i in range(assigned))
+        terms.append(f"({names})")
+    where = (" WHERE " + " AND ".join(terms)) if terms else ""
+    source = f"FROM reviews r JOIN tasks t ON t.id = r.task_id{where}"
+    columns = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS) + ", t.flow, t.input"
+    page = f"SELECT {columns} {source} ORDER BY {QUEUE_ORDER[order]} LIMIT :limit OFFSET :offset"
+    return page, f"SELECT count(*) {source}"
+
 
 # Each claim is a lease of its own (`<worker>#<claim number>`), so a worker that claims back a
 # task it is still running (its loop stalled past the lease) stops the stale run.

@@ -56,6 +56,14 @@ class ReviewRow:
 
 
 @dataclass(slots=True)
+class QueueRow(ReviewRow):
+    """A review as the reviewers' queue lists it: with its task's flow and input."""
+
+    flow: str = ""
+    task_input: str = "null"  # JSON text
+
+
+@dataclass(slots=True)
 class EventRow:
     id: int
     task_id: str

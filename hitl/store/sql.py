@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -29,6 +30,7 @@ from hitl.store.rows import (
     EventRow,
     LinkRow,
     PrincipalRow,
+    QueueRow,
     Record,
     ReviewRow,
     SessionRow,
@@ -41,7 +43,16 @@ from hitl.store.threads import MAX_BATCH, DbThreads, Outcome
 Row = dict[str, Any]  # a row of an ad-hoc query (`_Session.all`), by column name
 T = TypeVar("T")
 R = TypeVar(
-    "R", TaskRow, ReviewRow, EventRow, PrincipalRow, TokenRow, SessionRow, LinkRow, AuditRow
+    "R",
+    TaskRow,
+    ReviewRow,
+    QueueRow,
+    EventRow,
+    PrincipalRow,
+    TokenRow,
+    SessionRow,
+    LinkRow,
+    AuditRow,
 )
 ANY_OWNER = object()
 # Reads that wait together share a connection, up to this many: larger batches measured slower
@@ -497,14 +508,26 @@ class SqlStore:
         return await self._page(TaskRow, sql, status, limit, offset)
 
     async def list_reviews(
-        self, status: str | None, limit: int, offset: int
-    ) -> tuple[list[ReviewRow], int]:
-        sql = (
-            (q.LIST_REVIEWS_BY_STATUS, q.COUNT_REVIEWS_BY_STATUS)
-            if status
-            else (q.LIST_REVIEWS, q.COUNT_REVIEWS)
-        )
-        return await self._page(ReviewRow, sql, status, limit, offset)
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        flow: str | None = None,
+        text: str | None = None,
+        assigned: tuple[str, ...] = (),
+        order: str = "oldest",
+    ) -> tuple[list[QueueRow], int]:
+        sql = q.review_queue(bool(status), flow is not None, bool(text), len(assigned), order)
+        where: dict[str, Any] = {"flow": flow} if flow is not None else {}
+        if text:
+            # As stored: JSON text, non-ASCII escaped; a LIKE pattern, `!` escaping its own.
+            escaped = json.dumps(text.lower())[1:-1]
+            escaped = escaped.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            where["text"] = f"%{escaped}%"
+        for i, name in enumerate(assigned):
+            like = name.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            where[f"a{i}"] = f"%,{like},%"
+        return await self._page(QueueRow, sql, status, limit, offset, where)
 
     async def _page(
         self,

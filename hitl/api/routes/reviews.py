@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
 
 from hitl.api import jsonio
 from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
@@ -19,9 +21,26 @@ async def list_reviews(
     status: ReviewStatus | None = ReviewStatus.OPEN,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
+    flow: Annotated[str | None, Query(max_length=200, description="only this flow's")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern="^[^\x00]*$",
+            description="only those whose output, prompt or task input contains this text",
+        ),
+    ] = None,
+    mine: Annotated[
+        bool, Query(description="only those assigned to you, by name or by one of your roles")
+    ] = False,
+    sort: Annotated[
+        Literal["oldest", "newest", "deadline"],
+        Query(description="oldest or newest first, or the nearest deadline first"),
+    ] = "oldest",
 ) -> ReviewsPublic:
-    """Review rounds, oldest first; by default the open ones: the reviewers' queue."""
-    rows, count = await service.tasks.list_reviews(status, limit, offset, who)
+    """Review rounds with their task's flow and input; by default the open ones, oldest
+    first: the reviewers' queue."""
+    rows, count = await service.tasks.list_reviews(status, limit, offset, who, flow, q, mine, sort)
     return ReviewsPublic(data=[ReviewPublic.of(r) for r in rows], count=count)
 
 

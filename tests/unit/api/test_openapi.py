@@ -311,6 +311,8 @@ CASES: list[Row] = [
     ("POST /api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{completed}/retry", REVIEWER, 403),
     ("GET /api/v1/reviews", "/api/v1/reviews?status=decided", {}, 200),
     ("GET /api/v1/reviews", "/api/v1/reviews?status=maybe", {}, 422),
+    ("GET /api/v1/reviews", "/api/v1/reviews?flow=feedback&q=seed&sort=deadline&mine=1", {}, 200),
+    ("GET /api/v1/reviews", "/api/v1/reviews?flow=nope", {}, 422),
     ("GET /api/v1/reviews", "/api/v1/reviews", ANONYMOUS, 401),
     ("GET /api/v1/reviews", "/api/v1/reviews", SUBMITTER, 403),
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{decided}", ANONYMOUS, 401),

@@ -258,3 +258,71 @@ async def test_who_may_not_decide_may_not_claim(service: Service) -> None:
     with pytest.raises(Forbidden, match="assigned to rita"):
         await service.tasks.claim_review(review.id, ANN)
     assert (await service.tasks.claim_review(review.id, RITA)).claimed_by == "rita"
+
+
+# -- the queue --------------------------------------------------------------------------------
+
+
+async def test_the_queue_filters_by_flow_text_and_assignee_and_sorts(service: Service) -> None:
+    plain, _ = await open_review(service)  # feedback: "Revision 1: X"
+    careful, _ = await open_review(service, "careful")  # "draft of x"
+    ritas, _ = await open_review(service, "ritas")
+    task, _ = await service.tasks.submit("Grüße 李雷 100% sure", by=SAM)
+    for _ in range(500):
+        row, reviews = await service.tasks.get(task.id)
+        if reviews:
+            break
+        await asyncio.sleep(0.01)
+    unicode = row
+
+    async def ids(**filters: Any) -> list[str]:
+        rows, count = await service.tasks.list_reviews("open", 50, 0, ANN, **filters)
+        assert count == len(rows)
+        return [r.task_id for r in rows]
+
+    assert await ids() == [plain.id, careful.id, ritas.id, unicode.id]  # oldest first
+    assert await ids(order="newest") == [unicode.id, ritas.id, careful.id, plain.id]
+    assert await ids(flow="careful") == [careful.id]
+    assert await ids(text="DRAFT OF") == [careful.id]  # any case, the output
+    assert await ids(text="score it") == [careful.id]  # the prompt
+    assert await ids(text="李雷") == [unicode.id]  # the input, not ASCII
+    assert await ids(text="100%") == [unicode.id]  # % is a character, not a wildcard
+    assert await ids(text="1_0") == []
+    assert await ids(text="nowhere") == []
+    rows, _ = await service.tasks.list_reviews("open", 50, 0, RITA, mine=True)
+    assert [r.task_id for r in rows] == [ritas.id]
+    assert rows[0].flow == "ritas" and json.loads(rows[0].task_input) == "x"
+    assert await ids(mine=True) == []  # ann: nothing is assigned to her
+    with pytest.raises(Invalid, match="unknown flow 'nope'"):
+        await ids(flow="nope")
+    page, count = await service.tasks.list_reviews("open", 2, 2, ANN)
+    assert [r.task_id for r in page] == [ritas.id, unicode.id] and count == 4
+
+
+async def test_a_role_assignment_puts_the_review_in_that_role_s_queue(service: Service) -> None:
+    task, _ = await open_review(service, "careful", assignees=["role:admin", "bob"])
+    mine, _ = await service.tasks.list_reviews("open", 50, 0, ADMIN, mine=True)
+    assert [r.task_id for r in mine] == [task.id]
+    bobs, _ = await service.tasks.list_reviews("open", 50, 0, BOB, mine=True)
+    assert [r.task_id for r in bobs] == [task.id]
+
+
+async def test_the_queue_puts_the_nearest_deadline_first(new_database: Callable[[], str]) -> None:
+    settings = Settings(
+        database_url=new_database(),
+        process_delay=0,
+        review_deadline_seconds=600,  # the default flow's reviews; the careful flow's have none
+        flows=[f"{FLOWS}:create_careful_flow"],
+    )
+    svc = Service(settings)
+    await svc.start()
+    try:
+        without, _ = await open_review(svc, "careful")
+        soon, _ = await open_review(svc)
+        rows, _ = await svc.tasks.list_reviews("open", 50, 0, ANN, order="deadline")
+        assert [r.task_id for r in rows] == [soon.id, without.id]
+        assert rows[0].deadline is not None and rows[1].deadline is None
+        oldest, _ = await svc.tasks.list_reviews("open", 50, 0, ANN)
+        assert [r.task_id for r in oldest] == [without.id, soon.id]
+    finally:
+        await svc.stop()

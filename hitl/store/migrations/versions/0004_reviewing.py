@@ -1,4 +1,4 @@
-"""reviewing: a decision's form values, claims on reviews, assignees given at submission
+"""reviewing: a decision's form values, claims on reviews, assignees (at submission; queryable)
 
 Revision ID: 0004
 Revises: 0003
@@ -18,6 +18,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("reviews") as batch:
+        # `,name,role:NAME,`: who may decide it, for the queue's "assigned to me".
+        batch.alter_column("assignee", type_=sa.Text, existing_type=sa.String(200))
         batch.add_column(sa.Column("form_values", sa.Text, nullable=True))
         batch.add_column(sa.Column("claimed_by", sa.String(200), nullable=True))
         batch.add_column(sa.Column("claimed_until", sa.Float, nullable=True))
@@ -32,3 +34,4 @@ def downgrade() -> None:
         batch.drop_column("claimed_until")
         batch.drop_column("claimed_by")
         batch.drop_column("form_values")
+        batch.alter_column("assignee", type_=sa.String(200), existing_type=sa.Text)
