@@ -22,7 +22,7 @@ from hitl.service.identity import ROLES, audit
 from hitl.service.ids import new_id
 from hitl.service.machine import TaskStatus, dumps
 from hitl.service.principal import Principal
-from hitl.store import ConstraintError, QueueRow, ReviewRow, Store, TaskRow, Tx
+from hitl.store import AuditRow, ConstraintError, QueueRow, ReviewRow, Store, TaskRow, Tx
 
 # A task id is a UUID: 36 characters of lower-case hex and '-'. Fewer, and it is a prefix.
 ID_LENGTH = 36
@@ -200,6 +200,12 @@ class TaskService:
         """A task (by id or unique prefix) with every review round."""
         task, reviews = await self.store.task_with_reviews(await self.resolve(task_id))
         return access.see(by, task, task_id), reviews
+
+    async def audit(self, task_id: str, by: Principal | None = None) -> list[AuditRow]:
+        """A task's audit entries — its decisions (round, choice, comment, form values, edit,
+        content hash, claim), cancellations and retries — for whoever may see the task."""
+        task, _ = await self.get(task_id, by)
+        return await self.store.read(lambda r: r.audit_of_task(task.id))
 
     async def snapshot(
         self, task_id: str, by: Principal | None = None

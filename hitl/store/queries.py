@@ -212,6 +212,12 @@ def update_rows(table: str, columns: tuple[str, ...], where: Where) -> str:
     return f"UPDATE {table} SET {sets}{_where(where)}"
 
 
+# A task's entries: its own (cancel, retry) and its reviews' (decisions).
+AUDIT_OF_TASK = (
+    "SELECT id, at, actor, action, target, address, detail FROM audit "
+    "WHERE target = :task OR target IN (SELECT id FROM reviews WHERE task_id = :task) "
+    "ORDER BY id"
+)
 AUDIT_SINCE = (
     "SELECT id, at, actor, action, target, address, detail FROM audit "
     "WHERE at >= :since AND id > :after ORDER BY id LIMIT :limit"

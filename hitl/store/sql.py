@@ -140,6 +140,9 @@ class _Session:
         params = {f"w_{c}": v for c, v in where.items() if v is not None}
         return self.rows(kind, sql, params | {"limit": limit})
 
+    def audit_of_task(self, task_id: str) -> list[AuditRow]:
+        return self.rows(AuditRow, q.AUDIT_OF_TASK, {"task": task_id})
+
     def audit_since(self, since: float, after: int, limit: int) -> list[AuditRow]:
         return self.rows(AuditRow, q.AUDIT_SINCE, {"since": since, "after": after, "limit": limit})
 

@@ -137,5 +137,6 @@ audit = sa.Table(
     sa.Column("address", sa.String(100), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
     sa.Index("ix_audit_at", "at"),
+    sa.Index("ix_audit_target", "target"),
     sqlite_autoincrement=True,
 )

@@ -9,8 +9,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from hitl.api.auth import COOKIE, same_origin
-from hitl.api.deps import address_of
-from hitl.service import Invalid
+from hitl.api.deps import address_of, principal_of
+from hitl.service import Conflict, Invalid, NotFound
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -27,7 +27,18 @@ async def index(request: Request) -> HTMLResponse:
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
 async def task_page(request: Request, task_id: str) -> HTMLResponse:
-    return templates.TemplateResponse(request, "task.html", {"task_id": task_id})
+    """A task's page, under its full id (the link may give a short one); a page that says
+    so, with 404, for a task that does not exist or that the person may not see, and 409 for
+    a short id that several tasks' ids share."""
+    tasks = request.app.state.service.tasks
+    try:
+        task, _ = await tasks.get(task_id, by=principal_of(request.scope))
+    except (NotFound, Conflict) as exc:
+        status = 404 if isinstance(exc, NotFound) else 409
+        context = {"task_id": task_id, "problem": exc.message, "ambiguous": status == 409}
+        return templates.TemplateResponse(request, "task_missing.html", context, status_code=status)
+    context = {"task_id": task.id, "short_id": task.id[-8:]}
+    return templates.TemplateResponse(request, "task.html", context)
 
 
 @router.get("/reviews", response_class=HTMLResponse)

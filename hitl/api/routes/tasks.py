@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from hitl.api import jsonio
 from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.responses import TASK_CREATED, errors
-from hitl.api.schemas import TaskCreate, TaskPublic, TasksPublic
+from hitl.api.schemas import AuditEntryPublic, AuditPublic, TaskCreate, TaskPublic, TasksPublic
 from hitl.service import TaskStatus
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=jsonio.Route)
@@ -83,3 +83,14 @@ async def retry_task(
 ) -> TaskPublic:
     """Queue a failed task again: it resumes from its last checkpoint."""
     return TaskPublic.of(await service.tasks.retry(task_id, who, address))
+
+
+@router.get(
+    "/{task_id}/audit", response_model=AuditPublic, responses=errors(401, 404, 409, 422, 503)
+)
+async def task_audit(task_id: str, service: ServiceDep, who: PrincipalDep) -> AuditPublic:
+    """The task's audit entries, oldest first: every decision (who, when, which round and
+    choice, the comment, the form values, the edit, the content hash and the claim it was made
+    under), cancellation and retry."""
+    rows = await service.tasks.audit(task_id, who)
+    return AuditPublic(data=[AuditEntryPublic.of(r) for r in rows], next_after=None)

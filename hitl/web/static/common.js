@@ -1,4 +1,5 @@
-// Shared helpers for the pages: JSON requests, small DOM helpers, the live queue count.
+// Shared helpers for the pages: JSON requests, small DOM helpers, keys, in-page dialogs, the
+// live queue count.
 "use strict";
 window.hitl = (function () {
   function el(tag, attrs, children) {
@@ -15,15 +16,78 @@ window.hitl = (function () {
     if (value === null || value === undefined) return "";
     return typeof value === "string" ? value : JSON.stringify(value, null, 2);
   }
+  // At most `n` characters of a value, on one line, with "…" if it was longer.
+  function shorten(value, n) {
+    var text = show(value).replace(/\s+/g, " ").trim();
+    return text.length > n ? text.slice(0, n - 1) + "…" : text;
+  }
+  // The end of a task id: ids made close in time share their start (UUIDv7), never their end.
+  function shortId(id) { return id ? String(id).slice(-8) : ""; }
   function when(iso) { return iso ? new Date(iso).toLocaleTimeString() : ""; }
+  // A time given as an ISO string, or as epoch seconds (a number, or its text in an attribute).
+  function time(at) {
+    var seconds = typeof at === "number" ? at : /^\d+(\.\d+)?$/.test(at) ? Number(at) : null;
+    return new Date(seconds === null ? at : seconds * 1000);
+  }
+  // A duration in words: "42 s", "3 min", "2 h 5 min", "3 d 4 h".
+  function span(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return s + " s";
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + " min";
+    var hrs = Math.floor(m / 60);
+    if (hrs < 48) return hrs + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+    return Math.floor(hrs / 24) + " d" + (hrs % 24 ? " " + (hrs % 24) + " h" : "");
+  }
+  function waited(at) { return "waiting " + span(Date.now() - time(at).getTime()); }
+  // A deadline counting down: "4:59 left", "1 h 3 min left", or "past its deadline".
+  function left(at) {
+    var ms = time(at).getTime() - Date.now();
+    if (ms <= 0) return "past its deadline";
+    var s = Math.floor(ms / 1000);
+    if (s < 3600) return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") + " left";
+    return span(ms) + " left";
+  }
   // What a review's deadline will do, in words; "" if it has none. `at`: an ISO time or epoch seconds.
   function deadline(at, onDeadline) {
     if (at === null || at === undefined) return "";
-    var time = new Date(typeof at === "number" ? at * 1000 : at).toLocaleTimeString();
+    var clock = time(at).toLocaleTimeString();
     return onDeadline
-      ? "Decided “" + onDeadline + "” automatically at " + time + " unless someone decides first"
-      : "The task fails at " + time + " unless someone decides first";
+      ? "Decided “" + onDeadline + "” automatically at " + clock + " unless someone decides first"
+      : "The task fails at " + clock + " unless someone decides first";
   }
+  // Elements whose text follows the clock: each `data-since` / `data-until` element is
+  // rewritten every second (display only: nothing is fetched).
+  function tickNow() {
+    document.querySelectorAll("[data-since]").forEach(function (n) { n.textContent = waited(n.dataset.since); });
+    document.querySelectorAll("[data-until]").forEach(function (n) {
+      n.textContent = left(n.dataset.until);
+      n.classList.toggle("overdue", time(n.dataset.until).getTime() <= Date.now());
+    });
+  }
+  setInterval(tickNow, 1000);
+
+  // Who is signed in, as the page was served ({name: "", roles: []} without sign-in).
+  function me() {
+    var body = document.body.dataset;
+    return {name: body.user || "", roles: (body.roles || "").split(" ").filter(Boolean)};
+  }
+  // Whether the person may decide a review: its `assignees` (names, and "role:NAME") if it
+  // has any; admins, and pages served without sign-in, always may.
+  function mayDecide(review) {
+    var who = me(), names = review.assignees;
+    if (!names || !names.length || !who.name || who.roles.indexOf("admin") >= 0) return true;
+    return names.some(function (a) {
+      return a === who.name || (a.indexOf("role:") === 0 && who.roles.indexOf(a.slice(5)) >= 0);
+    });
+  }
+  // Who holds a review's claim, if anyone: `claim` (a name, or {by, until}) or `claimed_by`.
+  function claimHolder(review) {
+    var claim = review.claim;
+    if (claim && typeof claim === "object") return claim.by || claim.holder || claim.name || null;
+    return claim || review.claimed_by || null;
+  }
+
   function signingIn() {  // the sign-in pages, where no one is signed in yet
     var here = window.location.pathname;
     return here.indexOf("/login") === 0 || here.indexOf("/auth/") === 0;
@@ -49,6 +113,77 @@ window.hitl = (function () {
     }
     return data;
   }
+
+  // Keys. `handlers` maps a key ("j", "Enter", "?", "ctrl+Enter") to a function of the event;
+  // one that returns false leaves the key to the browser. Plain keys do nothing while the
+  // person types in a field (unless named in `whileTyping`) or a dialog is open; keys with
+  // Ctrl (or ⌘) work everywhere but in dialogs.
+  function typing(target) {
+    var tag = target && target.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || !!(target && target.isContentEditable);
+  }
+  function keys(handlers, whileTyping) {
+    document.addEventListener("keydown", function (e) {
+      if (e.defaultPrevented || e.altKey || e.isComposing) return;
+      var name = (e.ctrlKey || e.metaKey ? "ctrl+" : "") + e.key;
+      var fn = handlers[name];
+      if (!fn || document.querySelector("dialog[open]")) return;
+      var anywhere = name.indexOf("ctrl+") === 0 || (whileTyping || []).indexOf(name) >= 0;
+      if (!anywhere && typing(e.target)) return;
+      if (fn(e) !== false) e.preventDefault();
+    });
+  }
+
+  // An in-page question (a modal <dialog>). opts: title, text, confirm (the button's words),
+  // danger, reason ({label, placeholder}: a required text box). Resolves to {reason} when the
+  // person confirms, or null when they go back (button, or Escape).
+  function ask(opts) {
+    return new Promise(function (resolve) {
+      var reason = opts.reason ? el("textarea", {rows: "3", "data-testid": "ask-reason",
+        placeholder: opts.reason.placeholder || "", "aria-label": opts.reason.label}) : null;
+      var problem = el("p", {cls: "error", role: "alert", "data-testid": "ask-error"});
+      var back = el("button", {type: "button", cls: "secondary", "data-testid": "ask-back", text: opts.back || "Go back"});
+      var yes = el("button", {type: "button", cls: opts.danger ? "danger" : "", "data-testid": "ask-confirm", text: opts.confirm});
+      var box = el("dialog", {cls: "ask", "data-testid": "ask", "aria-labelledby": "ask-title"}, [
+        el("h2", {id: "ask-title", text: opts.title}),
+        opts.text ? el("p", {text: opts.text}) : null,
+        reason ? el("label", {text: opts.reason.label}) : null,
+        reason, problem,
+        el("div", {cls: "row"}, [back, yes]),
+      ]);
+      var done = false;
+      function finish(value) {
+        if (done) return;
+        done = true;
+        box.close();
+        box.remove();
+        resolve(value);
+      }
+      back.onclick = function () { finish(null); };
+      box.addEventListener("cancel", function (e) { e.preventDefault(); finish(null); });
+      yes.onclick = function () {
+        if (reason && !reason.value.trim()) {
+          problem.textContent = "Give a reason: " + opts.reason.label.toLowerCase();
+          reason.focus();
+          return;
+        }
+        finish({reason: reason ? reason.value.trim() : null});
+      };
+      box.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); yes.click(); }
+      });
+      document.body.appendChild(box);
+      box.showModal();
+      (reason || back).focus();  // the safe choice has the focus
+    });
+  }
+
+  // `?` opens the page's help (a <dialog id="help">); Escape, or its button, closes it.
+  function help() {
+    var box = document.getElementById("help");
+    if (box && !box.open) box.showModal();
+  }
+
   async function refreshQueueCount() {
     var badge = document.getElementById("queue-count");
     if (!badge) return;
@@ -77,6 +212,8 @@ window.hitl = (function () {
     if (signingIn()) return;  // nobody is signed in yet
     refreshQueueCount(); followAll();
   });
-  return {el: el, show: show, when: when, deadline: deadline, api: api, onAnyEvent: onAnyEvent,
-          refreshQueueCount: refreshQueueCount};
+  return {el: el, show: show, shorten: shorten, shortId: shortId, when: when, waited: waited,
+          left: left, deadline: deadline, tick: tickNow, me: me, mayDecide: mayDecide,
+          claimHolder: claimHolder, api: api, keys: keys, typing: typing, ask: ask, help: help,
+          onAnyEvent: onAnyEvent, refreshQueueCount: refreshQueueCount};
 })();

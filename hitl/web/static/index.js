@@ -20,7 +20,7 @@
     var rows = document.getElementById("task-rows");
     var data = await h.api("GET", "/api/v1/tasks?limit=20");
     rows.replaceChildren.apply(rows, data.data.map(function (t) {
-      var link = h.el("a", {href: "/tasks/" + t.id, text: t.id.slice(0, 8)});
+      var link = h.el("a", {href: "/tasks/" + t.id, title: t.id}, [h.el("code", {text: h.shortId(t.id)})]);
       var input = h.show(t.input);
       return h.el("tr", {}, [
         h.el("td", {}, [link]),

@@ -259,6 +259,7 @@ SUBMITTER = {"as": "submitter"}
 REVIEWER = {"as": "reviewer"}
 DECISION = "POST /api/v1/reviews/{review_id}/decision"
 CLAIM = "POST /api/v1/reviews/{review_id}/claim"
+TASK_AUDIT = "GET /api/v1/tasks/{task_id}/audit"
 RELEASE = "DELETE /api/v1/reviews/{review_id}/claim"
 
 CASES: list[Row] = [
@@ -296,6 +297,11 @@ CASES: list[Row] = [
     ("GET /api/v1/tasks/{task_id}", "/api/v1/tasks/{completed}", {}, 200),
     ("GET /api/v1/tasks/{task_id}", f"/api/v1/tasks/{NO_SUCH}", {}, 404),
     ("GET /api/v1/tasks/{task_id}", "/api/v1/tasks/{prefix}", {}, 409),
+    (TASK_AUDIT, "/api/v1/tasks/{completed}/audit", {}, 200),
+    (TASK_AUDIT, "/api/v1/tasks/{completed}/audit", ANONYMOUS, 401),
+    (TASK_AUDIT, f"/api/v1/tasks/{NO_SUCH}/audit", {}, 404),
+    (TASK_AUDIT, "/api/v1/tasks/{completed}/audit", SUBMITTER, 404),  # not theirs: unseen
+    (TASK_AUDIT, "/api/v1/tasks/{prefix}/audit", {}, 409),
     ("POST /api/v1/tasks/{task_id}/cancel", "/api/v1/tasks/{to_cancel}/cancel", {}, 200),
     ("POST /api/v1/tasks/{task_id}/cancel", f"/api/v1/tasks/{NO_SUCH}/cancel", {}, 404),
     ("POST /api/v1/tasks/{task_id}/cancel", "/api/v1/tasks/{completed}/cancel", {}, 409),
@@ -426,6 +432,7 @@ OUTAGE: list[Row] = [
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{review}", {}, 503),
     (DECISION, "/api/v1/reviews/{review}/decision", {"json": {"decision": "approve"}}, 503),
     (CLAIM, "/api/v1/reviews/{review}/claim", {}, 503),
+    (TASK_AUDIT, "/api/v1/tasks/{completed}/audit", {}, 503),
     (RELEASE, "/api/v1/reviews/{review}/claim", {}, 503),
     ("GET /api/v1/tasks/{task_id}/events", "/api/v1/tasks/{completed}/events", {}, 503),
     ("POST /submit", "/submit", {"json": {"data": "hello"}}, 503),
@@ -443,6 +450,7 @@ NEVER_ANSWERED = {
     ("GET /api/v1/tasks/{task_id}", 422),
     ("GET /api/v1/reviews/{review_id}", 422),
     (RELEASE, 422),
+    (TASK_AUDIT, 422),
     ("GET /stream/{task_id}", 422),
 }
 

@@ -97,7 +97,7 @@ def test_the_policy_is_strict() -> None:
         ("GET", "/", {}, 200),
         ("GET", "/reviews", {}, 200),
         ("GET", "/classic", {}, 200),
-        ("GET", "/tasks/0123abcd", {}, 200),
+        ("GET", "/tasks/0123abcd", {}, 404),  # a page that says there is no such task
         ("GET", "/docs", {}, 200),
         ("GET", "/openapi.json", {}, 200),
         ("GET", "/static/app.css", {}, 200),

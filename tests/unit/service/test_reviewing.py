@@ -12,7 +12,16 @@ import pytest
 
 from hitl.config import Settings
 from hitl.flow import content_hash
-from hitl.service import Conflict, Forbidden, Invalid, ReviewRow, Seen, Service, TaskRow
+from hitl.service import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ReviewRow,
+    Seen,
+    Service,
+    TaskRow,
+)
 from hitl.service.principal import Principal
 from hitl.service.tasks import CLAIM_SECONDS
 
@@ -326,3 +335,38 @@ async def test_the_queue_puts_the_nearest_deadline_first(new_database: Callable[
         assert [r.task_id for r in oldest] == [without.id, soon.id]
     finally:
         await svc.stop()
+
+
+async def test_a_task_s_audit_has_its_decisions_and_changes(service: Service, clock: Clock) -> None:
+    task, review = await open_review(service, "careful")
+    await service.tasks.claim_review(review.id, ANN)
+    await service.tasks.decide(
+        review.id,
+        "reject",
+        "too long",
+        by=ANN,
+        seen=Seen(1, shown(review)),
+        form={"reason": "tone"},
+    )
+    other, _ = await open_review(service)
+    await service.tasks.cancel(other.id, by=ADMIN)
+    entries = await service.tasks.audit(task.id, by=ANN)
+    [decision] = [e for e in entries if e.action == "review.decide"]
+    assert decision.actor == "ann" and decision.target == review.id
+    detail = json.loads(decision.detail or "{}")
+    assert detail == {
+        "task_id": task.id,
+        "round": 1,
+        "decision": "reject",
+        "comment": "too long",
+        "form": {"reason": "tone"},
+        "edited_output": None,
+        "content_hash": shown(review),
+        "claimed_by": "ann",
+        "on_behalf_of": None,
+    }
+    assert all(e.target != other.id for e in entries)  # only this task's
+    [cancel] = await service.tasks.audit(other.id, by=ADMIN)
+    assert cancel.action == "task.cancel" and cancel.actor == "root"
+    with pytest.raises(NotFound):
+        await service.tasks.audit(other.id, by=Principal("eve", frozenset({"submitter"})))

@@ -25,9 +25,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("claimed_until", sa.Float, nullable=True))
     with op.batch_alter_table("tasks") as batch:
         batch.add_column(sa.Column("assignees", sa.Text, nullable=True))
+    op.create_index("ix_audit_target", "audit", ["target"])  # a task's entries
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_target", "audit")
     with op.batch_alter_table("tasks") as batch:
         batch.drop_column("assignees")
     with op.batch_alter_table("reviews") as batch:
