@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -82,11 +83,16 @@ class ReviewPublic(BaseModel):
     )
     claimed_by: str | None = Field(None, description="who is reviewing it now")
     claimed_until: datetime | None = Field(None, description="when that claim ends")
+    may_decide: bool | None = Field(
+        None,
+        description="whether you may decide it (open, and you are a reviewer it is assigned "
+        "to, not its task's submitter unless the node allows it); false: read-only for you",
+    )
     flow: str | None = Field(None, description="its task's flow (in the queue's list)")
     input: Any = Field(None, description="its task's input (in the queue's list)")
 
     @classmethod
-    def of(cls, row: ReviewRow) -> ReviewPublic:
+    def of(cls, row: ReviewRow, may_decide: bool | None = None) -> ReviewPublic:
         request = json.loads(row.request)
         return cls(
             id=row.id,
@@ -114,6 +120,7 @@ class ReviewPublic(BaseModel):
             assignees=request.get("assignees") or [],
             claimed_by=claim_holder(row, time.time()),
             claimed_until=_time(row.claimed_until) if claim_holder(row, time.time()) else None,
+            may_decide=may_decide,
             flow=row.flow if isinstance(row, QueueRow) else None,
             input=_json(row.task_input) if isinstance(row, QueueRow) else None,
         )
@@ -139,7 +146,12 @@ class TaskPublic(BaseModel):
     reviews: list[ReviewPublic] | None = None
 
     @classmethod
-    def of(cls, row: TaskRow, reviews: list[ReviewRow] | None = None) -> TaskPublic:
+    def of(
+        cls,
+        row: TaskRow,
+        reviews: list[ReviewRow] | None = None,
+        may_decide: Callable[[ReviewRow], bool] | None = None,
+    ) -> TaskPublic:
         return cls(
             id=row.id,
             flow=row.flow,
@@ -152,7 +164,9 @@ class TaskPublic(BaseModel):
             created_by=row.created_by,
             created_at=_time(row.created_at),
             updated_at=_time(row.updated_at),
-            reviews=[ReviewPublic.of(r) for r in reviews] if reviews is not None else None,
+            reviews=[ReviewPublic.of(r, may_decide(r) if may_decide else None) for r in reviews]
+            if reviews is not None
+            else None,
         )
 
 
@@ -180,6 +194,17 @@ class DecisionCreate(BaseModel):
     content_hash: SeenHash = None
     form: dict[str, JsonValue] | None = Field(
         None, description="the review form's values, by field name (see the review's `form`)"
+    )
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        None,
+        max_length=1000,
+        pattern="^[^\x00]*$",
+        description="why: in the task's task.cancelled event and the audit log",
     )
 
 

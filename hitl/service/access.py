@@ -63,9 +63,19 @@ def change(who: Principal | None, task: TaskRow, what: str) -> None:
     )
 
 
+def may_decide(who: Principal | None, created_by: str | None, request: ReviewRequest) -> bool:
+    """Whether `who` may decide a review (for a page: its controls, or a read-only view)."""
+    try:
+        decide(who, created_by, request, None)
+    except Forbidden:
+        return False
+    return True
+
+
 def decide(
-    who: Principal | None, task: TaskRow, request: ReviewRequest, on_behalf_of: str | None
+    who: Principal | None, created_by: str | None, request: ReviewRequest, on_behalf_of: str | None
 ) -> None:
+    """A review of a task submitted by `created_by`."""
     if who is None:
         return
     if on_behalf_of is not None and not who.is_admin:
@@ -78,7 +88,7 @@ def decide(
             f"this review is assigned to {', '.join(request.assignees)}: only they, or an "
             f"admin, may decide it; {who.name} may read it"
         )
-    if task.created_by == decider and not request.allow_self_review:
+    if created_by == decider and not request.allow_self_review:
         raise Forbidden(
             f"{decider} submitted this task, so someone else must decide its review "
             "(a flow may allow it per review node: allow_self_review)"

@@ -172,7 +172,7 @@ def submit(tx: Tx, task: TaskRow, input: Any) -> None:
     tx.notify_work()
 
 
-def cancel(tx: Tx, task_id: str, by: str | None) -> TaskRow:
+def cancel(tx: Tx, task_id: str, by: str | None, reason: str | None = None) -> TaskRow:
     task = tx.get_task(task_id)
     if task is None:
         raise NotFound(f"no task {task_id!r}")
@@ -185,7 +185,7 @@ def cancel(tx: Tx, task_id: str, by: str | None) -> TaskRow:
             status=task.status,
         )
     tx.update_reviews_of(task_id, ReviewStatus.OPEN, status=ReviewStatus.CANCELLED.value)
-    _event(tx, CANCEL, task_id, by=by)
+    _event(tx, CANCEL, task_id, by=by, **({"reason": reason} if reason else {}))
     task.status = CANCEL.target.value
     return task
 

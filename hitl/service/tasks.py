@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from hitl.flow import ReviewRequest, content_hash
@@ -248,17 +249,38 @@ class TaskService:
         text = (text or "").strip() or None
         return await self.store.list_reviews(status, limit, offset, flow, text, assigned, order)
 
+    @staticmethod
+    def may_decide(by: Principal | None, review: ReviewRow, created_by: str | None) -> bool:
+        """Whether `by` may decide `review` (of a task `created_by` submitted), if it is open."""
+        if review.status != "open":
+            return False
+        request = ReviewRequest.from_json(json.loads(review.request))
+        return access.may_decide(by, created_by, request)
+
     async def get_review(self, review_id: str, by: Principal | None = None) -> ReviewRow:
+        return (await self.review_of(review_id, by))[0]
+
+    async def review_of(
+        self, review_id: str, by: Principal | None = None
+    ) -> tuple[ReviewRow, TaskRow]:
+        """A review, and the task it is of."""
         review = await self.store.get_review(_id(review_id, "review"))
         task = await self.store.get_task(review.task_id) if review is not None else None
         if review is None or task is None or not access.may_see(by, task):
             raise NotFound(f"no review {review_id!r}")
-        return review
+        return review, task
 
     async def cancel(
-        self, task_id: str, by: Principal | None = None, address: str | None = None
+        self,
+        task_id: str,
+        by: Principal | None = None,
+        address: str | None = None,
+        reason: str | None = None,
     ) -> TaskRow:
-        return await self._change(task_id, "cancel", machine.cancel, by, address)
+        """Stop a task; `reason`, if given, is in its `task.cancelled` event and the audit."""
+        reason = (reason or "").strip() or None
+        move = partial(machine.cancel, reason=reason)
+        return await self._change(task_id, "cancel", move, by, address, reason=reason)
 
     async def retry(
         self, task_id: str, by: Principal | None = None, address: str | None = None
@@ -274,6 +296,7 @@ class TaskService:
         move: Callable[[Tx, str, str | None], TaskRow],
         by: Principal | None,
         address: str | None,
+        **detail: Any,
     ) -> TaskRow:
         """Cancel or retry a task: if `by` may, one transition and its audit row."""
         task_id = _id(task_id, "task")
@@ -282,7 +305,7 @@ class TaskService:
             access.change(by, access.see(by, tx.get_task(task_id), task_id), what)
             task = move(tx, task_id, by.name if by is not None else None)
             if by is not None:
-                audit(tx, by.name, f"task.{what}", task_id, address)
+                audit(tx, by.name, f"task.{what}", task_id, address, **detail)
             return task
 
         return await self.store.write(write)
@@ -357,7 +380,7 @@ class TaskService:
         def write(tx: Tx) -> ReviewRow:
             review, task = self._review(tx, review_id, by)
             request = ReviewRequest.from_json(json.loads(review.request))
-            access.decide(by, task, request, None)
+            access.decide(by, task.created_by, request, None)
             return machine.take_review(tx, review, who, now + CLAIM_SECONDS, now, take_over)
 
         return await self.store.write(write)
@@ -394,7 +417,7 @@ class TaskService:
             by = verdict.by
             request = ReviewRequest.from_json(json.loads(review.request))
             if by is not None:
-                access.decide(by, task, request, verdict.on_behalf_of)
+                access.decide(by, task.created_by, request, verdict.on_behalf_of)
             decided = machine.decide(
                 tx,
                 review,

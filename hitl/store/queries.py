@@ -113,7 +113,7 @@ def review_queue(
         terms.append(f"({names})")
     where = (" WHERE " + " AND ".join(terms)) if terms else ""
     source = f"FROM reviews r JOIN tasks t ON t.id = r.task_id{where}"
-    columns = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS) + ", t.flow, t.input"
+    columns = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS) + ", t.flow, t.input, t.created_by"
     page = f"SELECT {columns} {source} ORDER BY {QUEUE_ORDER[order]} LIMIT :limit OFFSET :offset"
     return page, f"SELECT count(*) {source}"
 

@@ -61,6 +61,7 @@ class QueueRow(ReviewRow):
 
     flow: str = ""
     task_input: str = "null"  # JSON text
+    task_created_by: str | None = None
 
 
 @dataclass(slots=True)

@@ -41,12 +41,15 @@ async def list_reviews(
     """Review rounds with their task's flow and input; by default the open ones, oldest
     first: the reviewers' queue."""
     rows, count = await service.tasks.list_reviews(status, limit, offset, who, flow, q, mine, sort)
-    return ReviewsPublic(data=[ReviewPublic.of(r) for r in rows], count=count)
+    may = service.tasks.may_decide
+    data = [ReviewPublic.of(r, may(who, r, r.task_created_by)) for r in rows]
+    return ReviewsPublic(data=data, count=count)
 
 
 @router.get("/{review_id}", response_model=ReviewPublic, responses=errors(401, 404, 422, 503))
 async def get_review(review_id: str, service: ServiceDep, who: PrincipalDep) -> ReviewPublic:
-    return ReviewPublic.of(await service.tasks.get_review(review_id, who))
+    review, task = await service.tasks.review_of(review_id, who)
+    return ReviewPublic.of(review, service.tasks.may_decide(who, review, task.created_by))
 
 
 @router.post(

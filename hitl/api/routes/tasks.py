@@ -7,7 +7,14 @@ from fastapi import APIRouter, Header, Query, Response, status
 from hitl.api import jsonio
 from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.responses import TASK_CREATED, errors
-from hitl.api.schemas import AuditEntryPublic, AuditPublic, TaskCreate, TaskPublic, TasksPublic
+from hitl.api.schemas import (
+    AuditEntryPublic,
+    AuditPublic,
+    CancelRequest,
+    TaskCreate,
+    TaskPublic,
+    TasksPublic,
+)
 from hitl.service import TaskStatus
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=jsonio.Route)
@@ -58,19 +65,24 @@ async def get_task(task_id: str, service: ServiceDep, who: PrincipalDep) -> Task
     """A task with every review round: each output, decision and comment. `task_id` may be a
     unique prefix of the id (at least 4 characters), as git takes a commit's."""
     row, reviews = await service.tasks.get(task_id, who)
-    return TaskPublic.of(row, reviews)
+    return TaskPublic.of(row, reviews, lambda r: service.tasks.may_decide(who, r, row.created_by))
 
 
 @router.post(
     "/{task_id}/cancel",
     response_model=TaskPublic,
-    responses=errors(401, 403, 404, 409, 413, 422, 503),
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def cancel_task(
-    task_id: str, service: ServiceDep, who: PrincipalDep, address: AddressDep
+    task_id: str,
+    service: ServiceDep,
+    who: PrincipalDep,
+    address: AddressDep,
+    body: CancelRequest | None = None,
 ) -> TaskPublic:
     """Stop a queued, running or waiting task; its open review is cancelled."""
-    return TaskPublic.of(await service.tasks.cancel(task_id, who, address))
+    reason = body.reason if body is not None else None
+    return TaskPublic.of(await service.tasks.cancel(task_id, who, address, reason))
 
 
 @router.post(

@@ -308,6 +308,13 @@ CASES: list[Row] = [
     ("POST /api/v1/tasks/{task_id}/cancel", "/api/v1/tasks/{waiting}/cancel", BIG, 413),
     ("POST /api/v1/tasks/{task_id}/cancel", "/api/v1/tasks/{waiting}/cancel", ANONYMOUS, 401),
     ("POST /api/v1/tasks/{task_id}/cancel", "/api/v1/tasks/{waiting}/cancel", REVIEWER, 403),
+    ("POST /api/v1/tasks/{task_id}/cancel", "/api/v1/tasks/{waiting}/cancel", DEEP, 400),
+    (
+        "POST /api/v1/tasks/{task_id}/cancel",
+        "/api/v1/tasks/{waiting}/cancel",
+        {"json": {"reason": "x" * 1001}},
+        422,
+    ),
     ("POST /api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{failed}/retry", {}, 200),
     ("POST /api/v1/tasks/{task_id}/retry", f"/api/v1/tasks/{NO_SUCH}/retry", {}, 404),
     ("POST /api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{completed}/retry", {}, 409),
@@ -445,7 +452,6 @@ OUTAGE: list[Row] = [
 # FastAPI declares a 422 for every operation with a parameter. These three take only a path
 # parameter, and any string will do for it, so no request to them is invalid.
 NEVER_ANSWERED = {
-    ("POST /api/v1/tasks/{task_id}/cancel", 422),
     ("POST /api/v1/tasks/{task_id}/retry", 422),
     ("GET /api/v1/tasks/{task_id}", 422),
     ("GET /api/v1/reviews/{review_id}", 422),

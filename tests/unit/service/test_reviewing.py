@@ -370,3 +370,28 @@ async def test_a_task_s_audit_has_its_decisions_and_changes(service: Service, cl
     assert cancel.action == "task.cancel" and cancel.actor == "root"
     with pytest.raises(NotFound):
         await service.tasks.audit(other.id, by=Principal("eve", frozenset({"submitter"})))
+
+
+async def test_who_may_decide_is_said_per_review(service: Service) -> None:
+    """The pages show controls or a read-only view from this; the rules are access's."""
+    task, review = await open_review(service, "ritas")
+    may = service.tasks.may_decide
+    assert may(RITA, review, task.created_by) and may(ADMIN, review, task.created_by)
+    assert not may(ANN, review, task.created_by)  # not assigned
+    assert not may(SAM, review, task.created_by)  # no reviewer role
+    rows, _ = await service.tasks.list_reviews("open", 50, 0, ANN)
+    assert rows[0].task_created_by == "sam"
+    await service.tasks.decide(review.id, "approve", by=RITA)
+    decided = await service.tasks.get_review(review.id)
+    assert not may(RITA, decided, task.created_by)  # nothing left to decide
+
+
+async def test_a_cancellation_says_why(service: Service) -> None:
+    task, _ = await open_review(service)
+    await service.tasks.cancel(task.id, by=ADMIN, reason="  sent by mistake ")
+    [event] = [
+        e for e in await service.store.events_after(0, task.id, 100) if e.type == "task.cancelled"
+    ]
+    assert json.loads(event.data)["reason"] == "sent by mistake"
+    [entry] = await service.tasks.audit(task.id, by=ADMIN)
+    assert json.loads(entry.detail or "{}") == {"reason": "sent by mistake"}
