@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from hitl.flow import content_hash
-from hitl.service import AuditRow, QueueRow, ReviewRow, TaskRow, claim_holder
+from hitl.service import AuditRow, QueueRow, ReviewRow, TaskRow, VoteRow, claim_holder
 
 # What a decision was made on, as its client says: a decision on another round or other
 # content is refused (409).
@@ -44,6 +44,24 @@ class TaskCreate(BaseModel):
         description="who decides its reviews where a review node names none: user names, "
         "and roles as role:NAME",
     )
+
+
+class VotePublic(BaseModel):
+    voter: str
+    decision: str
+    at: datetime
+    comment: str | None
+    form_values: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: VoteRow) -> VotePublic:
+        return cls(
+            voter=row.voter,
+            decision=row.decision,
+            at=datetime.fromtimestamp(row.at, UTC),
+            comment=row.comment,
+            form_values=_json(row.form_values),
+        )
 
 
 class ReviewPublic(BaseModel):
@@ -83,6 +101,11 @@ class ReviewPublic(BaseModel):
     )
     claimed_by: str | None = Field(None, description="who is reviewing it now")
     claimed_until: datetime | None = Field(None, description="when that claim ends")
+    quorum: int = Field(description="approvals from different people that decide it")
+    reject_ends_round: bool = Field(description="whether one rejection decides it")
+    votes: list[VotePublic] | None = Field(
+        None, description="the votes so far, when it needs several (one review's answers)"
+    )
     may_decide: bool | None = Field(
         None,
         description="whether you may decide it (open, and you are a reviewer it is assigned "
@@ -92,7 +115,12 @@ class ReviewPublic(BaseModel):
     input: Any = Field(None, description="its task's input (in the queue's list)")
 
     @classmethod
-    def of(cls, row: ReviewRow, may_decide: bool | None = None) -> ReviewPublic:
+    def of(
+        cls,
+        row: ReviewRow,
+        may_decide: bool | None = None,
+        votes: list[VoteRow] | None = None,
+    ) -> ReviewPublic:
         request = json.loads(row.request)
         return cls(
             id=row.id,
@@ -120,6 +148,9 @@ class ReviewPublic(BaseModel):
             assignees=request.get("assignees") or [],
             claimed_by=claim_holder(row, time.time()),
             claimed_until=_time(row.claimed_until) if claim_holder(row, time.time()) else None,
+            quorum=request.get("quorum") or 1,
+            reject_ends_round=request.get("reject_ends_round", True) is not False,
+            votes=[VotePublic.of(v) for v in votes] if votes is not None else None,
             may_decide=may_decide,
             flow=row.flow if isinstance(row, QueueRow) else None,
             input=_json(row.task_input) if isinstance(row, QueueRow) else None,

@@ -125,8 +125,12 @@ class ReviewRequest:
     dangerous: tuple[str, ...] = ()  # decisions the page asks to confirm
     form: tuple[Field, ...] = ()
     assignees: tuple[str, ...] = ()  # user names, and roles as "role:NAME"; empty: any reviewer
+    quorum: int = 1  # approvals (from different people) that decide it
+    reject_ends_round: bool = True  # one rejection decides it; else `quorum` of them
 
     def __post_init__(self) -> None:
+        if not isinstance(self.quorum, int) or not 1 <= self.quorum <= 50:
+            raise ValueError(f"quorum must be a whole number from 1 to 50, not {self.quorum!r}")
         for what in ("comment_required", "dangerous"):
             unknown = [d for d in getattr(self, what) if d not in self.decisions]
             if unknown:
@@ -162,6 +166,8 @@ class ReviewRequest:
             "dangerous": list(self.dangerous),
             "form": [f.to_json() for f in self.form],
             "assignees": list(self.assignees),
+            "quorum": self.quorum,
+            "reject_ends_round": self.reject_ends_round,
         }
 
     @classmethod
@@ -177,6 +183,8 @@ class ReviewRequest:
             dangerous=tuple(data.get("dangerous") or ()),
             form=tuple(Field.from_json(f) for f in data.get("form") or ()),
             assignees=tuple(data.get("assignees") or ()),
+            quorum=int(data.get("quorum") or 1),
+            reject_ends_round=data.get("reject_ends_round", True) is not False,
         )
 
     def check(
@@ -223,6 +231,8 @@ class ReviewRequest:
                     for f in value.get("form") or ()
                 ),
                 assignees=tuple(value.get("assignees") or ()),
+                quorum=value.get("quorum") or 1,
+                reject_ends_round=value.get("reject_ends_round", True) is not False,
             )
         else:
             request = cls(output=value, decisions=decisions)
@@ -239,6 +249,8 @@ class ReviewRequest:
                 dangerous=request.dangerous or tuple(node.dangerous),
                 form=request.form or tuple(node.form),
                 assignees=request.assignees or tuple(node.assignees),
+                quorum=request.quorum if request.quorum != 1 else node.quorum,
+                reject_ends_round=request.reject_ends_round and node.reject_ends_round,
             )
         return request
 
@@ -275,7 +287,9 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     lets them, for this node. `comment_required` and `dangerous` name decisions that need a
     comment, or a confirmation on the page; `form` is a tuple of `Field`s that decisions carry
     (checked by the server, handed to `post` as `Decision.form`); `assignees` names who may
-    decide (user names, and roles as "role:NAME"; admins always may).
+    decide (user names, and roles as "role:NAME"; admins always may). With `quorum = k`,
+    k different people must approve; one rejection decides it at once, unless
+    `reject_ends_round = False` (then k rejections do).
     """
 
     decisions: tuple[str, ...] = DEFAULT_DECISIONS
@@ -286,6 +300,8 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     dangerous: tuple[str, ...] = ()
     form: tuple[Field, ...] = ()
     assignees: tuple[str, ...] = ()
+    quorum: int = 1
+    reject_ends_round: bool = True
 
     def prep(self, shared: dict[str, Any]) -> Any:
         return ReviewRequest(output=None, decisions=self.decisions)

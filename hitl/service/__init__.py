@@ -26,7 +26,7 @@ from hitl.service.machine import (
     claim_holder,
 )
 from hitl.service.service import DatabaseNotReady, Service
-from hitl.store import AuditRow, QueueRow, ReviewRow, TaskRow, Unavailable
+from hitl.store import AuditRow, QueueRow, ReviewRow, TaskRow, Unavailable, VoteRow
 
 __all__ = [
     "AuditRow",
@@ -51,5 +51,6 @@ __all__ = [
     "TaskStatus",
     "Unauthenticated",
     "Unavailable",
+    "VoteRow",
     "claim_holder",
 ]

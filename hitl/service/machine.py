@@ -29,7 +29,7 @@ from typing import Any
 
 from hitl.flow import ReviewRequest, content_hash
 from hitl.service.errors import Conflict, Invalid, LeaseLost, NotFound
-from hitl.store import ANY_OWNER, ReviewRow, TaskRow, Tx
+from hitl.store import ANY_OWNER, ReviewRow, TaskRow, Tx, VoteRow
 
 
 class TaskStatus(StrEnum):
@@ -61,6 +61,7 @@ class EventType(StrEnum):
     RETRIED = "task.retried"
     REVIEW_CLAIMED = "review.claimed"
     REVIEW_RELEASED = "review.released"
+    REVIEW_VOTED = "review.voted"
 
 
 FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
@@ -115,6 +116,10 @@ LEAVE_REVIEW = Transition(
     S.WAITING_FOR_REVIEW,
     EventType.REVIEW_RELEASED,
 )
+# One vote of several on a review with a quorum, that does not decide it yet.
+VOTE = Transition(
+    "vote", frozenset({S.WAITING_FOR_REVIEW}), S.WAITING_FOR_REVIEW, EventType.REVIEW_VOTED
+)
 
 ALL = (
     SUBMIT,
@@ -130,6 +135,7 @@ ALL = (
     RETRY,
     TAKE_REVIEW,
     LEAVE_REVIEW,
+    VOTE,
 )
 
 # The arrows, as the transitions above draw them.
@@ -282,6 +288,13 @@ def decide(
         values = request.check(action, comment, form)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
+    votes: list[VoteRow] = []
+    if request.quorum > 1 and decided_by not in (None, DEADLINE_BY):
+        ballot = VoteRow(review.id, decided_by, action, now, comment, edited)
+        ballot.form_values = dumps(values) if values else None
+        votes = vote(tx, review, request, ballot)
+        if not votes:
+            return Decided(review, None)  # the round goes on
     decision = {
         "status": ReviewStatus.DECIDED.value,
         "decision": action,
@@ -323,6 +336,7 @@ def decide(
         decided_by=decided_by,
         **({"on_behalf_of": on_behalf_of} if on_behalf_of is not None else {}),
         **({"form": values} if values else {}),
+        **({"votes": [{"voter": v.voter, "decision": v.decision} for v in votes]} if votes else {}),
     )
     for name, value in decision.items():
         setattr(review, name, value)
@@ -356,6 +370,48 @@ class Seen:
                 "decide on what it shows now",
                 round=review.round,
             )
+
+
+def vote(tx: Tx, review: ReviewRow, request: ReviewRequest, ballot: VoteRow) -> list[VoteRow]:
+    """Record one person's vote on a review that needs `request.quorum` approvals. Returns
+    every vote if this one decides the review (then `decide` goes on to record it), else
+    nothing: the vote is recorded, its event appended, and the review stays open."""
+    # Lock the review's row first: on PostgreSQL a concurrent vote waits here, and then
+    # counts this one (or finds the review decided).
+    if not tx.update_review(review.id, [ReviewStatus.OPEN], status=ReviewStatus.OPEN.value):
+        raise Conflict("another decision on this review won first")
+    votes = tx.select(VoteRow, "at", review_id=review.id)
+    earlier = next((v for v in votes if v.voter == ballot.voter), None)
+    if earlier is not None:
+        raise Conflict(
+            f"{ballot.voter} has voted on this review already ({earlier.decision}); it needs "
+            f"{request.quorum} different people",
+            voted=earlier.decision,
+        )
+    tx.insert(ballot)
+    votes.append(ballot)
+    approvals = sum(v.decision in APPROVING for v in votes)
+    others = len(votes) - approvals
+    ends = approvals >= request.quorum or (
+        ballot.decision not in APPROVING and (request.reject_ends_round or others >= request.quorum)
+    )
+    if ends:
+        return votes
+    _event(
+        tx,
+        VOTE,
+        review.task_id,
+        review_id=review.id,
+        round=review.round,
+        voter=ballot.voter,
+        decision=ballot.decision,
+        approvals=approvals,
+        quorum=request.quorum,
+    )
+    return []
+
+
+APPROVING = frozenset({"approve", "edit"})  # votes that count toward a quorum
 
 
 def claim_holder(review: ReviewRow, now: float) -> str | None:

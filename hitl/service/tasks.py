@@ -23,7 +23,16 @@ from hitl.service.identity import ROLES, audit
 from hitl.service.ids import new_id
 from hitl.service.machine import TaskStatus, dumps
 from hitl.service.principal import Principal
-from hitl.store import AuditRow, ConstraintError, QueueRow, ReviewRow, Store, TaskRow, Tx
+from hitl.store import (
+    AuditRow,
+    ConstraintError,
+    QueueRow,
+    ReviewRow,
+    Store,
+    TaskRow,
+    Tx,
+    VoteRow,
+)
 
 # A task id is a UUID: 36 characters of lower-case hex and '-'. Fewer, and it is a prefix.
 ID_LENGTH = 36
@@ -260,6 +269,10 @@ class TaskService:
     async def get_review(self, review_id: str, by: Principal | None = None) -> ReviewRow:
         return (await self.review_of(review_id, by))[0]
 
+    async def votes(self, review_id: str) -> list[VoteRow]:
+        """The votes on a review that needs several, in the order they came."""
+        return await self.store.read(lambda r: r.select(VoteRow, "at", review_id=review_id))
+
     async def review_of(
         self, review_id: str, by: Principal | None = None
     ) -> tuple[ReviewRow, TaskRow]:
@@ -433,10 +446,11 @@ class TaskService:
                 self.clock(),
             )
             if by is not None:
+                voted = decided.review.status == "open"  # a vote; the quorum is not there yet
                 audit(
                     tx,
                     by.name,
-                    "review.decide",
+                    "review.vote" if voted else "review.decide",
                     review.id,
                     address,
                     task_id=review.task_id,

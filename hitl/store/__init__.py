@@ -15,6 +15,7 @@ from hitl.store.rows import (
     SessionRow,
     TaskRow,
     TokenRow,
+    VoteRow,
 )
 from hitl.store.sql import ANY_OWNER, ConstraintError, SqlStore, SqlTx, Unavailable
 
@@ -26,6 +27,7 @@ __all__ = [
     "Reader",
     "SessionRow",
     "TokenRow",
+    "VoteRow",
     "BadDatabaseURL",
     "ConstraintError",
     "EventRow",

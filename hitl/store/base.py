@@ -22,11 +22,12 @@ from hitl.store.rows import (
     SessionRow,
     TaskRow,
     TokenRow,
+    VoteRow,
 )
 
 T = TypeVar("T")
 # The identity rows `select` reads.
-K = TypeVar("K", PrincipalRow, TokenRow, SessionRow, LinkRow, AuditRow)
+K = TypeVar("K", PrincipalRow, TokenRow, SessionRow, LinkRow, AuditRow, VoteRow)
 
 
 class Reader(Protocol):

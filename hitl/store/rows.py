@@ -135,7 +135,20 @@ class AuditRow:
     detail: str | None = None  # JSON text
 
 
-Record = PrincipalRow | TokenRow | SessionRow | LinkRow | AuditRow
+@dataclass(slots=True)
+class VoteRow:
+    """One person's vote on a review that needs several (`ReviewRequest.quorum`)."""
+
+    review_id: str
+    voter: str
+    decision: str
+    at: float
+    comment: str | None = None
+    edited_output: str | None = None  # JSON text
+    form_values: str | None = None  # JSON text
+
+
+Record = PrincipalRow | TokenRow | SessionRow | LinkRow | AuditRow | VoteRow
 
 TABLE_OF: dict[type, str] = {
     PrincipalRow: "principals",
@@ -143,6 +156,7 @@ TABLE_OF: dict[type, str] = {
     SessionRow: "sessions",
     LinkRow: "login_links",
     AuditRow: "audit",
+    VoteRow: "votes",
 }
 
 

@@ -36,6 +36,7 @@ from hitl.store.rows import (
     SessionRow,
     TaskRow,
     TokenRow,
+    VoteRow,
     column_names,
 )
 from hitl.store.threads import MAX_BATCH, DbThreads, Outcome
@@ -53,6 +54,7 @@ R = TypeVar(
     SessionRow,
     LinkRow,
     AuditRow,
+    VoteRow,
 )
 ANY_OWNER = object()
 # Reads that wait together share a connection, up to this many: larger batches measured slower

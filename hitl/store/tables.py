@@ -140,3 +140,15 @@ audit = sa.Table(
     sa.Index("ix_audit_target", "target"),
     sqlite_autoincrement=True,
 )
+
+votes = sa.Table(
+    "votes",
+    metadata,
+    sa.Column("review_id", sa.String(36), sa.ForeignKey("reviews.id"), primary_key=True),
+    sa.Column("voter", sa.String(200), primary_key=True),
+    sa.Column("decision", sa.String(50), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("edited_output", sa.Text, nullable=True),
+    sa.Column("form_values", sa.Text, nullable=True),
+)

@@ -49,7 +49,8 @@ async def list_reviews(
 @router.get("/{review_id}", response_model=ReviewPublic, responses=errors(401, 404, 422, 503))
 async def get_review(review_id: str, service: ServiceDep, who: PrincipalDep) -> ReviewPublic:
     review, task = await service.tasks.review_of(review_id, who)
-    return ReviewPublic.of(review, service.tasks.may_decide(who, review, task.created_by))
+    may = service.tasks.may_decide(who, review, task.created_by)
+    return ReviewPublic.of(review, may, await service.tasks.votes(review.id))
 
 
 @router.post(
@@ -77,7 +78,7 @@ async def decide(
         Seen(body.round, body.content_hash),
         body.form,
     )
-    return ReviewPublic.of(row)
+    return ReviewPublic.of(row, votes=await service.tasks.votes(row.id))
 
 
 @router.post(

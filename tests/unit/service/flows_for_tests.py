@@ -116,3 +116,32 @@ class RitasReview(HumanReview):
 
 def create_ritas_flow() -> AsyncFlow:
     return AsyncFlow(start=RitasReview())
+
+
+class PanelReview(HumanReview):
+    """Two people must approve; one rejection decides it."""
+
+    decisions = ("approve", "reject")
+    quorum = 2
+    allow_self_review = True
+
+    def prep(self, shared: dict[str, Any]) -> Any:
+        return {"output": shared["task_input"]}
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["final_result"] = {"action": exec_res.action, "by": exec_res.decided_by}
+        return "done"
+
+
+class PatientPanelReview(PanelReview):
+    """Two people must approve, or two reject."""
+
+    reject_ends_round = False
+
+
+def create_panel_flow() -> AsyncFlow:
+    return AsyncFlow(start=PanelReview())
+
+
+def create_patient_panel_flow() -> AsyncFlow:
+    return AsyncFlow(start=PatientPanelReview())

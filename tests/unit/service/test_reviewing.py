@@ -48,7 +48,12 @@ async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
         database_url=new_database(),
         process_delay=0,
         poll_interval=0.05,
-        flows=[f"{FLOWS}:create_careful_flow", f"{FLOWS}:create_ritas_flow"],
+        flows=[
+            f"{FLOWS}:create_careful_flow",
+            f"{FLOWS}:create_ritas_flow",
+            f"{FLOWS}:create_panel_flow",
+            f"patient={FLOWS}:create_patient_panel_flow",
+        ],
     )
     svc = Service(settings)
     await svc.start()
@@ -395,3 +400,52 @@ async def test_a_cancellation_says_why(service: Service) -> None:
     assert json.loads(event.data)["reason"] == "sent by mistake"
     [entry] = await service.tasks.audit(task.id, by=ADMIN)
     assert json.loads(entry.detail or "{}") == {"reason": "sent by mistake"}
+
+
+# -- quorum -----------------------------------------------------------------------------------
+
+
+async def test_two_of_three_approvals_decide_and_each_vote_is_recorded(service: Service) -> None:
+    task, review = await open_review(service, "panel")
+    first = await service.tasks.decide(review.id, "approve", "looks right", by=ANN)
+    assert first.status == "open"  # one approval of two
+    with pytest.raises(Conflict, match="ann has voted on this review already"):
+        await service.tasks.decide(review.id, "approve", by=ANN)
+    decided = await service.tasks.decide(review.id, "approve", by=BOB)
+    assert decided.status == "decided" and decided.decided_by == "bob"
+    done = await finished(service, task.id)
+    assert json.loads(done.result or "null") == {"action": "approve", "by": "bob"}
+    votes = await service.tasks.votes(review.id)
+    assert [(v.voter, v.decision, v.comment) for v in votes] == [
+        ("ann", "approve", "looks right"),
+        ("bob", "approve", None),
+    ]
+    events = [
+        (e.type, json.loads(e.data))
+        for e in await service.store.events_after(0, task.id, 100)
+        if e.type in ("review.voted", "review.decided")
+    ]
+    assert [t for t, _ in events] == ["review.voted", "review.decided"]
+    assert events[0][1]["voter"] == "ann" and events[0][1]["approvals"] == 1
+    assert events[1][1]["votes"] == [
+        {"voter": "ann", "decision": "approve"},
+        {"voter": "bob", "decision": "approve"},
+    ]
+    actions = [e.action for e in await service.tasks.audit(task.id, by=ADMIN)]
+    assert actions == ["review.vote", "review.decide"]
+
+
+async def test_one_rejection_ends_the_round(service: Service) -> None:
+    task, review = await open_review(service, "panel")
+    await service.tasks.decide(review.id, "approve", by=ANN)
+    decided = await service.tasks.decide(review.id, "reject", "wrong figures", by=BOB)
+    assert decided.status == "decided" and decided.decision == "reject"
+    assert decided.comment == "wrong figures"
+
+
+async def test_a_node_may_need_as_many_rejections(service: Service) -> None:
+    _, review = await open_review(service, "patient")
+    still = await service.tasks.decide(review.id, "reject", "no", by=ANN)
+    assert still.status == "open"
+    decided = await service.tasks.decide(review.id, "reject", "no either", by=BOB)
+    assert decided.status == "decided" and decided.decision == "reject"

@@ -1,4 +1,4 @@
-"""reviewing: a decision's form values, claims on reviews, assignees (at submission; queryable)
+"""reviewing: form values, claims, assignees (at submission; queryable), votes for quorums
 
 Revision ID: 0004
 Revises: 0003
@@ -26,9 +26,20 @@ def upgrade() -> None:
     with op.batch_alter_table("tasks") as batch:
         batch.add_column(sa.Column("assignees", sa.Text, nullable=True))
     op.create_index("ix_audit_target", "audit", ["target"])  # a task's entries
+    op.create_table(
+        "votes",
+        sa.Column("review_id", sa.String(36), sa.ForeignKey("reviews.id"), primary_key=True),
+        sa.Column("voter", sa.String(200), primary_key=True),
+        sa.Column("decision", sa.String(50), nullable=False),
+        sa.Column("at", sa.Float, nullable=False),
+        sa.Column("comment", sa.Text, nullable=True),
+        sa.Column("edited_output", sa.Text, nullable=True),
+        sa.Column("form_values", sa.Text, nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("votes")
     op.drop_index("ix_audit_target", "audit")
     with op.batch_alter_table("tasks") as batch:
         batch.drop_column("assignees")
