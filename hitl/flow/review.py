@@ -11,6 +11,7 @@ from typing import Any
 from pocketflow import AsyncNode
 
 DEFAULT_DECISIONS = ("approve", "edit", "reject")
+ESCALATE = "escalate"  # an `on_deadline` or `on_max_rounds`: ask `escalate_to` instead
 
 
 FIELD_TYPES = ("text", "number", "integer", "boolean", "choice")
@@ -127,8 +128,21 @@ class ReviewRequest:
     assignees: tuple[str, ...] = ()  # user names, and roles as "role:NAME"; empty: any reviewer
     quorum: int = 1  # approvals (from different people) that decide it
     reject_ends_round: bool = True  # one rejection decides it; else `quorum` of them
+    max_rounds: int | None = None  # a review past this many rounds fails, or escalates
+    on_max_rounds: str = "fail"  # "fail" | "escalate" (to `escalate_to`)
+    escalate_to: tuple[str, ...] = ()  # who is asked when it escalates (names, role:NAME)
 
     def __post_init__(self) -> None:
+        if self.max_rounds is not None and (
+            not isinstance(self.max_rounds, int) or self.max_rounds < 1
+        ):
+            raise ValueError(
+                f"max_rounds must be a whole number of at least 1: {self.max_rounds!r}"
+            )
+        if self.on_max_rounds not in ("fail", ESCALATE):
+            raise ValueError(f"on_max_rounds must be 'fail' or 'escalate': {self.on_max_rounds!r}")
+        if self.on_max_rounds == ESCALATE and not self.escalate_to:
+            raise ValueError("on_max_rounds 'escalate' needs escalate_to: who to ask next")
         if not isinstance(self.quorum, int) or not 1 <= self.quorum <= 50:
             raise ValueError(f"quorum must be a whole number from 1 to 50, not {self.quorum!r}")
         for what in ("comment_required", "dangerous"):
@@ -148,7 +162,10 @@ class ReviewRequest:
         if self.on_deadline is not None:
             if self.deadline_seconds is None:
                 raise ValueError("on_deadline needs deadline_seconds")
-            if self.on_deadline not in self.decisions or self.on_deadline == "edit":
+            if self.on_deadline == ESCALATE:
+                if not self.escalate_to:
+                    raise ValueError("on_deadline 'escalate' needs escalate_to: who to ask next")
+            elif self.on_deadline not in self.decisions or self.on_deadline == "edit":
                 raise ValueError(
                     f"on_deadline must be one of the decisions {list(self.decisions)} other "
                     f"than 'edit', not {self.on_deadline!r}"
@@ -168,6 +185,9 @@ class ReviewRequest:
             "assignees": list(self.assignees),
             "quorum": self.quorum,
             "reject_ends_round": self.reject_ends_round,
+            "max_rounds": self.max_rounds,
+            "on_max_rounds": self.on_max_rounds,
+            "escalate_to": list(self.escalate_to),
         }
 
     @classmethod
@@ -185,6 +205,9 @@ class ReviewRequest:
             assignees=tuple(data.get("assignees") or ()),
             quorum=int(data.get("quorum") or 1),
             reject_ends_round=data.get("reject_ends_round", True) is not False,
+            max_rounds=data.get("max_rounds"),
+            on_max_rounds=data.get("on_max_rounds") or "fail",
+            escalate_to=tuple(data.get("escalate_to") or ()),
         )
 
     def check(
@@ -233,25 +256,32 @@ class ReviewRequest:
                 assignees=tuple(value.get("assignees") or ()),
                 quorum=value.get("quorum") or 1,
                 reject_ends_round=value.get("reject_ends_round", True) is not False,
+                max_rounds=value.get("max_rounds"),
+                on_max_rounds=value.get("on_max_rounds") or "fail",
+                escalate_to=tuple(value.get("escalate_to") or ()),
             )
         else:
             request = cls(output=value, decisions=decisions)
-        if request.deadline_seconds is None and node is not None and node.deadline_seconds:
-            request = replace(
-                request, deadline_seconds=node.deadline_seconds, on_deadline=node.on_deadline
-            )
-        if node is not None and node.allow_self_review and not request.allow_self_review:
-            request = replace(request, allow_self_review=True)
-        if node is not None:  # what the node declares, where its prep said nothing
-            request = replace(
-                request,
-                comment_required=request.comment_required or tuple(node.comment_required),
-                dangerous=request.dangerous or tuple(node.dangerous),
-                form=request.form or tuple(node.form),
-                assignees=request.assignees or tuple(node.assignees),
-                quorum=request.quorum if request.quorum != 1 else node.quorum,
-                reject_ends_round=request.reject_ends_round and node.reject_ends_round,
-            )
+        if node is None:
+            return request
+        # What the node declares, where its prep said nothing: in one step, since the fields
+        # are checked together (an escalating deadline needs someone to escalate to).
+        own = request.deadline_seconds is not None or not node.deadline_seconds
+        return replace(
+            request,
+            deadline_seconds=request.deadline_seconds if own else node.deadline_seconds,
+            on_deadline=request.on_deadline if own else node.on_deadline,
+            allow_self_review=request.allow_self_review or node.allow_self_review,
+            comment_required=request.comment_required or tuple(node.comment_required),
+            dangerous=request.dangerous or tuple(node.dangerous),
+            form=request.form or tuple(node.form),
+            assignees=request.assignees or tuple(node.assignees),
+            quorum=request.quorum if request.quorum != 1 else node.quorum,
+            reject_ends_round=request.reject_ends_round and node.reject_ends_round,
+            max_rounds=request.max_rounds or node.max_rounds,
+            on_max_rounds=(request.on_max_rounds if request.max_rounds else node.on_max_rounds),
+            escalate_to=request.escalate_to or tuple(node.escalate_to),
+        )
         return request
 
 
@@ -289,7 +319,9 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     (checked by the server, handed to `post` as `Decision.form`); `assignees` names who may
     decide (user names, and roles as "role:NAME"; admins always may). With `quorum = k`,
     k different people must approve; one rejection decides it at once, unless
-    `reject_ends_round = False` (then k rejections do).
+    `reject_ends_round = False` (then k rejections do). `max_rounds` caps the rounds: past it
+    the task fails, or (`on_max_rounds = "escalate"`) the review goes to `escalate_to`; a
+    deadline can escalate too (`on_deadline = "escalate"`).
     """
 
     decisions: tuple[str, ...] = DEFAULT_DECISIONS
@@ -302,6 +334,9 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     assignees: tuple[str, ...] = ()
     quorum: int = 1
     reject_ends_round: bool = True
+    max_rounds: int | None = None
+    on_max_rounds: str = "fail"
+    escalate_to: tuple[str, ...] = ()
 
     def prep(self, shared: dict[str, Any]) -> Any:
         return ReviewRequest(output=None, decisions=self.decisions)

@@ -54,7 +54,7 @@ class Deadlines:
         fired = 0
         for review_id in await self.store.due_reviews(ReviewStatus.OPEN.value, now):
             try:
-                await self.store.write(lambda tx, rid=review_id: _expire(tx, rid))  # type: ignore[misc]
+                await self.store.write(lambda tx, rid=review_id: _expire(tx, rid, now))  # type: ignore[misc]
             except Conflict:
                 continue  # decided meanwhile: by a person, or by another process's deadline
             except Unavailable:
@@ -73,8 +73,8 @@ class Deadlines:
         return fired
 
 
-def _expire(tx: Tx, review_id: str) -> None:
+def _expire(tx: Tx, review_id: str, now: float) -> None:
     review = tx.get_review(review_id)
     if review is None:
         raise Conflict("the review is gone")
-    machine.expire(tx, review)
+    machine.expire(tx, review, now)

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from hitl.flow import ReviewRequest, content_hash
+from hitl.flow import review as flow_review
 from hitl.service.errors import Conflict, Invalid, LeaseLost, NotFound
 from hitl.store import ANY_OWNER, ReviewRow, TaskRow, Tx, VoteRow
 
@@ -62,6 +63,7 @@ class EventType(StrEnum):
     REVIEW_CLAIMED = "review.claimed"
     REVIEW_RELEASED = "review.released"
     REVIEW_VOTED = "review.voted"
+    REVIEW_ESCALATED = "review.escalated"
 
 
 FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
@@ -120,6 +122,13 @@ LEAVE_REVIEW = Transition(
 VOTE = Transition(
     "vote", frozenset({S.WAITING_FOR_REVIEW}), S.WAITING_FOR_REVIEW, EventType.REVIEW_VOTED
 )
+# A deadline that asks someone else: the review goes to `escalate_to`, with a new deadline.
+ESCALATE = Transition(
+    "escalate",
+    frozenset({S.WAITING_FOR_REVIEW}),
+    S.WAITING_FOR_REVIEW,
+    EventType.REVIEW_ESCALATED,
+)
 
 ALL = (
     SUBMIT,
@@ -136,6 +145,7 @@ ALL = (
     TAKE_REVIEW,
     LEAVE_REVIEW,
     VOTE,
+    ESCALATE,
 )
 
 # The arrows, as the transitions above draw them.
@@ -472,11 +482,14 @@ def _clock(review: ReviewRow) -> str:
     return time.strftime("%H:%M:%S UTC", time.gmtime(review.claimed_until or 0.0))
 
 
-def expire(tx: Tx, review: ReviewRow) -> None:
+def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> None:
     """A review's deadline passed: decide it by its default, or expire it and fail the task."""
     if review.status != ReviewStatus.OPEN:
         raise Conflict("the review is no longer open")
     request = ReviewRequest.from_json(json.loads(review.request))
+    if request.on_deadline == flow_review.ESCALATE:
+        escalate(tx, review, request, time.time() if now is None else now)
+        return
     if request.on_deadline is not None:
         comment = f"no decision by the deadline: {request.on_deadline} by default"
         decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY)
@@ -488,6 +501,29 @@ def expire(tx: Tx, review: ReviewRow) -> None:
     if not _move(tx, EXPIRE, review.task_id, **values, lease_owner=None, lease_expires_at=None):
         raise Conflict("the task is no longer waiting for this review")
     _event(tx, EXPIRE, review.task_id, error=error, review_id=review.id)
+
+
+def escalate(tx: Tx, review: ReviewRow, request: ReviewRequest, now: float) -> None:
+    """Nobody decided in time: the review now asks `escalate_to`, with a new deadline of the
+    same length and no further escalation (a second miss fails the task)."""
+    moved = replace(request, assignees=request.escalate_to, on_deadline=None).to_json()
+    deadline = now + (request.deadline_seconds or 0)
+    assignee = f",{','.join(request.escalate_to)},"
+    changed = tx.update_review(
+        review.id, [ReviewStatus.OPEN], request=dumps(moved), deadline=deadline, assignee=assignee
+    )
+    if not changed:
+        raise Conflict("the review is no longer open")
+    _event(
+        tx,
+        ESCALATE,
+        review.task_id,
+        review_id=review.id,
+        round=review.round,
+        assignees=list(request.escalate_to),
+        was=list(request.assignees),
+        deadline=deadline,
+    )
 
 
 # -- workers: every write is conditional on the worker's lease ---------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 
 from hitl.flow import Checkpoint, Completed, Decision, Position, Runner, Suspended, dump_shared
 from hitl.flow.checkpoint import SharedNotJSON
+from hitl.flow.review import ESCALATE
 from hitl.service import machine
 from hitl.service.errors import LeaseLost
 from hitl.service.flows import FlowRegistry
@@ -360,6 +361,14 @@ class _Steps:
         request = outcome.request.to_json()
         if not request["assignees"] and self.assignees:  # the node named none: the task's
             request["assignees"] = list(self.assignees)
+        cap = outcome.request.max_rounds
+        if cap is not None and self.round + 1 > cap:  # the node's rounds are used up
+            if outcome.request.on_max_rounds != ESCALATE:
+                node = "/".join(outcome.position.path)
+                await self.fail(f"review {node!r} reached its cap of {cap} rounds")
+                return
+            request["assignees"] = list(outcome.request.escalate_to)
+            request["escalated"] = f"after {cap} rounds"
         position = dumps(outcome.position.to_json())
         seconds = outcome.request.deadline_seconds
         now = time.time()

@@ -145,3 +145,44 @@ def create_panel_flow() -> AsyncFlow:
 
 def create_patient_panel_flow() -> AsyncFlow:
     return AsyncFlow(start=PatientPanelReview())
+
+
+class Redraft(Node):  # type: ignore[misc]
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["drafts"] = int(shared.get("drafts", 0)) + 1
+        return "default"
+
+
+class CappedReview(HumanReview):
+    """Two rounds at most: a third fails the task."""
+
+    allow_self_review = True
+    max_rounds = 2
+
+    def prep(self, shared: dict[str, Any]) -> Any:
+        return {"output": f"draft {shared.get('drafts')}"}
+
+
+class EscalatingReview(CappedReview):
+    """Past one round, or past its deadline, the review goes to the boss."""
+
+    max_rounds = 1
+    on_max_rounds = "escalate"
+    escalate_to = ("boss",)
+    deadline_seconds = 600
+    on_deadline = "escalate"
+
+
+def _looping(review: HumanReview) -> AsyncFlow:
+    draft = Redraft()
+    draft >> review
+    review - "reject" >> draft
+    return AsyncFlow(start=draft)
+
+
+def create_capped_flow() -> AsyncFlow:
+    return _looping(CappedReview())
+
+
+def create_escalating_flow() -> AsyncFlow:
+    return _looping(EscalatingReview())

@@ -31,6 +31,7 @@ ANN = Principal("ann", frozenset({"reviewer"}))
 BOB = Principal("bob", frozenset({"reviewer"}))
 RITA = Principal("rita", frozenset({"reviewer"}))
 ADMIN = Principal("root", frozenset({"admin"}))
+BOSS = Principal("boss", frozenset({"reviewer"}))
 SAM = Principal("sam", frozenset({"submitter"}))
 
 
@@ -53,6 +54,8 @@ async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
             f"{FLOWS}:create_ritas_flow",
             f"{FLOWS}:create_panel_flow",
             f"patient={FLOWS}:create_patient_panel_flow",
+            f"capped={FLOWS}:create_capped_flow",
+            f"escalating={FLOWS}:create_escalating_flow",
         ],
     )
     svc = Service(settings)
@@ -449,3 +452,62 @@ async def test_a_node_may_need_as_many_rejections(service: Service) -> None:
     assert still.status == "open"
     decided = await service.tasks.decide(review.id, "reject", "no either", by=BOB)
     assert decided.status == "decided" and decided.decision == "reject"
+
+
+# -- round caps and escalation ----------------------------------------------------------------
+
+
+async def next_round(service: Service, task_id: str, round: int) -> ReviewRow:
+    for _ in range(500):
+        _, reviews = await service.tasks.get(task_id)
+        if len(reviews) >= round and reviews[-1].status == "open":
+            return reviews[-1]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"round {round} of {task_id} never opened")
+
+
+async def test_past_its_round_cap_a_task_fails(service: Service) -> None:
+    task, review = await open_review(service, "capped")
+    await service.tasks.decide(review.id, "reject", "again", by=ANN)
+    second = await next_round(service, task.id, 2)
+    await service.tasks.decide(second.id, "reject", "and again", by=ANN)
+    failed = await finished(service, task.id)
+    assert failed.status == "failed"
+    assert failed.error is not None and "reached its cap of 2 rounds" in failed.error
+    _, reviews = await service.tasks.get(task.id)
+    assert len(reviews) == 2  # no third round was asked for
+
+
+async def test_past_its_round_cap_a_review_can_escalate(service: Service) -> None:
+    task, review = await open_review(service, "escalating")
+    await service.tasks.decide(review.id, "reject", "not yet", by=ANN)
+    second = await next_round(service, task.id, 2)
+    request = json.loads(second.request)
+    assert request["assignees"] == ["boss"] and request["escalated"] == "after 1 rounds"
+    with pytest.raises(Forbidden, match="assigned to boss"):
+        await service.tasks.decide(second.id, "approve", by=ANN)
+    mine, _ = await service.tasks.list_reviews("open", 50, 0, BOSS, mine=True)
+    assert [r.id for r in mine] == [second.id]
+    await service.tasks.decide(second.id, "approve", by=BOSS)
+
+
+async def test_a_deadline_can_escalate_instead_of_deciding(service: Service) -> None:
+    task, review = await open_review(service, "escalating")
+    assert review.deadline is not None
+    assert service.deadlines is not None
+    later = review.deadline + 1  # the clock, moved past the deadline: no sleeping
+    assert await service.deadlines.fire_due(now=later) == 1
+    moved = await service.tasks.get_review(review.id)
+    request = json.loads(moved.request)
+    assert moved.status == "open" and request["assignees"] == ["boss"]
+    assert request["on_deadline"] is None and moved.deadline == later + 600
+    [event] = [
+        json.loads(e.data)
+        for e in await service.store.events_after(0, task.id, 100)
+        if e.type == "review.escalated"
+    ]
+    assert event["assignees"] == ["boss"] and event["was"] == []
+    with pytest.raises(Forbidden, match="assigned to boss"):
+        await service.tasks.decide(review.id, "approve", by=ANN)
+    assert await service.deadlines.fire_due(now=later + 601) == 1  # missed again: it fails
+    assert (await finished(service, task.id)).status == "failed"
