@@ -24,12 +24,17 @@ from hitl.service import (
 STATUS = {NotFound: 404, Invalid: 422, Conflict: 409, Forbidden: 403, Unauthenticated: 401}
 
 
+def status_of(exc: HitlError) -> int:
+    """The HTTP status of a domain error."""
+    return next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+
+
 def respond(exc: HitlError | Unavailable) -> Response:
     """The answer to a domain error, or to the database being away."""
     if isinstance(exc, Unavailable):
         retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
         return jsonio.JSONResponse({"detail": str(exc)}, 503, retry)
-    code = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+    code = status_of(exc)
     extra = {"WWW-Authenticate": 'Bearer realm="hitl"'} if code == 401 else None
     return jsonio.JSONResponse({"detail": exc.message, **exc.context}, code, extra)
 

@@ -228,6 +228,27 @@ class DecisionCreate(BaseModel):
     )
 
 
+class BulkDecisionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    review_ids: list[str] = Field(min_length=1, max_length=100, description="1 to 100 reviews")
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(
+        None, pattern="^[^\x00]*$", description="the same comment on each decision"
+    )
+
+
+class BulkResultPublic(BaseModel):
+    review_id: str
+    status: int = Field(description="200, or the status deciding this review alone would give")
+    detail: str | None = Field(None, description="why it was not decided")
+    review: ReviewPublic | None = None
+
+
+class BulkDecisionsPublic(BaseModel):
+    results: list[BulkResultPublic] = Field(description="one per review, in the order given")
+
+
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -131,6 +131,7 @@ class ReviewRequest:
     max_rounds: int | None = None  # a review past this many rounds fails, or escalates
     on_max_rounds: str = "fail"  # "fail" | "escalate" (to `escalate_to`)
     escalate_to: tuple[str, ...] = ()  # who is asked when it escalates (names, role:NAME)
+    bulk: bool = False  # may it be decided with others at once, from the queue?
 
     def __post_init__(self) -> None:
         if self.max_rounds is not None and (
@@ -188,6 +189,7 @@ class ReviewRequest:
             "max_rounds": self.max_rounds,
             "on_max_rounds": self.on_max_rounds,
             "escalate_to": list(self.escalate_to),
+            "bulk": self.bulk,
         }
 
     @classmethod
@@ -208,6 +210,7 @@ class ReviewRequest:
             max_rounds=data.get("max_rounds"),
             on_max_rounds=data.get("on_max_rounds") or "fail",
             escalate_to=tuple(data.get("escalate_to") or ()),
+            bulk=bool(data.get("bulk")),
         )
 
     def check(
@@ -259,6 +262,7 @@ class ReviewRequest:
                 max_rounds=value.get("max_rounds"),
                 on_max_rounds=value.get("on_max_rounds") or "fail",
                 escalate_to=tuple(value.get("escalate_to") or ()),
+                bulk=bool(value.get("bulk")),
             )
         else:
             request = cls(output=value, decisions=decisions)
@@ -281,6 +285,7 @@ class ReviewRequest:
             max_rounds=request.max_rounds or node.max_rounds,
             on_max_rounds=(request.on_max_rounds if request.max_rounds else node.on_max_rounds),
             escalate_to=request.escalate_to or tuple(node.escalate_to),
+            bulk=request.bulk or node.bulk,
         )
         return request
 
@@ -321,7 +326,8 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     k different people must approve; one rejection decides it at once, unless
     `reject_ends_round = False` (then k rejections do). `max_rounds` caps the rounds: past it
     the task fails, or (`on_max_rounds = "escalate"`) the review goes to `escalate_to`; a
-    deadline can escalate too (`on_deadline = "escalate"`).
+    deadline can escalate too (`on_deadline = "escalate"`). `bulk = True` lets reviewers
+    approve or reject several of its reviews at once (each is still its own decision).
     """
 
     decisions: tuple[str, ...] = DEFAULT_DECISIONS
@@ -337,6 +343,7 @@ class HumanReview(AsyncNode):  # type: ignore[misc]
     max_rounds: int | None = None
     on_max_rounds: str = "fail"
     escalate_to: tuple[str, ...] = ()
+    bulk: bool = False
 
     def prep(self, shared: dict[str, Any]) -> Any:
         return ReviewRequest(output=None, decisions=self.decisions)

@@ -280,6 +280,11 @@ def decide(
         )
     if seen is not None:
         seen.check(review, request)
+        if seen.bulk and not request.bulk:
+            raise Conflict(
+                "this review is not decided in bulk: its node does not allow it (bulk = True); "
+                "open it and decide it alone"
+            )
     if action not in request.decisions:
         raise Conflict(
             f"decision {action!r} is not allowed here; allowed: {', '.join(request.decisions)}",
@@ -366,6 +371,7 @@ class Seen:
 
     round: int | None = None
     content_hash: str | None = None
+    bulk: bool = False  # decided with others at once, from a list: the node must allow it
 
     def check(self, review: ReviewRow, request: ReviewRequest) -> None:
         if self.round is not None and self.round != review.round:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from hitl.flow import ReviewRequest, content_hash
 from hitl.service import access, machine
-from hitl.service.errors import Conflict, Invalid, NotFound
+from hitl.service.errors import Conflict, HitlError, Invalid, NotFound
 from hitl.service.flows import FlowRegistry
 from hitl.service.identity import ROLES, audit
 from hitl.service.ids import new_id
@@ -78,6 +78,7 @@ class _Verdict:
 # How long opening a review claims it; the page renews the claim while it is open and seen.
 CLAIM_SECONDS = 300.0
 MAX_ASSIGNEES = 50
+MAX_BULK = 100  # reviews decided at once
 
 
 def _check_assignees(assignees: list[str]) -> None:
@@ -344,6 +345,32 @@ class TaskService:
         edited = self._edited(action, edited_output)
         verdict = _Verdict(action, comment, edited, by, on_behalf_of, seen, form)
         return await self._decide(find, verdict, address)
+
+    async def decide_many(
+        self,
+        review_ids: list[str],
+        action: str,
+        comment: str | None = None,
+        by: Principal | None = None,
+        address: str | None = None,
+    ) -> list[ReviewRow | HitlError]:
+        """Approve or reject several reviews at once, each as its own decision (and its own
+        audit row); each review's node must allow it. One failing does not stop the others."""
+        access.see_queue(by)  # a reviewer's act: anyone else is refused at once
+        if action not in ("approve", "reject"):
+            raise Invalid(f"only approve or reject are decided in bulk, not {action!r}")
+        if not 1 <= len(review_ids) <= MAX_BULK:
+            raise Invalid(f"review_ids: give 1 to {MAX_BULK} reviews")
+        results: list[ReviewRow | HitlError] = []
+        for review_id in review_ids:
+            try:
+                seen = machine.Seen(bulk=True)
+                results.append(
+                    await self.decide(review_id, action, comment, by=by, address=address, seen=seen)
+                )
+            except HitlError as exc:
+                results.append(exc)
+        return results
 
     async def decide_task(
         self,

@@ -6,10 +6,19 @@ from fastapi import APIRouter, Query
 
 from hitl.api import jsonio
 from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
+from hitl.api.errors import status_of
 from hitl.api.responses import errors
 from hitl.api.routes.tasks import LimitQuery, OffsetQuery
-from hitl.api.schemas import ClaimCreate, DecisionCreate, ReviewPublic, ReviewsPublic
-from hitl.service import ReviewStatus, Seen
+from hitl.api.schemas import (
+    BulkDecisionCreate,
+    BulkDecisionsPublic,
+    BulkResultPublic,
+    ClaimCreate,
+    DecisionCreate,
+    ReviewPublic,
+    ReviewsPublic,
+)
+from hitl.service import HitlError, ReviewStatus, Seen
 
 router = APIRouter(prefix="/reviews", tags=["reviews"], route_class=jsonio.Route)
 
@@ -44,6 +53,32 @@ async def list_reviews(
     may = service.tasks.may_decide
     data = [ReviewPublic.of(r, may(who, r, r.task_created_by)) for r in rows]
     return ReviewsPublic(data=data, count=count)
+
+
+@router.post(
+    "/decisions",
+    response_model=BulkDecisionsPublic,
+    responses=errors(400, 401, 403, 413, 422, 503),
+)
+async def decide_many(
+    body: BulkDecisionCreate, service: ServiceDep, who: PrincipalDep, address: AddressDep
+) -> BulkDecisionsPublic:
+    """Approve or reject several reviews at once — those whose node allows it (`bulk`). Each is
+    its own decision, in its own transaction, audited alone; each result says how it went."""
+    outcomes = await service.tasks.decide_many(
+        body.review_ids, body.decision, body.comment, who, address
+    )
+    results = []
+    for review_id, outcome in zip(body.review_ids, outcomes, strict=True):
+        if isinstance(outcome, HitlError):
+            status = status_of(outcome)
+            results.append(
+                BulkResultPublic(review_id=review_id, status=status, detail=str(outcome))
+            )
+        else:
+            review = ReviewPublic.of(outcome)
+            results.append(BulkResultPublic(review_id=review_id, status=200, review=review))
+    return BulkDecisionsPublic(results=results)
 
 
 @router.get("/{review_id}", response_model=ReviewPublic, responses=errors(401, 404, 422, 503))

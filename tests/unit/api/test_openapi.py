@@ -260,6 +260,8 @@ REVIEWER = {"as": "reviewer"}
 DECISION = "POST /api/v1/reviews/{review_id}/decision"
 CLAIM = "POST /api/v1/reviews/{review_id}/claim"
 TASK_AUDIT = "GET /api/v1/tasks/{task_id}/audit"
+BULK = "POST /api/v1/reviews/decisions"
+BULK_BODY = {"review_ids": [NO_SUCH], "decision": "approve"}
 RELEASE = "DELETE /api/v1/reviews/{review_id}/claim"
 
 CASES: list[Row] = [
@@ -331,6 +333,23 @@ CASES: list[Row] = [
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{decided}", ANONYMOUS, 401),
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{decided}", {}, 200),
     ("GET /api/v1/reviews/{review_id}", f"/api/v1/reviews/{NO_SUCH}", {}, 404),
+    # Bulk: the default flow's reviews are not decided in bulk (each result says so).
+    (
+        BULK,
+        "/api/v1/reviews/decisions",
+        {"json": BULK_BODY},
+        200,
+    ),
+    (BULK, "/api/v1/reviews/decisions", DEEP, 400),
+    (BULK, "/api/v1/reviews/decisions", {**ANONYMOUS, "json": {}}, 401),
+    (
+        BULK,
+        "/api/v1/reviews/decisions",
+        {"json": BULK_BODY, **SUBMITTER},
+        403,
+    ),
+    (BULK, "/api/v1/reviews/decisions", BIG, 413),
+    (BULK, "/api/v1/reviews/decisions", {"json": {"review_ids": [], "decision": "approve"}}, 422),
     # Claims, before the review is decided: the admin holds it, then gives it up.
     (CLAIM, "/api/v1/reviews/{review}/claim", {}, 200),
     (CLAIM, "/api/v1/reviews/{review}/claim", REVIEWER, 409),  # the admin is reviewing it
@@ -440,6 +459,12 @@ OUTAGE: list[Row] = [
     (DECISION, "/api/v1/reviews/{review}/decision", {"json": {"decision": "approve"}}, 503),
     (CLAIM, "/api/v1/reviews/{review}/claim", {}, 503),
     (TASK_AUDIT, "/api/v1/tasks/{completed}/audit", {}, 503),
+    (
+        BULK,
+        "/api/v1/reviews/decisions",
+        {"json": BULK_BODY},
+        503,
+    ),
     (RELEASE, "/api/v1/reviews/{review}/claim", {}, 503),
     ("GET /api/v1/tasks/{task_id}/events", "/api/v1/tasks/{completed}/events", {}, 503),
     ("POST /submit", "/submit", {"json": {"data": "hello"}}, 503),

@@ -186,3 +186,18 @@ def create_capped_flow() -> AsyncFlow:
 
 def create_escalating_flow() -> AsyncFlow:
     return _looping(EscalatingReview())
+
+
+class BulkReview(HumanReview):
+    """Simple yes/no reviews that a reviewer may clear several at a time."""
+
+    decisions = ("approve", "reject")
+    bulk = True
+    allow_self_review = True
+
+    def prep(self, shared: dict[str, Any]) -> Any:
+        return {"output": shared["task_input"]}
+
+
+def create_bulk_flow() -> AsyncFlow:
+    return AsyncFlow(start=BulkReview())

@@ -56,6 +56,7 @@ async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
             f"patient={FLOWS}:create_patient_panel_flow",
             f"capped={FLOWS}:create_capped_flow",
             f"escalating={FLOWS}:create_escalating_flow",
+            f"bulk={FLOWS}:create_bulk_flow",
         ],
     )
     svc = Service(settings)
@@ -511,3 +512,28 @@ async def test_a_deadline_can_escalate_instead_of_deciding(service: Service) -> 
         await service.tasks.decide(review.id, "approve", by=ANN)
     assert await service.deadlines.fire_due(now=later + 601) == 1  # missed again: it fails
     assert (await finished(service, task.id)).status == "failed"
+
+
+# -- bulk -------------------------------------------------------------------------------------
+
+
+async def test_bulk_decisions_are_separate_and_only_where_the_node_allows(
+    service: Service,
+) -> None:
+    tasks = [await open_review(service, "bulk") for _ in range(3)]
+    _, alone = await open_review(service)  # the default flow does not allow bulk decisions
+    ids = [review.id for _, review in tasks] + [alone.id, "ffffffff-ffff-7fff-bfff-ffffffffffff"]
+    results = await service.tasks.decide_many(ids, "approve", "batch ok", by=ANN)
+    assert [r.status for r in results[:3]] == ["decided"] * 3  # type: ignore[union-attr]
+    assert isinstance(results[3], Conflict) and "not decided in bulk" in results[3].message
+    assert isinstance(results[4], NotFound)
+    for task, _ in tasks:
+        assert (await finished(service, task.id)).status == "completed"
+        [entry] = await service.tasks.audit(task.id, by=ADMIN)
+        assert entry.action == "review.decide" and entry.actor == "ann"
+    open_again, _ = await service.tasks.get(alone.task_id)
+    assert open_again.status == "waiting_for_review"
+    with pytest.raises(Forbidden, match="needs the reviewer role"):
+        await service.tasks.decide_many([alone.id], "approve", by=SAM)
+    with pytest.raises(Invalid, match="only approve or reject"):
+        await service.tasks.decide_many([alone.id], "edit", by=ANN)
