@@ -175,6 +175,9 @@ class TaskPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     reviews: list[ReviewPublic] | None = None
+    traceback: str | None = Field(
+        None, description="admins only: where a failed task's node raised its error"
+    )
 
     @classmethod
     def of(
@@ -182,6 +185,7 @@ class TaskPublic(BaseModel):
         row: TaskRow,
         reviews: list[ReviewRow] | None = None,
         may_decide: Callable[[ReviewRow], bool] | None = None,
+        traceback: bool = False,
     ) -> TaskPublic:
         return cls(
             id=row.id,
@@ -198,6 +202,7 @@ class TaskPublic(BaseModel):
             reviews=[ReviewPublic.of(r, may_decide(r) if may_decide else None) for r in reviews]
             if reviews is not None
             else None,
+            traceback=row.traceback if traceback else None,
         )
 
 

@@ -100,6 +100,11 @@ def assigned(who: Principal, assignees: tuple[str, ...]) -> bool:
     return who.name in assignees or any(f"role:{role}" in assignees for role in who.roles)
 
 
+def see_traceback(who: Principal | None) -> bool:
+    """A failure's traceback shows code and data: admins only."""
+    return who is None or who.is_admin
+
+
 def administer(who: Principal | None, what: str) -> None:
     if who is not None and not who.is_admin:
         raise Forbidden(f"{who.name} may not {what}: that needs the admin role")

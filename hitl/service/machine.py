@@ -213,6 +213,7 @@ def retry(tx: Tx, task_id: str, by: str | None) -> TaskRow:
     if task is None:
         raise NotFound(f"no task {task_id!r}")
     values: dict[str, Any] = {"status": RETRY.target.value, "error": None, "claims": 0}
+    values["traceback"] = None
     values |= {"lease_owner": None, "lease_expires_at": None}
     if not _move(tx, RETRY, task_id, **values):
         raise Conflict(
@@ -593,12 +594,22 @@ def complete(tx: Tx, task_id: str, owner: str, shared: str, result: Any) -> None
     _event(tx, COMPLETE, task_id, result=result)
 
 
-def fail(tx: Tx, task_id: str, owner: str, error: str) -> bool:
-    """Fail the task if this worker still holds it; False (and nothing written) if not."""
-    values = {"status": FAIL.target.value, "error": error}
+def fail(
+    tx: Tx,
+    task_id: str,
+    owner: str,
+    error: str,
+    node: str | None = None,
+    trace: str | None = None,
+) -> bool:
+    """Fail the task if this worker still holds it; False (and nothing written) if not. `node`
+    is where it failed; `trace` the traceback, which only admins read (not in the event)."""
+    values = {"status": FAIL.target.value, "error": error, "traceback": trace}
+    if node is not None:
+        values["node"] = node
     if not _move(tx, FAIL, task_id, owner, **values, lease_owner=None, lease_expires_at=None):
         return False
-    _event(tx, FAIL, task_id, error=error)
+    _event(tx, FAIL, task_id, error=error, **({"node": node} if node is not None else {}))
     return True
 
 

@@ -260,6 +260,10 @@ class TaskService:
         return await self.store.list_reviews(status, limit, offset, flow, text, assigned, order)
 
     @staticmethod
+    def sees_traceback(by: Principal | None) -> bool:
+        return access.see_traceback(by)
+
+    @staticmethod
     def may_decide(by: Principal | None, review: ReviewRow, created_by: str | None) -> bool:
         """Whether `by` may decide `review` (of a task `created_by` submitted), if it is open."""
         if review.status != "open":

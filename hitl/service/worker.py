@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from hitl.store import ReviewRow, Store, Tx, Unavailable
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 16
+TRACEBACK = "Traceback (most recent call last):"
 
 
 def _result(shared: dict[str, Any], action: Any) -> Any:
@@ -204,10 +206,18 @@ class Worker:
             except (LeaseLost, Unavailable, asyncio.CancelledError):
                 raise
             except Exception as exc:
+                trace = "".join(traceback.format_exception(exc))
+                # The flow's failure, not the server's: logged as such (a server's own
+                # tracebacks are what its operators look for).
+                stack = trace.replace(TRACEBACK, "the node's stack (most recent call last):", 1)
                 log.warning(
-                    "task failed: %s", exc, extra={"action": "task_failed", "task_id": task_id}
+                    "task failed in node %s: %s\n%s",
+                    steps.node,
+                    exc,
+                    stack,
+                    extra={"action": "task_failed", "task_id": task_id, "node": steps.node},
                 )
-                await steps.fail(_describe(exc))
+                await steps.fail(_describe(exc), trace)
                 return
             if isinstance(outcome, Suspended):
                 await steps.suspend(outcome, shared)
@@ -296,6 +306,7 @@ class _Steps:
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Future[None] | None = None
         self.assignees: list[str] = []  # the task's, from its submission
+        self.node: str | None = None  # the node started last: where a failure happened
 
     async def _write(self, fn: Write) -> None:
         await self._flushed()
@@ -342,6 +353,7 @@ class _Steps:
         )
 
     async def started(self, path: list[str]) -> None:
+        self.node = "/".join(path)
         await self._flushed()
         self._defer(lambda tx: machine.start_node(tx, self.task_id, self.owner, path))
         self._timer = asyncio.get_running_loop().call_later(START_WINDOW, self._flush)
@@ -394,11 +406,12 @@ class _Steps:
             lambda tx: machine.complete(tx, self.task_id, self.owner, shared_text, result)
         )
 
-    async def fail(self, error: str) -> None:
-        """Fail the task, if this worker still holds it; the failure's own checkpoint is kept."""
+    async def fail(self, error: str, trace: str | None = None) -> None:
+        """Fail the task, if this worker still holds it; the failure's own checkpoint is kept.
+        `trace`: the exception's traceback, kept for admins."""
 
         def write(tx: Tx) -> None:
-            machine.fail(tx, self.task_id, self.owner, error)
+            machine.fail(tx, self.task_id, self.owner, error, self.node, trace)
 
         try:
             await self._write(write)

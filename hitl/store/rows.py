@@ -31,6 +31,7 @@ class TaskRow:
     idempotency_key: str | None = None
     request_hash: str | None = None
     assignees: str | None = None  # JSON text: who may decide its reviews, given at submission
+    traceback: str | None = None  # a failure's, for admins
 
 
 @dataclass(slots=True)

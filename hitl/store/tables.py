@@ -35,6 +35,7 @@ tasks = sa.Table(
     sa.Column("idempotency_key", sa.String(200), nullable=True, unique=True),
     sa.Column("request_hash", sa.String(64), nullable=True),
     sa.Column("assignees", sa.Text, nullable=True),
+    sa.Column("traceback", sa.Text, nullable=True),
     sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     sa.Index("ix_tasks_created_at", "created_at"),

@@ -25,7 +25,8 @@ CAREFUL = "careful=tests.unit.service.flows_for_tests:create_careful_flow"
 
 @pytest.fixture(scope="module")
 def server(start_module_server: Callable[..., Server]) -> Server:
-    return start_module_server(args=["--flow", CAREFUL])
+    exploding = "exploding=tests.unit.service.flows_for_tests:create_exploding_flow"
+    return start_module_server(args=["--flow", CAREFUL, "--flow", exploding])
 
 
 def sha256_of(output: Any) -> str:
@@ -133,3 +134,15 @@ async def test_a_claim_keeps_others_off_until_they_take_it_over(server: Server) 
             f"/api/v1/reviews/{review['id']}/decision", json={"decision": "approve"}
         )
         assert decided.status_code == 200, decided.text
+
+
+async def test_a_failure_s_traceback_is_shown_to_admins_only(server: Server) -> None:
+    sam = as_user(server, "sam-fails", "submitter")
+    async with client(server) as admin, sam:
+        created = await sam.post("/api/v1/tasks", json={"input": "x", "flow": "exploding"})
+        assert created.status_code == 201, created.text
+        task_id = created.json()["id"]
+        failed = await wait_status(admin, task_id, "failed")
+        assert failed["node"] == "Explodes" and "raise ValueError" in failed["traceback"]
+        own = (await sam.get(f"/api/v1/tasks/{task_id}")).json()
+        assert own["error"] == failed["error"] and own["traceback"] is None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -65,7 +66,8 @@ async def get_task(task_id: str, service: ServiceDep, who: PrincipalDep) -> Task
     """A task with every review round: each output, decision and comment. `task_id` may be a
     unique prefix of the id (at least 4 characters), as git takes a commit's."""
     row, reviews = await service.tasks.get(task_id, who)
-    return TaskPublic.of(row, reviews, lambda r: service.tasks.may_decide(who, r, row.created_by))
+    may = partial(service.tasks.may_decide, who, created_by=row.created_by)
+    return TaskPublic.of(row, reviews, may, service.tasks.sees_traceback(who))
 
 
 @router.post(

@@ -537,3 +537,34 @@ async def test_bulk_decisions_are_separate_and_only_where_the_node_allows(
         await service.tasks.decide_many([alone.id], "approve", by=SAM)
     with pytest.raises(Invalid, match="only approve or reject"):
         await service.tasks.decide_many([alone.id], "edit", by=ANN)
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+async def test_a_failure_names_its_node_and_keeps_its_traceback_for_admins(
+    new_database: Callable[[], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        database_url=new_database(), process_delay=0, flows=[f"{FLOWS}:create_exploding_flow"]
+    )
+    svc = Service(settings)
+    await svc.start()
+    try:
+        with caplog.at_level("WARNING", logger="hitl.service.worker"):
+            task, _ = await svc.tasks.submit("x", flow="exploding", by=SAM)
+            failed = await finished(svc, task.id)
+        assert failed.status == "failed" and failed.error == "ValueError: the model is down"
+        assert failed.node == "Explodes"
+        assert failed.traceback is not None and "raise ValueError" in failed.traceback
+        assert svc.tasks.sees_traceback(ADMIN) and not svc.tasks.sees_traceback(SAM)
+        [record] = [r for r in caplog.records if getattr(r, "task_id", None) == task.id]
+        assert getattr(record, "node", None) == "Explodes"
+        assert "raise ValueError" in record.getMessage()
+        assert "Traceback" not in record.getMessage()  # not a server error: the node's stack
+        [event] = [
+            e for e in await svc.store.events_after(0, task.id, 100) if e.type == "task.failed"
+        ]
+        assert json.loads(event.data)["node"] == "Explodes" and "traceback" not in event.data
+    finally:
+        await svc.stop()

@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("claimed_until", sa.Float, nullable=True))
     with op.batch_alter_table("tasks") as batch:
         batch.add_column(sa.Column("assignees", sa.Text, nullable=True))
+        batch.add_column(sa.Column("traceback", sa.Text, nullable=True))  # a failure's
     op.create_index("ix_audit_target", "audit", ["target"])  # a task's entries
     op.create_table(
         "votes",
@@ -42,6 +43,7 @@ def downgrade() -> None:
     op.drop_table("votes")
     op.drop_index("ix_audit_target", "audit")
     with op.batch_alter_table("tasks") as batch:
+        batch.drop_column("traceback")
         batch.drop_column("assignees")
     with op.batch_alter_table("reviews") as batch:
         batch.drop_column("claimed_until")
