@@ -70,16 +70,46 @@ def _id(value: str) -> str:
     return quote(value, safe="").replace(".", "%2E")
 
 
-def _task_body(input: Any, flow: str | None) -> dict[str, Any]:
-    return {"input": input, **({"flow": flow} if flow else {})}
+def _task_body(input: Any, flow: str | None, assignees: list[str] | None) -> dict[str, Any]:
+    return {"input": input, **_params(flow=flow or None, assignees=assignees)}
 
 
 def _params(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _decision(decision: str, comment: str | None, edited_output: Any) -> dict[str, Any]:
-    return _params(decision=decision, comment=comment, edited_output=edited_output)
+def _decision(
+    decision: str,
+    comment: str | None,
+    edited_output: Any,
+    round: int | None = None,
+    content_hash: str | None = None,
+    form: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A decision's body; `round` and `content_hash` (from the review shown) make a decision
+    on a newer round or other content a 409 rather than a decision on what was not seen."""
+    return _params(
+        decision=decision,
+        comment=comment,
+        edited_output=edited_output,
+        round=round,
+        content_hash=content_hash,
+        form=form,
+    )
+
+
+def _queue(
+    status: str | None,
+    limit: int,
+    offset: int,
+    flow: str | None,
+    q: str | None,
+    mine: bool,
+    sort: str | None,
+) -> dict[str, Any]:
+    return _params(
+        status=status, limit=limit, offset=offset, flow=flow, q=q, mine=mine or None, sort=sort
+    )
 
 
 def _stream_timeout(timeout: httpx.Timeout, read: float | None) -> httpx.Timeout:
@@ -135,10 +165,14 @@ class Client:
         self._http.close()
 
     def create_task(
-        self, input: Any, flow: str | None = None, idempotency_key: str | None = None
+        self,
+        input: Any,
+        flow: str | None = None,
+        idempotency_key: str | None = None,
+        assignees: list[str] | None = None,
     ) -> Any:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = _task_body(input, flow)
+        body = _task_body(input, flow, assignees)
         return _check(self._http.post("/api/v1/tasks", json=body, headers=headers))
 
     def get_task(self, task_id: str) -> Any:
@@ -148,18 +182,47 @@ class Client:
         params = _params(status=status, limit=limit, offset=offset)
         return _check(self._http.get("/api/v1/tasks", params=params))
 
-    def list_reviews(self, status: str | None = "open", limit: int = 50, offset: int = 0) -> Any:
-        params = _params(status=status, limit=limit, offset=offset)
+    def list_reviews(
+        self,
+        status: str | None = "open",
+        limit: int = 50,
+        offset: int = 0,
+        flow: str | None = None,
+        q: str | None = None,
+        mine: bool = False,
+        sort: str | None = None,
+    ) -> Any:
+        params = _queue(status, limit, offset, flow, q, mine, sort)
         return _check(self._http.get("/api/v1/reviews", params=params))
 
     def decide(
-        self, review_id: str, decision: str, comment: str | None = None, edited_output: Any = None
+        self,
+        review_id: str,
+        decision: str,
+        comment: str | None = None,
+        edited_output: Any = None,
+        round: int | None = None,
+        content_hash: str | None = None,
+        form: dict[str, Any] | None = None,
     ) -> Any:
-        body = _decision(decision, comment, edited_output)
+        body = _decision(decision, comment, edited_output, round, content_hash, form)
         return _check(self._http.post(f"/api/v1/reviews/{_id(review_id)}/decision", json=body))
 
-    def cancel(self, task_id: str) -> Any:
-        return _check(self._http.post(f"/api/v1/tasks/{_id(task_id)}/cancel"))
+    def claim(self, review_id: str, take_over: bool = False) -> Any:
+        """Claim a review while you look at it (again: renew it)."""
+        url = f"/api/v1/reviews/{_id(review_id)}/claim"
+        return _check(self._http.post(url, json={"take_over": take_over}))
+
+    def release(self, review_id: str) -> Any:
+        return _check(self._http.delete(f"/api/v1/reviews/{_id(review_id)}/claim"))
+
+    def audit(self, task_id: str) -> Any:
+        """The task's audit entries: its decisions, votes, cancellations and retries."""
+        return _check(self._http.get(f"/api/v1/tasks/{_id(task_id)}/audit"))
+
+    def cancel(self, task_id: str, reason: str | None = None) -> Any:
+        body = _params(reason=reason)
+        return _check(self._http.post(f"/api/v1/tasks/{_id(task_id)}/cancel", json=body or None))
 
     def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None
@@ -202,10 +265,14 @@ class AsyncClient:
         await self._http.aclose()
 
     async def create_task(
-        self, input: Any, flow: str | None = None, idempotency_key: str | None = None
+        self,
+        input: Any,
+        flow: str | None = None,
+        idempotency_key: str | None = None,
+        assignees: list[str] | None = None,
     ) -> Any:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = _task_body(input, flow)
+        body = _task_body(input, flow, assignees)
         return _check(await self._http.post("/api/v1/tasks", json=body, headers=headers))
 
     async def get_task(self, task_id: str) -> Any:
@@ -216,21 +283,47 @@ class AsyncClient:
         return _check(await self._http.get("/api/v1/tasks", params=params))
 
     async def list_reviews(
-        self, status: str | None = "open", limit: int = 50, offset: int = 0
+        self,
+        status: str | None = "open",
+        limit: int = 50,
+        offset: int = 0,
+        flow: str | None = None,
+        q: str | None = None,
+        mine: bool = False,
+        sort: str | None = None,
     ) -> Any:
-        params = _params(status=status, limit=limit, offset=offset)
+        params = _queue(status, limit, offset, flow, q, mine, sort)
         return _check(await self._http.get("/api/v1/reviews", params=params))
 
     async def decide(
-        self, review_id: str, decision: str, comment: str | None = None, edited_output: Any = None
+        self,
+        review_id: str,
+        decision: str,
+        comment: str | None = None,
+        edited_output: Any = None,
+        round: int | None = None,
+        content_hash: str | None = None,
+        form: dict[str, Any] | None = None,
     ) -> Any:
-        body = _decision(decision, comment, edited_output)
+        body = _decision(decision, comment, edited_output, round, content_hash, form)
         return _check(
             await self._http.post(f"/api/v1/reviews/{_id(review_id)}/decision", json=body)
         )
 
-    async def cancel(self, task_id: str) -> Any:
-        return _check(await self._http.post(f"/api/v1/tasks/{_id(task_id)}/cancel"))
+    async def claim(self, review_id: str, take_over: bool = False) -> Any:
+        url = f"/api/v1/reviews/{_id(review_id)}/claim"
+        return _check(await self._http.post(url, json={"take_over": take_over}))
+
+    async def release(self, review_id: str) -> Any:
+        return _check(await self._http.delete(f"/api/v1/reviews/{_id(review_id)}/claim"))
+
+    async def audit(self, task_id: str) -> Any:
+        return _check(await self._http.get(f"/api/v1/tasks/{_id(task_id)}/audit"))
+
+    async def cancel(self, task_id: str, reason: str | None = None) -> Any:
+        body = _params(reason=reason)
+        url = f"/api/v1/tasks/{_id(task_id)}/cancel"
+        return _check(await self._http.post(url, json=body or None))
 
     async def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from hitl.client import Client, HitlAPIError
 from tests.conftest import Server, user_token
 from tests.integration.helpers import (
     client,
@@ -146,3 +148,33 @@ async def test_a_failure_s_traceback_is_shown_to_admins_only(server: Server) -> 
         assert failed["node"] == "Explodes" and "raise ValueError" in failed["traceback"]
         own = (await sam.get(f"/api/v1/tasks/{task_id}")).json()
         assert own["error"] == failed["error"] and own["traceback"] is None
+
+
+def test_the_python_client_decides_safely(server: Server) -> None:
+    """The client's calls for the same rules: stale decisions, forms, claims, the audit."""
+    with Client(server.url, token=server.token) as hitl:
+        task = hitl.create_task("client memo", flow="careful", assignees=["role:admin"])
+        for _ in range(500):
+            found = hitl.list_reviews(flow="careful", q="client memo", mine=True)["data"]
+            if found:
+                break
+            time.sleep(0.02)  # until its worker has asked for the review
+        [review] = found
+        assert review["task_id"] == task["id"] and review["flow"] == "careful"
+        assert hitl.claim(review["id"])["claimed_by"] is not None
+        with pytest.raises(HitlAPIError) as stale:
+            hitl.decide(review["id"], "approve", round=2, form={"score": 3})
+        assert stale.value.status_code == 409
+        with pytest.raises(HitlAPIError) as invalid:
+            hitl.decide(review["id"], "approve", form={"score": 0})
+        assert invalid.value.status_code == 422 and "form.score" in str(invalid.value.detail)
+        decided = hitl.decide(
+            review["id"], "approve", round=1, content_hash=review["content_hash"], form={"score": 3}
+        )
+        assert decided["form_values"] == {"score": 3}
+        [entry] = hitl.audit(task["id"])["data"]
+        assert entry["detail"]["form"] == {"score": 3} and entry["detail"]["claimed_by"]
+        other = hitl.create_task("to stop")
+        cancelled = hitl.cancel(other["id"], reason="not needed")
+        assert cancelled["status"] == "cancelled"
+        assert hitl.audit(other["id"])["data"][0]["detail"] == {"reason": "not needed"}
