@@ -29,6 +29,7 @@ SHOT = "/tmp/hitl-{}.png"
 UNKNOWN = "ffffffff-ffff-7fff-bfff-ffffffffffff"
 TASK_PATH = re.compile(r"/tasks/(?P<id>[0-9a-f-]{36})$")
 REVIEWER = "rita"
+TAKE_OVER = {"take_over": True}
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +345,14 @@ def test_drafts_survive_a_reload_and_someone_elses_decision(
     expect(page.get_by_test_id("edit-diff")).to_be_visible()
     expect(page.get_by_test_id("live")).to_have_text("● live")
 
-    # Another reviewer decides while the page is open: the draft stays, and the page says who.
+    # Another reviewer takes the review over (the page holds its claim) and decides while the
+    # page is open: the draft stays, and the page says who.
+    claim = api(server, "POST", f"/api/v1/reviews/{review['id']}/claim", rita, json=TAKE_OVER)
+    assert claim["claimed_by"] == REVIEWER
+    expect(page.get_by_test_id("review-claim-text")).to_contain_text(
+        f"{REVIEWER} took over this review."
+    )
+    expect(page.get_by_test_id("comment")).to_have_value("half a thought")
     decision = {"decision": "reject", "comment": "rita's own reason"}
     api(server, "POST", f"/api/v1/reviews/{review['id']}/decision", rita, json=decision)
     kept = page.get_by_test_id("draft-kept")
@@ -379,11 +387,14 @@ def test_a_stale_decision_says_why_and_keeps_the_draft(
         route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=stream)
 
     page.route(events, late)
-    page.goto(f"{server.url}/tasks/{task_id}")
+    with page.expect_response(lambda r: r.url.endswith("/claim")):
+        page.goto(f"{server.url}/tasks/{task_id}")
     expect(page.get_by_test_id("review-form")).to_be_visible()
     page.get_by_test_id("comment").fill("my careful objection")
 
     approve = {"decision": "approve"}
+    # The page holds the review's claim: rita takes it over, and decides.
+    api(server, "POST", f"/api/v1/reviews/{review['id']}/claim", rita, json=TAKE_OVER)
     api(server, "POST", f"/api/v1/reviews/{review['id']}/decision", rita, json=approve)
     page.get_by_test_id("reject").click()
     error = page.get_by_test_id("review-error")

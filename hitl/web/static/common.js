@@ -72,21 +72,11 @@ window.hitl = (function () {
     var body = document.body.dataset;
     return {name: body.user || "", roles: (body.roles || "").split(" ").filter(Boolean)};
   }
-  // Whether the person may decide a review: its `assignees` (names, and "role:NAME") if it
-  // has any; admins, and pages served without sign-in, always may.
-  function mayDecide(review) {
-    var who = me(), names = review.assignees;
-    if (!names || !names.length || !who.name || who.roles.indexOf("admin") >= 0) return true;
-    return names.some(function (a) {
-      return a === who.name || (a.indexOf("role:") === 0 && who.roles.indexOf(a.slice(5)) >= 0);
-    });
-  }
-  // Who holds a review's claim, if anyone: `claim` (a name, or {by, until}) or `claimed_by`.
-  function claimHolder(review) {
-    var claim = review.claim;
-    if (claim && typeof claim === "object") return claim.by || claim.holder || claim.name || null;
-    return claim || review.claimed_by || null;
-  }
+  // Whether the person may decide a review: the server says so (`may_decide`); the page keeps
+  // no rules of its own.
+  function mayDecide(review) { return review.may_decide === true; }
+  // Who holds a review's claim (who is reviewing it now), if anyone.
+  function claimHolder(review) { return review.claimed_by || null; }
 
   function signingIn() {  // the sign-in pages, where no one is signed in yet
     var here = window.location.pathname;
@@ -198,11 +188,13 @@ window.hitl = (function () {
     var source = new EventSource("/api/v1/events");
     // On every (re)connection, pages reload their lists: nothing that changed meanwhile is missed.
     source.onopen = function () { refreshQueueCount(); listeners.forEach(function (fn) { fn("open", {}); }); };
-    ["task.created", "task.running", "review.requested", "review.decided", "task.completed",
-     "task.failed", "task.cancelled"].forEach(function (type) {
+    ["task.created", "task.running", "review.requested", "review.decided", "review.escalated",
+     "review.claimed", "review.released", "task.completed", "task.failed",
+     "task.cancelled"].forEach(function (type) {
       source.addEventListener(type, function (ev) {
         var data = JSON.parse(ev.data);
-        if (type.indexOf("review.") === 0 || type === "task.cancelled") refreshQueueCount();
+        var claims = type === "review.claimed" || type === "review.released";  // the count stays
+        if ((type.indexOf("review.") === 0 && !claims) || type === "task.cancelled") refreshQueueCount();
         listeners.forEach(function (fn) { fn(type, data); });
       });
     });
@@ -212,7 +204,7 @@ window.hitl = (function () {
     if (signingIn()) return;  // nobody is signed in yet
     refreshQueueCount(); followAll();
   });
-  return {el: el, show: show, shorten: shorten, shortId: shortId, when: when, waited: waited,
+  return {el: el, show: show, shorten: shorten, shortId: shortId, when: when, time: time, waited: waited,
           left: left, deadline: deadline, tick: tickNow, me: me, mayDecide: mayDecide,
           claimHolder: claimHolder, api: api, keys: keys, typing: typing, ask: ask, help: help,
           onAnyEvent: onAnyEvent, refreshQueueCount: refreshQueueCount};

@@ -1,4 +1,4 @@
-// Unsent review drafts (a comment, an edited output), kept in localStorage per review id as
+// Unsent review drafts (a comment, an edited output, the form's values), kept in localStorage per review id as
 // the person types: a reload, a crash or another reviewer's decision does not lose them.
 "use strict";
 window.drafts = (function () {
@@ -12,12 +12,13 @@ window.drafts = (function () {
     if (!store || !reviewId) return null;
     try { return JSON.parse(store.getItem(PREFIX + reviewId) || "null"); } catch (e) { return null; }
   }
-  // `draft`: {comment, edit} — the comment ("" if none) and the edited output (null if the
-  // output was not changed). Nothing to keep removes the draft.
+  // `draft`: {comment, edit, form} — the comment ("" if none), the edited output (null if the
+  // output was not changed) and the form's values as typed ({} if none). Nothing to keep
+  // removes the draft.
   function save(reviewId, draft) {
     var store = storage();
     if (!store || !reviewId) return;
-    if (!draft.comment && draft.edit === null) { store.removeItem(PREFIX + reviewId); return; }
+    if (!draft.comment && draft.edit === null && !Object.keys(draft.form || {}).length) { store.removeItem(PREFIX + reviewId); return; }
     try {
       store.setItem(PREFIX + reviewId, JSON.stringify(Object.assign({saved_at: Date.now()}, draft)));
     } catch (e) { /* storage full: the text is still on the page */ }

@@ -1,5 +1,6 @@
-// The reviewers' queue: every open review the person may decide, oldest first, refreshed from
-// the live event stream (no polling), paged 50 at a time, and driven from the keyboard.
+// The reviewers' queue: every open review the person may decide (the server says which:
+// `may_decide`), oldest first, refreshed from the live event stream (no polling), paged 50 at a
+// time, and driven from the keyboard. Who is reviewing each one (its claim) updates live.
 "use strict";
 (function () {
   var h = window.hitl;
@@ -31,21 +32,56 @@
       h.el("span", {cls: "muted", "data-testid": "queue-waited", "data-since": r.created_at, text: h.waited(r.created_at)}),
       r.deadline ? h.el("span", {cls: "countdown", "data-testid": "queue-countdown", "data-until": r.deadline, text: h.left(r.deadline)}) : null,
     ];
-    var holder = h.claimHolder(r);
     var who = [
       r.assignees && r.assignees.length ? h.el("span", {"data-testid": "queue-assignees", text: "for " + r.assignees.join(", ")}) : null,
-      holder ? h.el("span", {cls: "claim", "data-testid": "queue-claim", text: "being reviewed by " + holder}) : null,
-    ].filter(Boolean);
+      h.el("span", {cls: "claim", "data-testid": "queue-claim"}),
+    ];
     return h.el("li", {cls: "queue-item", id: "review-" + r.id, "data-review-id": r.id, "data-task-id": r.task_id,
                        "aria-selected": "false"}, [
       h.el("div", {cls: "row head"}, head),
       r.prompt ? h.el("p", {cls: "prompt", "data-testid": "queue-prompt", text: r.prompt}) : null,
-      who.length ? h.el("p", {cls: "who muted"}, who) : null,
+      h.el("p", {cls: "who muted"}, who),
       r.deadline ? h.el("p", {cls: "deadline", "data-testid": "queue-deadline", text: h.deadline(r.deadline, r.on_deadline)}) : null,
       r.input !== undefined && r.input !== null ? h.el("p", {cls: "input"}, [h.el("span", {cls: "muted", text: "Input: "}),
         h.el("span", {"data-testid": "queue-input", text: h.shorten(r.input, 160)})]) : null,
       h.el("pre", {cls: "output", "data-testid": "queue-output", text: h.shorten(r.output, 300)}),
     ]);
+  }
+
+  // A claim counts until it ends (a tab that crashed never says it left).
+  function holder(r) {
+    var by = h.claimHolder(r);
+    return by && (!r.claimed_until || h.time(r.claimed_until).getTime() > Date.now()) ? by : null;
+  }
+  function showClaim(li, r) {
+    var by = holder(r), span = li.querySelector("[data-testid=queue-claim]");
+    span.textContent = by ? "being reviewed by " + (by === h.me().name ? "you" : by) : "";
+    span.hidden = !by;
+    span.parentNode.hidden = !span.parentNode.textContent;
+  }
+  // Claims end by themselves: look again when the first one on show does.
+  var expiry = null;
+  function watchClaims() {
+    clearTimeout(expiry);
+    var ends = state.rows.filter(holder).map(function (r) { return h.time(r.claimed_until).getTime(); });
+    if (ends.length) expiry = setTimeout(claims, Math.max(0, Math.min.apply(null, ends) - Date.now()) + 250);
+  }
+  function claims() {
+    state.rows.forEach(function (r) {
+      var li = document.getElementById("review-" + r.id);
+      if (li) showClaim(li, r);
+    });
+    watchClaims();
+  }
+  // A claim or its end, from the event stream: that row changes, nothing is fetched.
+  function claimed(type, data) {
+    var r = state.rows.find(function (x) { return x.id === data.review_id; });
+    if (!r) return;
+    if (type === "review.claimed") {
+      r.claimed_by = data.claimed_by;
+      r.claimed_until = data.claimed_until;
+    } else { r.claimed_by = null; r.claimed_until = null; }
+    claims();
   }
 
   function select(index) {
@@ -64,10 +100,13 @@
     var list = $("queue");
     var mine = state.rows.filter(h.mayDecide);
     list.replaceChildren.apply(list, mine.map(row));
+    claims();
     var hidden = state.rows.length - mine.length;
     $("empty").hidden = mine.length > 0 || state.rows.length < state.count;
     $("queue-hidden").hidden = !hidden;
-    $("queue-hidden").textContent = hidden ? hidden + " more assigned to others are not shown." : "";
+    $("queue-hidden").textContent = !hidden ? "" : hidden + (hidden === 1 ? " more is" : " more are") +
+      " not shown: you may read " + (hidden === 1 ? "it" : "them") + " but not decide " + (hidden === 1 ? "it" : "them") +
+      " (assigned to others, or your own tasks).";
     $("queue-total").textContent = state.count ? state.count + " open" + (state.rows.length < state.count ? ", " + state.rows.length + " shown" : "") : "";
     var more = $("load-more");
     more.hidden = state.rows.length >= state.count;
@@ -131,7 +170,8 @@
   });
 
   var pending = null;
-  h.onAnyEvent(function (type) {
+  h.onAnyEvent(function (type, data) {
+    if (type === "review.claimed" || type === "review.released") return claimed(type, data);
     if (type === "open" || type.indexOf("review.") === 0 || FINISHED[type]) {
       clearTimeout(pending); pending = setTimeout(reload, 100);
     }

@@ -1,7 +1,10 @@
 // The task page: built entirely from the task's event stream, so a reload replays the same
 // history and a second tab shows the same thing. The review form works from the keyboard
-// (a, r, e, Ctrl+Enter), keeps unsent drafts (drafts.js), and, when the page was opened from
-// the review queue, opens the next review once the person has decided.
+// (a, r, e, Ctrl+Enter), keeps unsent drafts (drafts.js), draws the review's form, and, when
+// the page was opened from the review queue, opens the next review once the person has
+// decided. Whether the person may decide is the server's word (`may_decide`): otherwise the
+// review is shown read-only. Deciding one claims it (renewed each minute while the page is in
+// view, given up when the page goes): others see who is reviewing it, and may take it over.
 "use strict";
 (function () {
   var h = window.hitl;
@@ -14,11 +17,12 @@
   var CHOICES = {approve: "Approve", reject: "Reject with comment", edit: "Approve my edit"};
   var TO = {approve: "approve", reject: "reject", edit: "approve an edit"};
   // What the review API may say of a round beyond its event (newer servers say more).
-  var DETAILS = ["round", "content_hash", "dangerous", "comment_required", "assignees", "claim",
-                 "claimed_by", "flow", "input"];
+  var DETAILS = ["round", "content_hash", "dangerous", "comment_required", "assignees", "form",
+                 "may_decide", "flow", "input"];
+  var RENEW_MS = 60 * 1000;  // a claim lasts 5 minutes; the page renews it every minute
   var QUEUE_KEY = "hitl.queue";  // sessionStorage: the task this tab opened from the queue
   var state = {status: null, rounds: [], open: null, source: null, finished: false,
-               choice: null, sending: null, known: {}, kept: null};
+               choice: null, sending: null, known: {}, kept: null, me: null};
 
   function session(key, value) {
     try {
@@ -39,8 +43,8 @@
   }
 
   function timeline(type, data) {
-    var text = type;
-    if (data.node) text += " · " + data.node;
+    var text = data.text ? type + " · " + data.text : type;
+    if (data.node && !data.text) text += " · " + data.node;
     if (data.action && type === "node.finished") text += " → " + data.action;
     if (type === "review.requested") text += " · round " + data.round;
     if (type === "review.decided") text += " · " + data.decision + (data.comment ? ": “" + data.comment + "”" : "") + (data.decided_by ? " by " + data.decided_by : "") + (data.on_behalf_of ? " for " + data.on_behalf_of : "");
@@ -104,18 +108,130 @@
       round.details = (known ? Promise.resolve(known) : h.api("GET", "/api/v1/reviews/" + round.review_id))
         .then(function (info) {
           DETAILS.forEach(function (k) { if (info[k] !== undefined && info[k] !== null) round[k] = info[k]; });
-          if (state.open === round) describe(round);
           return round;
-        }, function () { return round; });
+        }, function () { return round; })
+        .then(function () {
+          round.detailed = true;
+          if (state.open === round) {
+            drawFields(round);
+            describe(round);
+            if (round.may_decide !== false) claim(round, false);
+          }
+          return round;
+        });
     }
     return round.details;
   }
 
-  // The labels that depend on what the review asks, and who else is reviewing it.
+  // --- claims: who is reviewing this now -----------------------------------------------------
+
+  function myName() { return state.me || h.me().name; }
+  function epoch(at) { return at === null || at === undefined ? 0 : h.time(at).getTime() / 1000; }
+  // round.claim: {state: "pending" | "mine" | "other" | "none", holder, until (epoch s), taken}.
+  function claimState(round) { return (round && round.claim) || {state: "none"}; }
+  function blocked(round) { return claimState(round).state === "other"; }
+
+  // Claim the review (again: renew it); `takeOver`: even from someone else.
+  function claim(round, takeOver) {
+    var before = claimState(round);
+    if (before.state === "pending") return round.claiming;
+    round.claim = {state: "pending", holder: before.holder, until: before.until, taken: before.taken};
+    var url = "/api/v1/reviews/" + round.review_id + "/claim";
+    round.claiming = h.api("POST", url, {take_over: !!takeOver}).then(function (review) {
+      state.me = review.claimed_by || state.me;
+      round.claim = {state: "mine", holder: review.claimed_by, until: epoch(review.claimed_until)};
+    }, function (err) {
+      var by = err.body && err.body.claimed_by;
+      if (err.status === 409 && by) {
+        // Someone else has it; if it was ours a moment ago, they took it over.
+        round.claim = {state: "other", holder: by, until: 0,
+                       taken: before.state === "mine" || (before.taken && before.holder === by)};
+      } else if (err.status === 403) {
+        round.may_decide = false;  // the server's word: read only
+        round.claim = {state: "none"};
+      } else {
+        round.claim = {state: "none"};  // decided meanwhile, or no claims here: the server still checks
+      }
+    }).then(function () { if (state.open === round) describe(round); });
+    return round.claiming;
+  }
+
+  // Every minute, while the page is in view: renew our claim, or claim a review whose holder's
+  // claim ran out (a closed tab that never said so).
+  function renew() {
+    var round = state.open;
+    if (!round || !round.detailed || round.may_decide === false || state.sending) return;
+    if (document.visibilityState !== "visible") return;
+    var c = claimState(round);
+    if (c.state === "pending") return;
+    if (c.state === "other" && c.until && c.until * 1000 > Date.now()) return;
+    claim(round, false);
+  }
+  setInterval(renew, RENEW_MS);
+  document.addEventListener("visibilitychange", function () {
+    var c = claimState(state.open);
+    if (document.visibilityState === "visible" && c.state !== "other") renew();
+  });
+  // Leaving the page gives the claim up (keepalive: the request outlives the page).
+  window.addEventListener("pagehide", function () {
+    var round = state.open;
+    if (!round || claimState(round).state !== "mine") return;
+    try {
+      fetch("/api/v1/reviews/" + round.review_id + "/claim", {method: "DELETE", keepalive: true});
+    } catch (e) { /* the claim ends by itself in 5 minutes */ }
+  });
+
+  // A `review.claimed` event. The stream replays history first: a claim older than ours
+  // (claims last equally long, so it ends sooner) or already over is history, not news.
+  function claimedEvent(data) {
+    var round = state.open;
+    if (!round || round.review_id !== data.review_id || round.may_decide === false) return;
+    var until = epoch(data.claimed_until), c = claimState(round);
+    if (until * 1000 <= Date.now() || data.claimed_by === myName()) return;
+    if (c.state === "pending") return;  // the claim under way says who has it
+    if (c.state === "mine" && until <= c.until) return;
+    var takenFromMe = c.state === "mine" && data.taken_from === myName();
+    round.claim = {state: "other", holder: data.claimed_by, until: until,
+                   taken: takenFromMe || (!!c.taken && c.holder === data.claimed_by)};
+    if (takenFromMe) {
+      timeline("review.claimed", {text: data.claimed_by + " took over this review from " + data.taken_from});
+      saveDraft();
+    }
+    describe(round);
+  }
+  // A `review.released` event: the holder gave the review up, so try to claim it.
+  function releasedEvent(data) {
+    var round = state.open;
+    if (!round || round.review_id !== data.review_id || round.may_decide === false) return;
+    if (claimState(round).state === "other") claim(round, false);
+  }
+
+  // Why the person may read this review but not decide it, in plain words.
+  function readOnlyWhy(round) {
+    return round.assignees && round.assignees.length
+      ? "Read only: this review is assigned to " + round.assignees.join(", ") + ". You may read it but not decide it."
+      : "Read only: you may read this review but not decide it.";
+  }
+
+  // The parts that depend on what the review asks, whether the person may decide it, and who
+  // else is reviewing it.
   function describe(round) {
-    var holder = h.claimHolder(round), me = h.me().name;
-    $("review-claim").hidden = !holder || !me || holder === me;  // !me: no sign-in, one user
-    $("review-claim").textContent = holder ? holder + " is reviewing this now: a decision of yours is refused until their claim ends." : "";
+    var readOnly = round.may_decide === false, c = claimState(round);
+    $("review-title").textContent = readOnly ? "Review" : "Your review";
+    $("review-readonly").hidden = !readOnly;
+    $("review-readonly").textContent = readOnly ? readOnlyWhy(round) : "";
+    $("review-controls").hidden = readOnly || !round.detailed;
+    $("edit").readOnly = readOnly;
+    $("edit-label").textContent = readOnly ? "Output" : "Output (edit it to approve a corrected version)";
+    $("edit-key").hidden = readOnly;
+    var other = !readOnly && c.state === "other";
+    $("review-claim").hidden = !other;
+    $("review-claim").classList.toggle("taken", other && !!c.taken);
+    $("review-claim-text").textContent = !other ? ""
+      : c.taken ? c.holder + " took over this review. Your draft is kept; take it back to decide it yourself."
+      : "Being reviewed by " + c.holder + ": a decision of yours is refused while they have it. Take it over to decide it yourself.";
+    $("take-over").textContent = c.taken ? "Take it back…" : "Take over…";
+    updateEdit();
     var needs = commentRequired(round);
     $("comment-label").textContent = needs.length === 1 && needs[0] === "reject"
       ? "Comment (required to reject: tell the next revision what to change)"
@@ -129,13 +245,138 @@
     var button = decision === "edit" ? "approve-edited" : decision;
     if (decision) $(button).classList.add("chosen");
     $("choice").textContent = decision ? "Ctrl+Enter sends: " + CHOICES[decision] : "";
+    showFields(decision);
+  }
+
+  // --- the review's form ---------------------------------------------------------------------
+
+  function forDecision(field, decision) {
+    var only = field.decisions || [];
+    return !decision || !only.length || only.indexOf(decision) >= 0;
+  }
+  function fieldInput(f, value) {
+    var id = "field-" + f.name, attrs = {id: id, name: f.name, "data-testid": id};
+    if (f.required) attrs["aria-required"] = "true";
+    var input;
+    if (f.type === "boolean") {
+      input = h.el("input", Object.assign(attrs, {type: "checkbox"}));
+      input.checked = value === true;
+    } else if (f.type === "choice") {
+      var options = [h.el("option", {value: "", text: f.required ? "— choose —" : "—"})];
+      (f.choices || []).forEach(function (c) { options.push(h.el("option", {value: String(c), text: String(c)})); });
+      input = h.el("select", attrs, options);
+      input.value = typeof value === "string" ? value : "";
+    } else if (f.type === "number" || f.type === "integer") {
+      Object.assign(attrs, {type: "number", step: f.type === "integer" ? "1" : "any",
+                            inputmode: f.type === "integer" ? "numeric" : "decimal"});
+      if (f.min !== null && f.min !== undefined) attrs.min = String(f.min);
+      if (f.max !== null && f.max !== undefined) attrs.max = String(f.max);
+      input = h.el("input", attrs);
+      input.value = typeof value === "string" ? value : "";
+    } else {
+      attrs.type = "text";
+      if (f.max_length) attrs.maxlength = String(f.max_length);
+      input = h.el("input", attrs);
+      input.value = typeof value === "string" ? value : "";
+    }
+    return input;
+  }
+  // What a field takes, in words: "1 to 5", "whole number", "at most 20 characters".
+  function fieldHint(f) {
+    var parts = [];
+    if (f.type === "integer") parts.push("a whole number");
+    if (f.type === "number") parts.push("a number");
+    var has = function (x) { return x !== null && x !== undefined; };
+    if (has(f.min) && has(f.max)) parts.push("from " + f.min + " to " + f.max);
+    else if (has(f.min)) parts.push("at least " + f.min);
+    else if (has(f.max)) parts.push("at most " + f.max);
+    if (f.max_length) parts.push("at most " + f.max_length + " characters");
+    return parts.join(", ");
+  }
+  // Draw the review's form (once per round; a draft's values come back).
+  function drawFields(round) {
+    var form = round.form || [], box = $("fields");
+    var sig = round.review_id + JSON.stringify(form);
+    if (box.dataset.drawn === sig) return;
+    box.dataset.drawn = sig;
+    var draft = window.drafts.load(round.review_id), values = (draft && draft.form) || {};
+    box.replaceChildren.apply(box, form.map(function (f) {
+      var input = fieldInput(f, values[f.name]), label = f.label || f.name;
+      var only = (f.decisions || []).length ? "for " + f.decisions.map(function (d) { return CHOICES[d] || d; }).join(" or ") : "";
+      var marks = [
+        f.required ? h.el("span", {cls: "req", text: "required"}) : null,
+        only ? h.el("span", {cls: "muted", text: only}) : null,
+      ];
+      var hint = fieldHint(f);
+      var head = f.type === "boolean"
+        ? h.el("label", {"for": input.id, cls: "check"}, [input, h.el("span", {text: label})].concat(marks))
+        : h.el("label", {"for": input.id}, [h.el("span", {text: label})].concat(marks));
+      input.addEventListener("input", function () { input.removeAttribute("aria-invalid"); saveDraft(); });
+      input.addEventListener("change", saveDraft);
+      return h.el("div", {cls: "field", "data-field": f.name}, [
+        head, f.type === "boolean" ? null : input,
+        hint ? h.el("p", {cls: "muted hint", text: hint}) : null,
+      ]);
+    }));
+    $("form-error").textContent = "";
+    showFields(state.choice);
+  }
+  // Only the fields of the chosen decision (all of them, each saying which it is for, until one
+  // is chosen).
+  function showFields(decision) {
+    var round = state.open, shown = 0;
+    var form = (round && round.form) || [];
+    form.forEach(function (f) {
+      var node = document.querySelector('#fields [data-field="' + CSS.escape(f.name) + '"]');
+      if (!node) return;
+      node.hidden = !forDecision(f, decision);
+      if (!node.hidden) shown++;
+    });
+    $("review-fields").hidden = !shown;
+    $("fields-legend").textContent = decision ? "To " + TO[decision] : "Form";
+  }
+  // The fields' values as typed (for the draft): text as text, a box as true or false.
+  function typedValues(round) {
+    var out = {};
+    ((round && round.form) || []).forEach(function (f) {
+      var input = $("field-" + f.name);
+      if (!input) return;
+      if (f.type === "boolean") { if (input.checked) out[f.name] = true; }
+      else if (input.value !== "") out[f.name] = input.value;
+    });
+    return out;
+  }
+  // The values a decision sends: its fields only, numbers as numbers, empty ones left out.
+  function formValues(round, decision) {
+    var out = {};
+    (round.form || []).forEach(function (f) {
+      var input = $("field-" + f.name);
+      if (!input || !forDecision(f, decision)) return;
+      if (f.type === "boolean") { out[f.name] = input.checked; return; }
+      var text = input.value.trim();
+      if (text === "") return;  // required: the server says so, naming the field
+      if (f.type === "number" || f.type === "integer") {
+        var n = Number(text);
+        out[f.name] = isFinite(n) ? n : text;
+      } else out[f.name] = f.type === "text" ? input.value : text;
+    });
+    return out;
+  }
+  // The server's word on a value (422: "form.score: must be at most 5"), by the form.
+  function formProblem(round, message) {
+    $("form-error").textContent = message;
+    var named = /(?:^|\W)form\.([^:\s]+)/.exec(message);
+    var input = named && $("field-" + named[1]);
+    if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
   }
 
   // The edit trap: once the output differs from what was shown, "Approve" (which would send
   // the original) is off and "Approve my edit" is the only approve; the diff shows the edit.
   function updateEdit() {
-    var changed = edited();
-    $("approve").disabled = changed || !!state.sending;
+    var changed = edited(), stop = !!state.sending || blocked(state.open);
+    $("approve").disabled = changed || stop;
+    $("approve-edited").disabled = stop;
+    $("reject").disabled = stop;
     $("approve").title = changed ? "You changed the output: use “Approve my edit”, or put the text back" : "";
     $("approve-edited").hidden = !changed || !allows("edit");
     $("edit-hint").hidden = !changed;
@@ -155,9 +396,11 @@
   function saveDraft() {
     var round = state.open;
     if (!round) return;
+    if (round.may_decide === false) return;
     var comment = $("comment").value;
     window.drafts.save(round.review_id, {comment: comment.trim() ? comment : "",
                                          edit: edited() ? $("edit").value : null,
+                                         form: typedValues(round),
                                          round: round.round, task: taskId});
   }
 
@@ -190,7 +433,9 @@
     $("draft-restored").hidden = !draft;
     $("draft-restored").textContent = draft ? "Your unsent draft from " + new Date(draft.saved_at).toLocaleString() + " is back." : "";
     $("review-error").textContent = "";
+    $("form-error").textContent = "";
     $("review-stale").hidden = true;
+    drawFields(round);
     $("approve").hidden = round.decisions.indexOf("approve") < 0;
     $("reject").hidden = round.decisions.indexOf("reject") < 0;
     describe(round);
@@ -209,6 +454,11 @@
     text.replaceChildren();
     if (draft.comment) text.appendChild(h.el("div", {}, [h.el("h3", {text: "Your comment"}), h.el("pre", {"data-testid": "kept-comment", text: draft.comment})]));
     if (typeof draft.edit === "string") text.appendChild(h.el("div", {}, [h.el("h3", {text: "Your edit"}), h.el("pre", {"data-testid": "kept-edit", text: draft.edit})]));
+    var form = draft.form || {};
+    if (Object.keys(form).length) {
+      text.appendChild(h.el("div", {}, [h.el("h3", {text: "Your form"}), h.el("pre", {"data-testid": "kept-form",
+        text: Object.keys(form).map(function (k) { return k + ": " + form[k]; }).join("\n")})]));
+    }
     $("kept").hidden = false;
   }
 
@@ -220,6 +470,8 @@
   }
 
   function apply(type, data) {
+    if (type === "review.claimed") return claimedEvent(data);
+    if (type === "review.released") return releasedEvent(data);
     timeline(type, data);
     if (type === "task.created") { $("input").textContent = h.show(data.input); setStatus("queued"); }
     else if (type === "task.retried") {
@@ -288,6 +540,7 @@
       if (typeof round.output === "string") sent.edited_output = text;
       else sent.edited_output = JSON.parse(text);  // SyntaxError: said by the caller
     }
+    if (round.form && round.form.length) sent.form = formValues(round, decision);
     // Newer servers refuse a decision made on another round or other content (409).
     if (round.round !== undefined && round.content_hash) {
       sent.round = round.round;
@@ -300,13 +553,18 @@
     var round = state.open;
     if (!round || state.sending) return;
     await details(round);
-    if (state.open !== round) return;
+    if (round.claiming) await round.claiming;
+    if (state.open !== round || round.may_decide === false) return;
+    if (blocked(round)) {
+      return refuse(claimState(round).holder + " is reviewing this: take it over first to decide it.");
+    }
     if (decision === "approve" && edited()) {
       return refuse("You changed the output: “Approve” would drop your edit. Approve your edit (a), or put the text back.", "edit");
     }
     if (decision === "edit" && !edited()) {
       return refuse("Change the output first, or approve it as it is (a).", "edit");
     }
+    if (state.choice !== decision) choose(decision);  // its form fields show
     if (needsComment(round, decision) && !$("comment").value.trim()) {
       return refuse(decision === "reject" ? "Write a comment so the next revision knows what to change."
         : "This review needs a comment to " + TO[decision] + ": say why.", "comment");
@@ -325,14 +583,23 @@
     var buttons = document.querySelectorAll("#review button");
     state.sending = round.review_id;
     buttons.forEach(function (b) { b.disabled = true; });
+    $("form-error").textContent = "";
     try {
       await h.api("POST", "/api/v1/reviews/" + round.review_id + "/decision", sent);
+      round.claim = {state: "none"};  // decided: nothing to renew, nothing to give up
       window.drafts.clear(round.review_id);
       $("review-error").textContent = "";
       if (fromQueue) openNext(round.review_id);
     } catch (err) {
-      $("review-error").textContent = err.message;
-      if (err.status === 409) {
+      var form = err.status === 422 && round.form && round.form.length && /(^|\W)form\b/.test(err.message);
+      if (form) formProblem(round, err.message);  // by the form; what was typed stays
+      else $("review-error").textContent = err.message;
+      if (err.status === 409 && err.body && err.body.claimed_by && state.open === round) {
+        // Someone else claimed it meanwhile: say who, and offer to take it over.
+        $("review-error").textContent = "";
+        round.claim = {state: "other", holder: err.body.claimed_by, until: 0};
+        describe(round);
+      } else if (err.status === 409) {
         // Someone else decided, or a newer round came: the draft stays, and a reload shows why.
         $("review-stale").hidden = false;
         if (state.open !== round) keepDraft(round, err.message + ".");
@@ -341,6 +608,7 @@
       state.sending = null;
       buttons.forEach(function (b) { b.disabled = false; });
       updateEdit();
+      if (state.open === round) describe(round);
     }
   }
 
@@ -352,7 +620,7 @@
         var data = await h.api("GET", "/api/v1/reviews?status=open&limit=" + PAGE + "&offset=" + offset);
         next = data.data.find(function (r) {
           var holder = h.claimHolder(r);
-          return r.id !== decided && h.mayDecide(r) && (!holder || holder === h.me().name);
+          return r.id !== decided && h.mayDecide(r) && (!holder || holder === myName());
         });
         offset += data.data.length;
         if (next || !data.data.length || offset >= data.count) break;
@@ -375,6 +643,19 @@
   $("edit").addEventListener("input", function () { updateEdit(); saveDraft(); });
   $("comment").addEventListener("input", saveDraft);
   $("reload").onclick = function () { window.location.reload(); };
+  $("take-over").onclick = async function () {
+    var round = state.open, c = claimState(round);
+    if (!round || c.state !== "other") return;
+    var answer = await h.ask({
+      title: c.taken ? "Take this review back?" : "Take over this review?",
+      text: c.holder + " is reviewing it now. Taking it over lets you decide it; " + c.holder +
+        "'s page will say that you took over, and their draft stays with them.",
+      confirm: c.taken ? "Take it back" : "Take over", back: "Leave it to " + c.holder,
+    });
+    if (!answer || state.open !== round) return;
+    await claim(round, true);
+    if (claimState(round).state === "mine") $("comment").focus();
+  };
   $("kept-discard").onclick = function () {
     window.drafts.clear(state.kept);
     $("kept").hidden = true;
@@ -392,7 +673,9 @@
     catch (err) { $("live").textContent = err.message; }
   };
 
-  function reviewing() { return !!state.open && !$("review").hidden; }
+  function reviewing() {
+    return !!state.open && !$("review").hidden && !$("review-controls").hidden;
+  }
   h.keys({
     "a": function () {
       if (!reviewing()) return false;
@@ -424,7 +707,7 @@
   // --- the stream --------------------------------------------------------------------------
 
   var TYPES = ["task.created", "task.running", "node.started", "node.finished", "review.requested",
-               "review.decided", "task.completed", "task.failed", "task.cancelled", "task.retried"];
+               "review.claimed", "review.released", "review.decided", "task.completed", "task.failed", "task.cancelled", "task.retried"];
   function connect() {
     var source = new EventSource("/api/v1/tasks/" + taskId + "/events");
     state.source = source;
