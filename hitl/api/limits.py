@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from starlette.responses import Response
 from starlette.types import Scope
@@ -41,8 +42,11 @@ class PrincipalLimits:
     """The front door (`hitl.api.front`) asks `admit` before serving a request, and calls
     `leave` when it is done."""
 
-    def __init__(self, rate: float, streams: int) -> None:
+    def __init__(
+        self, rate: float, streams: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
+        self.clock = clock  # seconds, for the buckets' refill
         self.capacity = max(1.0, 2 * rate)
         self.streams = streams
         self._buckets: dict[str, Bucket] = {}
@@ -88,7 +92,7 @@ class PrincipalLimits:
 
     def _take(self, name: str) -> int:
         """Take one request from `name`'s bucket: 0, or the seconds until one is there."""
-        now = time.monotonic()
+        now = self.clock()
         bucket = self._buckets.get(name)
         if bucket is None:
             if len(self._buckets) > 100_000:

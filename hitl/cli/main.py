@@ -76,7 +76,7 @@ app = typer.Typer(
 )
 app.command()(serve.serve)
 app.command()(serve.worker)
-for command in (tasks.submit, tasks.tasks, tasks.watch, tasks.approve, tasks.reject):
+for command in (tasks.submit, tasks.tasks, tasks.show, tasks.watch, tasks.approve, tasks.reject):
     app.command()(command)
 
 database = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -1,5 +1,5 @@
 """The commands that talk to a running server, signed in with --token (HITL_TOKEN): submit,
-tasks, watch, approve, reject."""
+tasks, show, watch, approve, reject."""
 
 from __future__ import annotations
 
@@ -73,6 +73,31 @@ def _check_status(status: str) -> None:
         fail(f"--status {status!r} is not a task status: use one of {', '.join(known)}", USAGE)
 
 
+def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
+    """Print a task and its open review: what you would approve or reject."""
+    with connect(server, token) as client:
+        task = client.get_task(task_id)
+    typer.echo(f"task     {task['id']}  {task['status']}  flow {task['flow']}")
+    typer.echo(f"input    {_text(task['input'])}")
+    if task.get("error"):
+        typer.echo(f"error    {task['error']}")
+    if task["status"] == "completed":
+        typer.echo(f"result   {_text(task['result'])}")
+    open_rounds = [r for r in task["reviews"] or [] if r["status"] == "open"]
+    if not open_rounds:
+        return
+    review = open_rounds[-1]
+    typer.echo(f"review   round {review['round']}: {review['prompt'] or 'review the output'}")
+    typer.echo(f"output   {_text(review['output'])}")
+    typer.echo(f"decide   {', '.join(review['decisions'])}")
+    round_and_hash = f"--round {review['round']} --content-hash {review['content_hash']}"
+    typer.echo(f"to approve what is shown: hitl approve {task['id']} {round_and_hash}")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
     """Print a task's events as they happen, until it finishes."""
     with connect(server, token) as client:
@@ -81,15 +106,32 @@ def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOpti
             typer.echo(f"{event['id']:>6} {event['type']:<18} {json.dumps(event['data'])}")
 
 
+RoundOption = Annotated[
+    int | None,
+    typer.Option(
+        "--round", min=1, help="the round you looked at (`hitl show`): refused if another is open"
+    ),
+]
+HashOption = Annotated[
+    str | None,
+    typer.Option(
+        "--content-hash",
+        help="the content_hash of the output you looked at: refused if the output is other",
+    ),
+]
+
+
 def approve(
     task_id: TaskIdArgument,
     server: ServerOption = None,
     token: TokenOption = None,
     comment: Annotated[str | None, typer.Option(help="a note for the record")] = None,
+    round: RoundOption = None,
+    content_hash: HashOption = None,
 ) -> None:
     """Approve a task's open review."""
     with connect(server, token) as client:
-        _decide(client, task_id, "approve", comment)
+        _decide(client, task_id, "approve", comment, round, content_hash)
 
 
 def reject(
@@ -97,15 +139,28 @@ def reject(
     comment: Annotated[str, typer.Option(help="what the next revision must change")],
     server: ServerOption = None,
     token: TokenOption = None,
+    round: RoundOption = None,
+    content_hash: HashOption = None,
 ) -> None:
     """Reject a task's open review, with a comment for the next revision."""
     with connect(server, token) as client:
-        _decide(client, task_id, "reject", comment)
+        _decide(client, task_id, "reject", comment, round, content_hash)
 
 
-def _decide(client: Client, task_id: str, decision: str, comment: str | None) -> None:
+def _decide(
+    client: Client,
+    task_id: str,
+    decision: str,
+    comment: str | None,
+    round: int | None,
+    content_hash: str | None,
+) -> None:
     task = client.get_task(task_id)
     open_rounds = [r for r in task["reviews"] or [] if r["status"] == "open"]
     if not open_rounds:
         fail(f"task {task['id']} is {task['status']}: no review is open")
-    print_json(client.decide(open_rounds[-1]["id"], decision, comment=comment))
+    review = open_rounds[-1]
+    decided = client.decide(
+        review["id"], decision, comment=comment, round=round, content_hash=content_hash
+    )
+    print_json(decided)

@@ -194,6 +194,8 @@ class ReviewRequest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReviewRequest:
+        """A request from its JSON (`to_json`), or from the dict a review node's `prep`
+        returned (whose form may hold `Field`s)."""
         return cls(
             output=data.get("output"),
             decisions=tuple(data.get("decisions") or DEFAULT_DECISIONS),
@@ -203,9 +205,11 @@ class ReviewRequest:
             allow_self_review=bool(data.get("allow_self_review")),
             comment_required=tuple(data.get("comment_required") or ()),
             dangerous=tuple(data.get("dangerous") or ()),
-            form=tuple(Field.from_json(f) for f in data.get("form") or ()),
+            form=tuple(
+                f if isinstance(f, Field) else Field.from_json(f) for f in data.get("form") or ()
+            ),
             assignees=tuple(data.get("assignees") or ()),
-            quorum=int(data.get("quorum") or 1),
+            quorum=data.get("quorum") or 1,
             reject_ends_round=data.get("reject_ends_round", True) is not False,
             max_rounds=data.get("max_rounds"),
             on_max_rounds=data.get("on_max_rounds") or "fail",
@@ -243,27 +247,7 @@ class ReviewRequest:
         if isinstance(value, ReviewRequest):
             request = value
         elif isinstance(value, dict) and "output" in value:
-            request = cls(
-                output=value["output"],
-                decisions=tuple(value.get("decisions") or decisions),
-                prompt=value.get("prompt") or "",
-                deadline_seconds=value.get("deadline_seconds"),
-                on_deadline=value.get("on_deadline"),
-                allow_self_review=bool(value.get("allow_self_review")),
-                comment_required=tuple(value.get("comment_required") or ()),
-                dangerous=tuple(value.get("dangerous") or ()),
-                form=tuple(
-                    f if isinstance(f, Field) else Field.from_json(f)
-                    for f in value.get("form") or ()
-                ),
-                assignees=tuple(value.get("assignees") or ()),
-                quorum=value.get("quorum") or 1,
-                reject_ends_round=value.get("reject_ends_round", True) is not False,
-                max_rounds=value.get("max_rounds"),
-                on_max_rounds=value.get("on_max_rounds") or "fail",
-                escalate_to=tuple(value.get("escalate_to") or ()),
-                bulk=bool(value.get("bulk")),
-            )
+            request = cls.from_json({**value, "decisions": value.get("decisions") or decisions})
         else:
             request = cls(output=value, decisions=decisions)
         if node is None:

@@ -109,6 +109,30 @@ def test_reject_sends_the_comment_into_the_next_round(server: Server) -> None:
     assert types.count("review.requested") == 2 and types[-1] == "task.completed"
 
 
+def test_a_decision_on_a_round_or_content_no_longer_shown_is_refused(server: Server) -> None:
+    tid = json.loads(ok(hitl(server, "submit", "a note on stale reviews")))["id"]
+    first = wait_for_review(server, tid)
+    ok(hitl(server, "reject", tid, "--comment", "again", "--round", "1"))
+    second = wait_for_review(server, tid, round=2)
+
+    line = failed(hitl(server, "approve", tid, "--round", "1"), 1)
+    assert "made on round 1, but the review open now is round 2" in line
+    stale = first["content_hash"]
+    line = failed(hitl(server, "approve", tid, "--content-hash", stale), 1)
+    assert "other content than this review shows" in line
+
+    shown = ok(hitl(server, "show", tid[:UNIQUE])).splitlines()
+    assert shown[0].startswith(f"task     {tid}  waiting_for_review")
+    assert shown[1] == "input    a note on stale reviews"
+    assert any(line.startswith("review   round 2: ") for line in shown)
+    assert f"output   {second['output']}" in "\n".join(shown)
+    command = shown[-1].split(": ", 1)[1].split()  # "hitl approve <id> --round 2 ..."
+    assert command[:2] == ["hitl", "approve"]
+    assert command[3:] == ["--round", "2", "--content-hash", second["content_hash"]]
+    approved = json.loads(ok(hitl(server, *command[1:])))
+    assert approved["id"] == second["id"] and approved["decision"] == "approve"
+
+
 def test_submit_reads_standard_input(server: Server) -> None:
     text = json.loads(ok(hitl(server, "submit", "-", input="from a pipe\n")))
     assert text["input"] == "from a pipe\n"
