@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     flows: list[str] = Field(default_factory=list, description="name=module:factory entries")
     default_flow: str = "feedback"
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object a line, for log collectors"
+    )
     max_header_bytes: int = Field(
         32 * 1024, ge=1024, description="a request line and headers over this get 431"
     )

@@ -210,6 +210,8 @@ def config(app: Any, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # JSON lines: uvicorn's loggers go to the root logger's JSON handler, not their own.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         http=protocol_class(settings.max_header_bytes, settings.header_timeout_seconds),
         timeout_graceful_shutdown=2,
     )

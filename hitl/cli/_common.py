@@ -53,6 +53,10 @@ LogLevelOption = Annotated[
     str | None,
     typer.Option(help="debug, info, warning or error (HITL_LOG_LEVEL)"),
 ]
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(help="text, or json: one JSON object a line (HITL_LOG_FORMAT)"),
+]
 ServerOption = Annotated[
     str | None,
     typer.Option(
@@ -130,7 +134,14 @@ def server_settings(**flags: Any) -> Settings:
 
 def configure_logging(settings: Settings) -> None:
     level = settings.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.log_format == "json":
+        from hitl.cli.logformat import JsonLines
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLines())
+        logging.basicConfig(level=level, handlers=[handler])
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # Alembic says what it does at INFO ("Context impl SQLiteImpl.", "Running upgrade ..."):
         # noise between start-up and the line that says where to open hitl. Its warnings show.

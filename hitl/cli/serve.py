@@ -15,6 +15,7 @@ from hitl.cli._common import (
     ConcurrencyOption,
     DbOption,
     FlowOption,
+    LogFormatOption,
     LogLevelOption,
     browser_host,
     configure_logging,
@@ -58,6 +59,7 @@ def serve(
         ),
     ] = None,
     log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the web UI and API; embedded SQLite and in-process workers by default.
 
@@ -74,6 +76,7 @@ def serve(
         concurrency=concurrency,
         run_workers=workers,
         log_level=log_level,
+        log_format=log_format,
     )
     run_server(settings)
 
@@ -174,6 +177,7 @@ def worker(
         ),
     ] = None,
     log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run workers only: claim tasks from the database and run their flows (PostgreSQL)."""
     settings = server_settings(
@@ -181,6 +185,7 @@ def worker(
         flows=flow or None,
         concurrency=concurrency,
         log_level=log_level,
+        log_format=log_format,
         run_workers=True,  # what a worker is for, whatever HITL_RUN_WORKERS says for servers
     )
     if settings.database_url.startswith("sqlite"):

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,13 +43,15 @@ def environment(**settings: str) -> dict[str, str]:
 class Process:
     """A `hitl ...` process whose output (stdout and stderr) is read line by line as it comes."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], python: str = sys.executable, cwd: Path = ROOT
+    ) -> None:
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hitl", *args],
+            [python, "-m", "hitl", *args],
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -88,11 +91,11 @@ class Process:
 
 
 @pytest.fixture
-def processes() -> Iterator[Callable[[list[str], dict[str, str]], Process]]:
+def processes() -> Iterator[Callable[..., Process]]:
     started: list[Process] = []
 
-    def start(args: list[str], env: dict[str, str]) -> Process:
-        started.append(Process(args, env))
+    def start(args: list[str], env: dict[str, str], **how: Any) -> Process:
+        started.append(Process(args, env, **how))
         return started[-1]
 
     yield start
@@ -189,6 +192,29 @@ def test_start_up_ends_with_the_url_to_open(
     assert db_rows_of(env["HITL_DATABASE_URL"], "SELECT count(*) FROM tasks") == [(0,)]
     assert not [line for line in start_up if "alembic" in line.lower() or "upgrade" in line]
     assert "Shutting down" in after[0], after  # the first line after it is the stop we caused
+
+
+def test_json_logs_are_one_object_a_line_access_log_included(
+    tmp_path: Path, processes: Callable[[list[str], dict[str, str]], Process]
+) -> None:
+    port = free_port()
+    env = environment(database_url=f"sqlite:///{tmp_path / 'json.db'}", port=str(port))
+    server = processes(["serve", "--log-format", "json"], env)
+    link = server.wait_for("hitl: first run: sign in as admin").rsplit(" ", 1)[1]
+    server.wait_for(READY)
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    assert httpx.get(link).status_code == 200  # its path is a secret: the log hides it
+    lines = server.stop()
+    logged = [json.loads(line) for line in lines if not line.startswith("hitl")]
+    assert logged, lines
+    for entry in logged:
+        assert {"time", "level", "logger", "message"} <= set(entry), entry
+        assert entry["time"].endswith("+00:00")
+    ready = [e for e in logged if e["logger"] == "hitl.app" and e["message"] == "hitl ready"]
+    assert ready and ready[0]["action"] == "start" and ready[0]["database"] == "sqlite"
+    access = [e["message"] for e in logged if e["logger"] == "uvicorn.access"]
+    assert any('"GET /healthz HTTP/1.1" 200' in m for m in access), access
+    assert any("/login/[secret]" in m for m in access) and not any(link in m for m in access)
 
 
 def test_a_port_in_use_is_one_line_and_touches_nothing(tmp_path: Path) -> None:

@@ -104,6 +104,7 @@ SAMPLES = {
     ),
     "default_flow": Sample("from-env", "from-env", ("--default-flow", "from-flag"), "from-flag"),
     "log_level": Sample("debug", "debug", ("--log-level", "warning"), "warning"),
+    "log_format": Sample("json", "json", ("--log-format", "text"), "text"),
     "max_header_bytes": Sample("4096", 4096),
     "header_timeout_seconds": Sample("2.5", 2.5),
     "auth": Sample("false", False),
