@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +41,31 @@ def pin_self(core: int) -> None:
 AUTH = ""
 
 
-def sign_in(db_url: str, env: dict[str, str]) -> None:
+def sign_in(
+    db_url: str, env: dict[str, str], roles: tuple[str, ...] = ("admin",), name: str = "bench"
+) -> None:
     """Make the load generator's token with `hitl token create`: every request sends it."""
     global AUTH
-    cmd = [sys.executable, "-m", "hitl", "token", "create", "--name", "bench"]
-    cmd += ["--role", "admin", "--db", db_url]
+    cmd = [sys.executable, "-m", "hitl", "token", "create", "--name", name, "--db", db_url]
+    for role in roles:
+        cmd += ["--role", role]
     made = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     AUTH = f"Authorization: Bearer {made.stdout.strip()}\r\n"
 
 
 class Server:
     """`hitl serve` on a fresh SQLite file, pinned with taskset to one core; with sign-in on
-    (unless `auth=False`), and a token for the load generator, made with `hitl token create`."""
+    (unless `auth=False`), and a token for the load generator, made with `hitl token create`.
+    `fill`, if given, is called with the file's URL before the server starts."""
 
-    def __init__(self, core: int = 1, **settings: Any) -> None:
+    def __init__(
+        self, core: int = 1, fill: Callable[[str], None] | None = None, **settings: Any
+    ) -> None:
         where = os.environ.get("HITL_BENCH_DIR")
         self.dir = Path(tempfile.mkdtemp(prefix="hitl-bench-", dir=where))
         self.port = free_port()
+        if fill is not None:
+            fill(f"sqlite:///{self.dir / 'bench.db'}")
         env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
         # The limits per principal are off: the load generator is one principal doing what
         # many would.
@@ -125,7 +133,10 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async def request(
+        self, method: str, path: str, body: Any = None, raw: bool = False
+    ) -> tuple[int, Any]:
+        """(status, the body parsed as JSON; with `raw`, as bytes)."""
         payload = json.dumps(body).encode() if body is not None else b""
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
@@ -146,6 +157,8 @@ class Connection:
                 if attempt == 2:
                     raise
         data = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if raw:
+            return status, data
         return status, json.loads(data) if data else None
 
     async def close(self) -> None:

@@ -14,7 +14,17 @@ from starlette.types import ASGIApp
 from hitl.api import auth, errors, jsonio, limits, security
 from hitl.api.fastpath import FastPath
 from hitl.api.front import FrontDoor
-from hitl.api.routes import audit, cookbook, events, health, reviews, tasks
+from hitl.api.routes import (
+    audit,
+    channels,
+    cookbook,
+    events,
+    flows,
+    health,
+    metrics,
+    reviews,
+    tasks,
+)
 from hitl.config import Settings
 from hitl.service import Service
 from hitl.web import routes as web
@@ -61,11 +71,13 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.state.service = service
     errors.install(app)
     api = APIRouter(prefix="/api/v1")
-    for router in (tasks.router, reviews.router, events.router, audit.router):
+    routers = (tasks, reviews, events, audit, flows, channels)
+    for router in (r.router for r in routers):
         api.include_router(router)
     app.include_router(api)
     app.include_router(cookbook.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     web.mount(app)
     if settings.auth:
         proxies = frozenset(settings.trusted_proxies)

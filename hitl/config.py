@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     )
     flows: list[str] = Field(default_factory=list, description="name=module:factory entries")
     default_flow: str = "feedback"
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="where people open hitl, for the links in notifications; default "
+        "http://HOST:PORT",
+    )
+    deadline_warning_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="a review's deadline is near (and notified) when less than this, and less "
+        "than a fifth of its time, is left",
+    )
+    delivery_retry_seconds: float = Field(
+        86400.0, gt=0, description="how long a notification is retried before it is failed"
+    )
     log_level: str = "info"
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object a line, for log collectors"
@@ -96,6 +111,24 @@ class Settings(BaseSettings):
         "hitl_roles", min_length=1, description="the ID token claim that lists hitl's roles"
     )
     oidc_scopes: str = "openid email profile"
+    llm_base_url: str | None = Field(
+        None,
+        description="an OpenAI-compatible API's base URL, before /chat/completions "
+        "(http://127.0.0.1:11434/v1); hitl.llm's nodes call it",
+    )
+    llm_model: str | None = Field(None, min_length=1, description="the model hitl.llm asks")
+    llm_api_key: SecretStr | None = Field(
+        None, min_length=1, description="sent as `Authorization: Bearer`; never logged"
+    )
+    llm_max_retries: int = Field(
+        4, ge=0, le=20, description="retries of a call (429, 5xx, connection errors)"
+    )
+    llm_backoff_seconds: float = Field(
+        1.0, ge=0, description="the first retry's wait; each retry waits twice as long"
+    )
+    llm_timeout_seconds: float = Field(
+        60.0, gt=0, description="how long a call waits for the endpoint's next bytes"
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -175,6 +208,30 @@ class Settings(BaseSettings):
     def oidc(self) -> bool:
         """Whether people may sign in with an OpenID Connect provider."""
         return self.oidc_issuer is not None and self.oidc_client_id is not None
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(
+                f"{value!r} is not a base URL: give the API's http(s) URL up to where "
+                "/chat/completions follows, such as http://127.0.0.1:11434/v1"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _llm_key_not_in_the_clear(self) -> Settings:
+        url = urlsplit(self.llm_base_url or "")
+        clear = url.scheme == "http" and not is_loopback(url.hostname or "")
+        if self.llm_api_key is not None and clear:
+            raise ValueError(
+                f"HITL_LLM_API_KEY would travel in the clear to {self.llm_base_url}: use "
+                "https, or a loopback address"
+            )
+        return self
 
     @model_validator(mode="after")
     def _deadline_needs_seconds(self) -> Settings:

@@ -53,7 +53,7 @@ _ERRORS: Responses = {
     },
     404: {
         "model": ErrorPublic,
-        "description": "No such task or review, or none that you may see",
+        "description": "No such task, review or flow, or none that you may see",
     },
     409: {
         "model": ErrorPublic,

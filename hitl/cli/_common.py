@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from hitl.config import Settings
@@ -168,11 +168,19 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
     goes wrong talking to it ends the command with one line."""
     import httpx
 
-    from hitl.client import Client, HitlAPIError
+    from hitl.client import (
+        BadServerURL,
+        Client,
+        HitlAPIError,
+        HitlConnectionError,
+        HitlProtocolError,
+    )
 
     url = server_url(server)
     try:
         client = Client(url, token=token)
+    except BadServerURL as exc:
+        fail(str(exc), USAGE)
     except ValueError as exc:  # a token that cannot be sent; the message does not repeat it
         fail(f"--token (HITL_TOKEN): {exc}", USAGE)
     try:
@@ -183,25 +191,21 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
             fail(TOKEN_REFUSED if token and token.strip() else NO_TOKEN)
         bad_input = exc.status_code in (400, 413, 422)
         fail(str(exc.detail) if exc.detail else str(exc), USAGE if bad_input else FAILED)
-    except httpx.ConnectError as exc:
-        fail(
-            f"no hitl server answers at {url} ({_reason(exc)}): start one with `hitl serve`, "
-            "or point --server (HITL_SERVER) or HITL_HOST and HITL_PORT at it"
-        )
-    except httpx.TimeoutException:
-        fail(f"the hitl server at {url} did not answer in time: is it overloaded, or stuck?")
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        fail(f"bad server URL {url!r} ({exc}): use http://host:port", USAGE)
-    except httpx.HTTPError as exc:
-        fail(f"talking to the hitl server at {url} failed: {_reason(exc)}")
-    except json.JSONDecodeError:
+    except HitlConnectionError as exc:
+        if isinstance(exc.error, httpx.ConnectError):
+            fail(
+                f"{exc}: start one with `hitl serve`, or point --server (HITL_SERVER) or "
+                "HITL_HOST and HITL_PORT at it"
+            )
+        if isinstance(exc.error, httpx.TimeoutException):
+            fail(f"{exc}: is it overloaded, or stuck?")
+        fail(str(exc))
+    except HitlProtocolError:
         fail(f"{url} answered, but not as a hitl server does: check --server (HITL_SERVER)")
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.removeprefix("[Errno 111] ")
-
-
 def print_json(data: Any) -> None:
+    """`data` (an answer of the client: a model) as indented JSON, as the server sent it."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
     typer.echo(json.dumps(data, indent=2, default=str))

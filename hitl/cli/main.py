@@ -12,7 +12,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from hitl.cli import db, identity, serve, tasks
+from hitl.cli import db, identity, notify, serve, tasks
 from hitl.cli._common import FAILED, USAGE
 
 # Typer 0.29 raises its own copy of click's exceptions (`typer.TyperException` is their base);
@@ -96,6 +96,22 @@ tokens.command("revoke")(identity.revoke_token)
 app.add_typer(tokens, name="token")
 
 app.command("login-link")(identity.login_link)
+
+channels = typer.Typer(
+    help="Notification channels: webhooks and Apprise URLs (admins, on a running server).",
+    no_args_is_help=True,
+)
+channels.command("add")(notify.add_channel)
+channels.command("list")(notify.list_channels)
+channels.command("remove")(notify.remove_channel)
+app.add_typer(channels, name="channel")
+
+deliveries = typer.Typer(
+    help="The notifications' delivery log (admins, on a running server).", no_args_is_help=True
+)
+deliveries.command("list")(notify.list_deliveries)
+deliveries.command("replay")(notify.replay_delivery)
+app.add_typer(deliveries, name="delivery")
 
 audit = typer.Typer(
     help="The audit log: who changed what, and who signed in.", no_args_is_help=True

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import JsonValue
 
 from hitl.cli._common import USAGE, ServerOption, TokenOption, connect, fail, print_json
 
@@ -30,7 +31,7 @@ def submit(
 ) -> None:
     """Submit a task and print it."""
     raw = sys.stdin.read() if text == "-" else text
-    value: Any = raw
+    value: JsonValue = raw
     if as_json:
         try:
             value = json.loads(raw)
@@ -60,9 +61,9 @@ def tasks(
         _check_status(status)
     with connect(server, token) as client:
         page = client.list_tasks(status=status, limit=limit)
-    for task in page["data"]:
-        typer.echo(f"{task['id']}  {task['status']:<20} round {task['round']}  {task['flow']}")
-    typer.echo(f"{page['count']} task(s)")
+    for task in page.data:
+        typer.echo(f"{task.id}  {task.status:<20} round {task.round}  {task.flow}")
+    typer.echo(f"{page.count} task(s)")
 
 
 def _check_status(status: str) -> None:
@@ -77,24 +78,23 @@ def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOptio
     """Print a task and its open review: what you would approve or reject."""
     with connect(server, token) as client:
         task = client.get_task(task_id)
-    typer.echo(f"task     {task['id']}  {task['status']}  flow {task['flow']}")
-    typer.echo(f"input    {_text(task['input'])}")
-    if task.get("error"):
-        typer.echo(f"error    {task['error']}")
-    if task["status"] == "completed":
-        typer.echo(f"result   {_text(task['result'])}")
-    open_rounds = [r for r in task["reviews"] or [] if r["status"] == "open"]
-    if not open_rounds:
+    typer.echo(f"task     {task.id}  {task.status}  flow {task.flow}")
+    typer.echo(f"input    {_text(task.input)}")
+    if task.error:
+        typer.echo(f"error    {task.error}")
+    if task.status == "completed":
+        typer.echo(f"result   {_text(task.result)}")
+    review = task.open_review
+    if review is None:
         return
-    review = open_rounds[-1]
-    typer.echo(f"review   round {review['round']}: {review['prompt'] or 'review the output'}")
-    typer.echo(f"output   {_text(review['output'])}")
-    typer.echo(f"decide   {', '.join(review['decisions'])}")
-    round_and_hash = f"--round {review['round']} --content-hash {review['content_hash']}"
-    typer.echo(f"to approve what is shown: hitl approve {task['id']} {round_and_hash}")
+    typer.echo(f"review   round {review.round}: {review.prompt or 'review the output'}")
+    typer.echo(f"output   {_text(review.output)}")
+    typer.echo(f"decide   {', '.join(review.decisions)}")
+    round_and_hash = f"--round {review.round} --content-hash {review.content_hash}"
+    typer.echo(f"to approve what is shown: hitl approve {task.id} {round_and_hash}")
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
@@ -102,8 +102,8 @@ def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOpti
     """Print a task's events as they happen, until it finishes."""
     with connect(server, token) as client:
         task = client.get_task(task_id)
-        for event in client.events(task["id"]):
-            typer.echo(f"{event['id']:>6} {event['type']:<18} {json.dumps(event['data'])}")
+        for event in client.events(task.id):
+            typer.echo(f"{event.id or '':>6} {event.type:<18} {json.dumps(event.data)}")
 
 
 RoundOption = Annotated[
@@ -156,11 +156,10 @@ def _decide(
     content_hash: str | None,
 ) -> None:
     task = client.get_task(task_id)
-    open_rounds = [r for r in task["reviews"] or [] if r["status"] == "open"]
-    if not open_rounds:
-        fail(f"task {task['id']} is {task['status']}: no review is open")
-    review = open_rounds[-1]
+    review = task.open_review
+    if review is None:
+        fail(f"task {task.id} is {task.status}: no review is open")
     decided = client.decide(
-        review["id"], decision, comment=comment, round=round, content_hash=content_hash
+        review.id, decision, comment=comment, round=round, content_hash=content_hash
     )
     print_json(decided)

@@ -1,39 +1,106 @@
 """`Client` and `AsyncClient`: the hitl HTTP API from Python, sync and async.
 
-Both take the server's base URL and, to sign in, an API token (`hitl token create` makes one):
-`token=`, or else the `HITL_TOKEN` environment variable. Given either, every request sends
-`Authorization: Bearer <token>`; the token is never printed, logged or put in an error message.
-`token=""` sends none, whatever the environment says. Other keyword arguments go to the
-underlying `httpx.Client` / `httpx.AsyncClient` (`timeout`, `headers`, `transport`, ...).
+Both take the server's base URL (else `HITL_SERVER`, else http://127.0.0.1:8000) and, to
+sign in, an API token (`hitl token create` makes one): `token=`, or else the `HITL_TOKEN`
+environment variable. Given either, every request sends `Authorization: Bearer <token>`; the
+token is never printed, logged or put in an error message. `token=""` sends none, whatever
+the environment says.
 
-An error answer raises `HitlAPIError` (its `status_code` and the server's `detail`): 401 when
-the server wants a token or refuses the one sent, 403 when the token may not do that.
+Every answer is a typed model (`hitl.client.models`); every failure a `HitlError`
+(`hitl.client._exceptions` draws the tree). Each call is described once (`_Call`) and sent
+by either class; the waits (`ask`, `wait_for_review`, `wait_for_result`) follow the task's
+event stream, reconnecting from the last event they saw (`_Stream`) when it breaks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+import ssl
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, JsonValue, ValidationError
+from typing_extensions import Unpack
 
+from hitl.client._exceptions import (
+    BadServerURL,
+    HitlAPIError,
+    HitlConnectionError,
+    HitlError,
+    HitlProtocolError,
+    TaskEnded,
+    WaitTimeout,
+)
+from hitl.client.models import (
+    Answer,
+    AuditLog,
+    Channel,
+    ChannelCreated,
+    Channels,
+    Deliveries,
+    Delivery,
+    Event,
+    Review,
+    ReviewCreated,
+    ReviewOptions,
+    ReviewPage,
+    Task,
+    TaskPage,
+)
 
-class HitlAPIError(Exception):
-    """The server answered with an error."""
-
-    def __init__(self, status_code: int, detail: Any) -> None:
-        self.status_code = status_code
-        self.detail = detail
-        super().__init__(f"{status_code}: {detail}")
-
+logger = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "HITL_TOKEN"
+SERVER_VARIABLE = "HITL_SERVER"
+DEFAULT_URL = "http://127.0.0.1:8000"
+# A followed stream that sends nothing, not even the server's heartbeat (every 15 s by
+# default), for this long is taken as lost, and opened again.
+STREAM_SILENCE = 60.0
+# Pauses between attempts to reach a server that went away: doubling, up to the last.
+FIRST_PAUSE, LONGEST_PAUSE = 0.05, 2.0
+# Answers to a stream's request that a later attempt may not get: the database is away, a
+# proxy in front lost the server, too many streams are open.
+RETRIED_STATUSES = {429, 502, 503, 504}
+FINAL_EVENTS = {"task.completed", "task.failed", "task.cancelled"}
+# A wait ends at most about this late (seconds), while its stream's heartbeats keep coming.
+REOPEN_SLACK = 1.0
+
+M = TypeVar("M", bound=BaseModel)
+Params = Mapping[str, str | int | bool]
 
 
-def _headers(token: str | None, headers: Any) -> httpx.Headers:
+# -- what every request shares -------------------------------------------------------------------
+
+
+def _server_url(url: str | None) -> str:
+    """The server's base URL: `url`, else HITL_SERVER, else the default; BadServerURL if it is
+    not http(s)://host[:port][/path]."""
+    url = (url or os.environ.get(SERVER_VARIABLE) or DEFAULT_URL).strip().rstrip("/")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadServerURL(f"bad server URL {url!r} ({exc}): use http://host:port") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadServerURL(f"bad server URL {url!r}: use http://host:port (or https://)")
+    return url
+
+
+def _headers(token: str | None, headers: Mapping[str, str] | None) -> httpx.Headers:
     """`headers`, with `Authorization: Bearer <token>` when there is a token: `token`, else
     (unless `headers` has its own `Authorization`) the `HITL_TOKEN` variable."""
     merged = httpx.Headers(headers)
@@ -54,51 +121,105 @@ def _headers(token: str | None, headers: Any) -> httpx.Headers:
     return merged
 
 
-def _check(response: httpx.Response) -> Any:
-    if response.is_error:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        detail = body.get("detail") if isinstance(body, dict) else None
-        raise HitlAPIError(response.status_code, detail or response.text or response.reason_phrase)
-    return response.json()
-
-
 def _id(value: str) -> str:
     """An id as one path segment: whatever it holds ('/', '..') cannot reach another route."""
     return quote(value, safe="").replace(".", "%2E")
 
 
-def _task_body(input: Any, flow: str | None, assignees: list[str] | None) -> dict[str, Any]:
-    return {"input": input, **_params(flow=flow or None, assignees=assignees)}
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.removeprefix("[Errno 111] ")
 
 
-def _params(**values: Any) -> dict[str, Any]:
+def _unreachable(url: str, exc: httpx.RequestError) -> HitlConnectionError:
+    if isinstance(exc, httpx.ConnectError):
+        message = f"no hitl server answers at {url} ({_reason(exc)})"
+    elif isinstance(exc, httpx.TimeoutException):
+        message = f"the hitl server at {url} did not answer in time"
+    else:
+        message = f"talking to the hitl server at {url} failed: {_reason(exc)}"
+    return HitlConnectionError(message, url, exc)
+
+
+def _api_error(response: httpx.Response) -> HitlAPIError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    text = str(detail) if detail else response.text or response.reason_phrase
+    return HitlAPIError(response.status_code, text)
+
+
+def _parse(response: httpx.Response, model: type[M], url: str) -> M:
+    if response.is_error:
+        raise _api_error(response)
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "the body"
+        raise HitlProtocolError(
+            f"{url} answered, but not as a hitl server does ({where}: {problem['msg']}): "
+            "check the server's URL"
+        ) from None
+
+
+def _params(**values: str | int | bool | None) -> dict[str, str | int | bool]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _decision(
-    decision: str,
-    comment: str | None,
-    edited_output: Any,
-    round: int | None = None,
-    content_hash: str | None = None,
-    form: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A decision's body; `round` and `content_hash` (from the review shown) make a decision
-    on a newer round or other content a 409 rather than a decision on what was not seen."""
-    return _params(
-        decision=decision,
-        comment=comment,
-        edited_output=edited_output,
-        round=round,
-        content_hash=content_hash,
-        form=form,
-    )
+def _body(**values: JsonValue) -> dict[str, JsonValue]:
+    return {k: v for k, v in values.items() if v is not None}
 
 
-def _queue(
+@dataclass(frozen=True)
+class _Call(Generic[M]):
+    """One request, and the model of its answer."""
+
+    method: str
+    path: str
+    model: type[M]
+    params: Params | None = None
+    body: dict[str, JsonValue] | None = None
+    headers: Mapping[str, str] | None = None
+
+
+def _create_task(
+    input: JsonValue, flow: str | None, key: str | None, assignees: list[str] | None
+) -> _Call[Task]:
+    headers = {"Idempotency-Key": key} if key else None
+    body = {"input": input, **_body(flow=flow or None, assignees=_list(assignees))}
+    return _Call("POST", "/api/v1/tasks", Task, body=body, headers=headers)
+
+
+def _list(values: list[str] | None) -> list[JsonValue] | None:
+    return list(values) if values is not None else None
+
+
+def _create_review(
+    output: JsonValue, key: str | None, options: ReviewOptions
+) -> _Call[ReviewCreated]:
+    headers = {"Idempotency-Key": key} if key else None
+    body = {"output": output, **{name: _json(value) for name, value in options.items()}}
+    return _Call("POST", "/api/v1/reviews", ReviewCreated, body=body, headers=headers)
+
+
+def _json(value: object) -> JsonValue:
+    """An option as JSON: form fields as objects (without their defaults), tuples as lists."""
+    if isinstance(value, BaseModel):
+        dumped: JsonValue = value.model_dump(mode="json", exclude_defaults=True)
+        return dumped
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Iterable):
+        return [_json(v) for v in value]
+    raise TypeError(f"not a JSON value: {value!r}")
+
+
+def _list_reviews(
     status: str | None,
     limit: int,
     offset: int,
@@ -106,10 +227,55 @@ def _queue(
     q: str | None,
     mine: bool,
     sort: str | None,
-) -> dict[str, Any]:
-    return _params(
-        status=status, limit=limit, offset=offset, flow=flow, q=q, mine=mine or None, sort=sort
+    decidable: bool,
+) -> _Call[ReviewPage]:
+    params = _params(
+        status=status,
+        limit=limit,
+        offset=offset,
+        flow=flow,
+        q=q,
+        mine=mine or None,
+        sort=sort,
+        decidable=decidable or None,
     )
+    return _Call("GET", "/api/v1/reviews", ReviewPage, params=params)
+
+
+def _decide(
+    review_id: str,
+    decision: str,
+    comment: str | None,
+    edited_output: JsonValue,
+    round: int | None,
+    content_hash: str | None,
+    form: Mapping[str, JsonValue] | None,
+) -> _Call[Review]:
+    """A decision; `round` and `content_hash` (from the review shown) make a decision on a
+    newer round or other content a 409 rather than a decision on what was not seen."""
+    body = _body(
+        decision=decision,
+        comment=comment,
+        edited_output=edited_output,
+        round=round,
+        content_hash=content_hash,
+        form=dict(form) if form is not None else None,
+    )
+    return _Call("POST", f"/api/v1/reviews/{_id(review_id)}/decision", Review, body=body)
+
+
+def _answer(task_id: str, result: JsonValue) -> Answer:
+    if not isinstance(result, dict):
+        raise HitlProtocolError(f"task {task_id} has no decision for a result: is it a review?")
+    return Answer.model_validate({**result, "task_id": task_id})
+
+
+def _settled(task: Task) -> Answer:
+    """The answer of a finished standalone review; TaskEnded if it has none."""
+    if task.status == "completed":
+        return _answer(task.id, task.result)
+    why = f": {task.error}" if task.error else ""
+    raise TaskEnded(f"task {task.id} {task.status} before its review was decided{why}", task)
 
 
 def _stream_timeout(timeout: httpx.Timeout, read: float | None) -> httpx.Timeout:
@@ -118,42 +284,176 @@ def _stream_timeout(timeout: httpx.Timeout, read: float | None) -> httpx.Timeout
 
 
 class _SSE:
-    """Parses `text/event-stream` lines into events: {id, type, data}."""
+    """Parses `text/event-stream` lines into events."""
 
     def __init__(self) -> None:
         self.id: int | None = None
         self.type = "message"
         self.data: list[str] = []
 
-    def feed(self, line: str) -> dict[str, Any] | None:
+    def feed(self, line: str) -> Event | None:
         if not line:
             if not self.data:
                 return None
-            event = {"id": self.id, "type": self.type, "data": json.loads("\n".join(self.data))}
+            data = json.loads("\n".join(self.data))
+            event = Event(id=self.id, type=self.type, data=data)
             self.type, self.data = "message", []
             return event
         if line.startswith(":"):
             return None
-        field, _, value = line.partition(":")
+        name, _, value = line.partition(":")
         value = value.removeprefix(" ")
-        if field == "id" and value.isdigit():
+        if name == "id" and value.isdigit():
             self.id = int(value)
-        elif field == "event":
+        elif name == "event":
             self.type = value
-        elif field == "data":
+        elif name == "data":
             self.data.append(value)
         return None
 
 
+# -- following a task's events across reconnects -------------------------------------------------
+
+
+class _Reopen(Exception):
+    """Open the stream again from the last event: the wait ends before a read would."""
+
+
+class _Lost(Exception):
+    """The stream could not be opened now, but may be later (a 503, say)."""
+
+    def __init__(self, reason: str, retry_after: float = 0.0) -> None:
+        self.reason, self.retry_after = reason, retry_after
+        super().__init__(reason)
+
+
+@dataclass
+class _Stream:
+    """One task's stream as a waiter follows it: where it is in the log (the last event
+    seen, sent as `Last-Event-ID` on reconnecting), until when it may wait, and how long to
+    pause before the next attempt. `what` says what was waited for, in a WaitTimeout."""
+
+    task_id: str
+    url: str
+    timeout: float | None
+    what: str
+    last: int = 0
+    last_type: str | None = None
+    failures: int = 0
+    until: float | None = field(init=False)
+    read_for: float = STREAM_SILENCE  # the read timeout of the connection open now
+    parser: _SSE = field(default_factory=_SSE)
+
+    def __post_init__(self) -> None:
+        self.until = time.monotonic() + self.timeout if self.timeout is not None else None
+
+    @property
+    def path(self) -> str:
+        return f"/api/v1/tasks/{_id(self.task_id)}/events"
+
+    def headers(self) -> dict[str, str]:
+        return {"Last-Event-ID": str(self.last)} if self.last else {}
+
+    def remaining(self) -> float | None:
+        return None if self.until is None else max(0.0, self.until - time.monotonic())
+
+    def http_timeout(self, timeout: httpx.Timeout) -> httpx.Timeout:
+        """The client's timeouts, none longer than the wait has left; a read waits at most
+        STREAM_SILENCE (the stream is then taken as lost)."""
+        left = self.remaining()
+        self.read_for = STREAM_SILENCE if left is None else max(min(STREAM_SILENCE, left), 0.001)
+        if left is None:
+            return _stream_timeout(timeout, self.read_for)
+        connect = min(timeout.connect or self.read_for, self.read_for)
+        return httpx.Timeout(connect=connect, read=self.read_for, write=timeout.write, pool=connect)
+
+    def refused(self, response: httpx.Response) -> None:
+        """An error answer to opening the stream: HitlAPIError, or _Lost if worth retrying."""
+        error = _api_error(response)
+        if response.status_code not in RETRIED_STATUSES:
+            raise error
+        after = response.headers.get("Retry-After", "")
+        raise _Lost(f"{error.status_code}: {error.detail}", float(after) if after.isdigit() else 0)
+
+    def opened(self) -> None:
+        if self.failures:
+            logger.info("following task %s again, from event %d", self.task_id, self.last)
+        self.failures = 0
+        self.parser = _SSE()
+
+    def feed(self, line: str) -> Event | None:
+        """The event that `line` completes, if any. Past the wait's end, WaitTimeout; and a
+        connection whose reads may outlast the wait (a heartbeat comes every few seconds) is
+        opened again (`_Reopen`), with reads that end with the wait."""
+        left = self.remaining()
+        if left is not None:
+            if left <= 0:
+                raise self.over()
+            if self.read_for - left > max(REOPEN_SLACK, left / 4):
+                raise _Reopen
+        event = self.parser.feed(line)
+        if event is not None:
+            if event.id is not None:
+                self.last = event.id
+            self.last_type = event.type
+        return event
+
+    def ended(self) -> bool:
+        """Whether the stream, which the server closed, ended at the task's final event (the
+        server ends a task's stream just after it)."""
+        return self.last_type in FINAL_EVENTS
+
+    def lost(self, reason: str, at_least: float = 0.0) -> float:
+        """How long to pause before trying again; WaitTimeout if the wait is over."""
+        left = self.remaining()
+        if left is not None and left <= 0:
+            raise self.over()
+        if self.failures == 0:
+            logger.warning(
+                "lost the event stream of task %s at %s (%s): reconnecting from event %d",
+                self.task_id,
+                self.url,
+                reason,
+                self.last,
+            )
+        pause = max(at_least, min(FIRST_PAUSE * 2.0**self.failures, LONGEST_PAUSE))
+        self.failures += 1
+        return pause if left is None else min(pause, left)
+
+    def over(self) -> WaitTimeout:
+        return WaitTimeout(f"{self.what} within {self.timeout:g} s", self.task_id)
+
+
+def _withdrawal(timeout: float | None) -> str:
+    return f"nobody decided within the {timeout:g} s its asker waited"
+
+
+# -- the clients ---------------------------------------------------------------------------------
+
+
 class Client:
-    """The hitl API at `base_url`, signed in with `token` (else `HITL_TOKEN`, if set)."""
+    """The hitl API at `base_url` (else HITL_SERVER, else http://127.0.0.1:8000), signed in
+    with `token` (else HITL_TOKEN, if set). `timeout` bounds each request (not the waits,
+    which take their own); `headers`, `transport` and `verify` go to httpx."""
 
     def __init__(
-        self, base_url: str = "http://127.0.0.1:8000", token: str | None = None, **kwargs: Any
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | str | bool = True,
     ) -> None:
-        headers = _headers(token, kwargs.pop("headers", None))
-        timeout = kwargs.pop("timeout", 30.0)
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, **kwargs)
+        self.url = _server_url(base_url)
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            headers=_headers(token, headers),
+            transport=transport,
+            verify=verify,
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -164,23 +464,59 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
+    def _send(self, call: _Call[M]) -> M:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.body, headers=call.headers
+            )
+        except httpx.RequestError as exc:
+            raise _unreachable(self.url, exc) from None
+        return _parse(response, call.model, self.url)
+
+    # -- tasks
+
     def create_task(
         self,
-        input: Any,
+        input: JsonValue,
         flow: str | None = None,
         idempotency_key: str | None = None,
         assignees: list[str] | None = None,
-    ) -> Any:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = _task_body(input, flow, assignees)
-        return _check(self._http.post("/api/v1/tasks", json=body, headers=headers))
+    ) -> Task:
+        """Submit a task to `flow` (the server's default if None)."""
+        return self._send(_create_task(input, flow, idempotency_key, assignees))
 
-    def get_task(self, task_id: str) -> Any:
-        return _check(self._http.get(f"/api/v1/tasks/{_id(task_id)}"))
+    def get_task(self, task_id: str) -> Task:
+        """A task with its review rounds; `task_id` may be a unique part of the id."""
+        return self._send(_Call("GET", f"/api/v1/tasks/{_id(task_id)}", Task))
 
-    def list_tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Any:
+    def list_tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> TaskPage:
         params = _params(status=status, limit=limit, offset=offset)
-        return _check(self._http.get("/api/v1/tasks", params=params))
+        return self._send(_Call("GET", "/api/v1/tasks", TaskPage, params=params))
+
+    def cancel(self, task_id: str, reason: str | None = None) -> Task:
+        body = _body(reason=reason) or None
+        return self._send(_Call("POST", f"/api/v1/tasks/{_id(task_id)}/cancel", Task, body=body))
+
+    def retry(self, task_id: str) -> Task:
+        """Queue a failed task again, from its last checkpoint."""
+        return self._send(_Call("POST", f"/api/v1/tasks/{_id(task_id)}/retry", Task))
+
+    def audit(self, task_id: str) -> AuditLog:
+        """The task's audit entries: its decisions, votes, cancellations and retries."""
+        return self._send(_Call("GET", f"/api/v1/tasks/{_id(task_id)}/audit", AuditLog))
+
+    # -- reviews
+
+    def create_review(
+        self,
+        output: JsonValue,
+        *,
+        idempotency_key: str | None = None,
+        **options: Unpack[ReviewOptions],
+    ) -> ReviewCreated:
+        """Ask a person to review `output` (POST /api/v1/reviews), without waiting: its task
+        opens the review as soon as a worker runs it. See `ask`."""
+        return self._send(_create_review(output, idempotency_key, options))
 
     def list_reviews(
         self,
@@ -191,68 +527,212 @@ class Client:
         q: str | None = None,
         mine: bool = False,
         sort: str | None = None,
-    ) -> Any:
-        params = _queue(status, limit, offset, flow, q, mine, sort)
-        return _check(self._http.get("/api/v1/reviews", params=params))
+        decidable: bool = False,
+    ) -> ReviewPage:
+        """The reviewers' queue: by default its open reviews, oldest first."""
+        return self._send(_list_reviews(status, limit, offset, flow, q, mine, sort, decidable))
+
+    def get_review(self, review_id: str) -> Review:
+        return self._send(_Call("GET", f"/api/v1/reviews/{_id(review_id)}", Review))
 
     def decide(
         self,
         review_id: str,
         decision: str,
         comment: str | None = None,
-        edited_output: Any = None,
+        edited_output: JsonValue = None,
         round: int | None = None,
         content_hash: str | None = None,
-        form: dict[str, Any] | None = None,
-    ) -> Any:
-        body = _decision(decision, comment, edited_output, round, content_hash, form)
-        return _check(self._http.post(f"/api/v1/reviews/{_id(review_id)}/decision", json=body))
+        form: Mapping[str, JsonValue] | None = None,
+    ) -> Review:
+        """Approve, reject or edit (with `edited_output`); `round` and `content_hash` of the
+        review as shown refuse (409) a decision on anything newer."""
+        call = _decide(review_id, decision, comment, edited_output, round, content_hash, form)
+        return self._send(call)
 
-    def claim(self, review_id: str, take_over: bool = False) -> Any:
+    def claim(self, review_id: str, take_over: bool = False) -> Review:
         """Claim a review while you look at it (again: renew it)."""
-        url = f"/api/v1/reviews/{_id(review_id)}/claim"
-        return _check(self._http.post(url, json={"take_over": take_over}))
+        path = f"/api/v1/reviews/{_id(review_id)}/claim"
+        return self._send(_Call("POST", path, Review, body={"take_over": take_over}))
 
-    def release(self, review_id: str) -> Any:
-        return _check(self._http.delete(f"/api/v1/reviews/{_id(review_id)}/claim"))
+    def release(self, review_id: str) -> Review:
+        return self._send(_Call("DELETE", f"/api/v1/reviews/{_id(review_id)}/claim", Review))
 
-    def audit(self, task_id: str) -> Any:
-        """The task's audit entries: its decisions, votes, cancellations and retries."""
-        return _check(self._http.get(f"/api/v1/tasks/{_id(task_id)}/audit"))
+    # -- waiting for people
 
-    def cancel(self, task_id: str, reason: str | None = None) -> Any:
-        body = _params(reason=reason)
-        return _check(self._http.post(f"/api/v1/tasks/{_id(task_id)}/cancel", json=body or None))
+    def ask(
+        self,
+        output: JsonValue,
+        *,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        **options: Unpack[ReviewOptions],
+    ) -> Answer:
+        """Ask a person to review `output`, and wait for their decision: `create_review`, then
+        the task's event stream (reconnecting, from the last event seen, if it breaks) until
+        its decision is its result. `timeout` (seconds; None: for ever) ends the wait with
+        WaitTimeout, and withdraws (cancels) the review. TaskEnded if the task fails (a
+        deadline without `on_deadline`) or is cancelled first."""
+        created = self.create_review(output, idempotency_key=idempotency_key, **options)
+        task_id = created.task_id
+        stream = _Stream(task_id, self.url, timeout, f"no decision on task {task_id}")
+        try:
+            with contextlib.closing(self._follow(stream)) as events:
+                for event in events:
+                    if event.type == "task.completed":  # final: a task completes once
+                        return _answer(task_id, event.data.get("result"))
+        except WaitTimeout:
+            return self._withdraw(task_id, timeout, stream)
+        return _settled(self.get_task(task_id))
+
+    def _withdraw(self, task_id: str, timeout: float | None, stream: _Stream) -> Answer:
+        """Cancel a review nobody waits for any more; if it was decided meanwhile, its answer."""
+        try:
+            self.cancel(task_id, reason=_withdrawal(timeout))
+        except HitlAPIError as exc:
+            if exc.status_code == 409:
+                task = self.get_task(task_id)
+                if task.status == "completed":
+                    return _answer(task_id, task.result)
+        except HitlError as exc:
+            logger.warning("could not withdraw the review of task %s: %s", task_id, exc)
+        raise stream.over()
+
+    def wait_for_review(self, task_id: str, timeout: float | None = None) -> Review:
+        """The task's open review, once it has one (at once if it has): any task's, not only
+        a standalone review's. TaskEnded if the task ends with none open; WaitTimeout after
+        `timeout` seconds."""
+        task = self.get_task(task_id)
+        if task.open_review is not None:
+            return task.open_review
+        if not task.finished:
+            stream = _Stream(task.id, self.url, timeout, f"no review of task {task.id}")
+            with contextlib.closing(self._follow(stream)) as events:
+                for event in events:
+                    if event.type == "review.requested":
+                        review = self.get_review(str(event.data.get("review_id")))
+                        if review.status == "open":
+                            return review
+            task = self.get_task(task.id)
+        raise TaskEnded(f"task {task.id} is {task.status}, with no review open", task)
+
+    def wait_for_result(self, task_id: str, timeout: float | None = None) -> Task:
+        """The task once it is finished (completed, failed or cancelled: see its `status`,
+        `result` and `error`); WaitTimeout after `timeout` seconds."""
+        task = self.get_task(task_id)
+        if task.finished:
+            return task
+        stream = _Stream(task.id, self.url, timeout, f"task {task.id} did not finish")
+        with contextlib.closing(self._follow(stream)) as events:
+            for _ in events:
+                pass
+        return self.get_task(task.id)
+
+    def _follow(self, stream: _Stream) -> Generator[Event, None, None]:
+        """The task's events from `stream.last` on, across reconnects, until its final one."""
+        while True:
+            try:
+                with self._http.stream(
+                    "GET",
+                    stream.path,
+                    headers=stream.headers(),
+                    timeout=stream.http_timeout(self._http.timeout),
+                ) as response:
+                    if response.is_error:
+                        response.read()
+                        stream.refused(response)
+                    stream.opened()
+                    for line in response.iter_lines():
+                        event = stream.feed(line)
+                        if event is not None:
+                            yield event
+                if stream.ended() or self.get_task(stream.task_id).finished:
+                    return
+                pause = stream.lost("the stream ended before the task did")
+            except _Reopen:
+                continue
+            except httpx.RequestError as exc:
+                pause = stream.lost(str(_unreachable(self.url, exc)))
+            except HitlConnectionError as exc:
+                pause = stream.lost(str(exc))
+            except HitlAPIError as exc:  # reading the task, when the stream ended
+                if exc.status_code not in RETRIED_STATUSES:
+                    raise
+                pause = stream.lost(str(exc))
+            except _Lost as lost:
+                pause = stream.lost(lost.reason, lost.retry_after)
+            time.sleep(pause)
 
     def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """The task's events after event id `after`, then live ones, until the final one.
-        `read_timeout`: give up (`httpx.ReadTimeout`) when the server sends nothing, not even
-        a heartbeat, for this long; None waits for ever."""
-        parser = _SSE()
-        url = f"/api/v1/tasks/{_id(task_id)}/events"
+    ) -> Iterator[Event]:
+        """The task's events after event id `after`, then live ones, until the final one, on
+        one connection. `read_timeout`: give up (HitlConnectionError) when the server sends
+        nothing, not even a heartbeat, for this long; None waits for ever."""
         timeout = _stream_timeout(self._http.timeout, read_timeout)
-        with self._http.stream("GET", url, params={"after": after}, timeout=timeout) as response:
-            if response.is_error:
-                response.read()
-                _check(response)
-            for line in response.iter_lines():
-                event = parser.feed(line)
-                if event is not None:
-                    yield event  # the server ends the stream after the task's final event
+        path = f"/api/v1/tasks/{_id(task_id)}/events"
+        parser = _SSE()
+        try:
+            with self._http.stream("GET", path, params={"after": after}, timeout=timeout) as answer:
+                if answer.is_error:
+                    answer.read()
+                    raise _api_error(answer)
+                for line in answer.iter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event  # the server ends the stream after the task's final event
+        except httpx.RequestError as exc:
+            raise _unreachable(self.url, exc) from None
+
+    # -- notifications (admins)
+
+    def add_channel(
+        self, name: str, kind: str, url: str, events: list[str] | None = None
+    ) -> ChannelCreated:
+        """Send events to a webhook or an Apprise URL. A webhook's signing secret is in the
+        answer only."""
+        body = _body(name=name, kind=kind, url=url, events=_list(events))
+        return self._send(_Call("POST", "/api/v1/channels", ChannelCreated, body=body))
+
+    def channels(self) -> Channels:
+        return self._send(_Call("GET", "/api/v1/channels", Channels))
+
+    def remove_channel(self, name: str) -> Channel:
+        return self._send(_Call("DELETE", f"/api/v1/channels/{_id(name)}", Channel))
+
+    def deliveries(
+        self, channel: str | None = None, status: str | None = None, limit: int = 100
+    ) -> Deliveries:
+        """The delivery log, newest first."""
+        params = _params(channel=channel, status=status, limit=limit)
+        return self._send(_Call("GET", "/api/v1/deliveries", Deliveries, params=params))
+
+    def replay(self, delivery_id: str) -> Delivery:
+        """Send a delivery again, with the same idempotency id."""
+        path = f"/api/v1/deliveries/{_id(delivery_id)}/replay"
+        return self._send(_Call("POST", path, Delivery))
 
 
 class AsyncClient:
-    """As `Client`, for asyncio."""
+    """As `Client`, for asyncio: the same calls, awaited."""
 
     def __init__(
-        self, base_url: str = "http://127.0.0.1:8000", token: str | None = None, **kwargs: Any
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | str | bool = True,
     ) -> None:
-        headers = _headers(token, kwargs.pop("headers", None))
-        timeout = kwargs.pop("timeout", 30.0)
+        self.url = _server_url(base_url)
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, headers=headers, **kwargs
+            base_url=self.url,
+            timeout=timeout,
+            headers=_headers(token, headers),
+            transport=transport,
+            verify=verify,
         )
 
     async def __aenter__(self) -> AsyncClient:
@@ -264,23 +744,56 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def _send(self, call: _Call[M]) -> M:
+        try:
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.body, headers=call.headers
+            )
+        except httpx.RequestError as exc:
+            raise _unreachable(self.url, exc) from None
+        return _parse(response, call.model, self.url)
+
+    # -- tasks
+
     async def create_task(
         self,
-        input: Any,
+        input: JsonValue,
         flow: str | None = None,
         idempotency_key: str | None = None,
         assignees: list[str] | None = None,
-    ) -> Any:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = _task_body(input, flow, assignees)
-        return _check(await self._http.post("/api/v1/tasks", json=body, headers=headers))
+    ) -> Task:
+        return await self._send(_create_task(input, flow, idempotency_key, assignees))
 
-    async def get_task(self, task_id: str) -> Any:
-        return _check(await self._http.get(f"/api/v1/tasks/{_id(task_id)}"))
+    async def get_task(self, task_id: str) -> Task:
+        return await self._send(_Call("GET", f"/api/v1/tasks/{_id(task_id)}", Task))
 
-    async def list_tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Any:
+    async def list_tasks(
+        self, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> TaskPage:
         params = _params(status=status, limit=limit, offset=offset)
-        return _check(await self._http.get("/api/v1/tasks", params=params))
+        return await self._send(_Call("GET", "/api/v1/tasks", TaskPage, params=params))
+
+    async def cancel(self, task_id: str, reason: str | None = None) -> Task:
+        body = _body(reason=reason) or None
+        path = f"/api/v1/tasks/{_id(task_id)}/cancel"
+        return await self._send(_Call("POST", path, Task, body=body))
+
+    async def retry(self, task_id: str) -> Task:
+        return await self._send(_Call("POST", f"/api/v1/tasks/{_id(task_id)}/retry", Task))
+
+    async def audit(self, task_id: str) -> AuditLog:
+        return await self._send(_Call("GET", f"/api/v1/tasks/{_id(task_id)}/audit", AuditLog))
+
+    # -- reviews
+
+    async def create_review(
+        self,
+        output: JsonValue,
+        *,
+        idempotency_key: str | None = None,
+        **options: Unpack[ReviewOptions],
+    ) -> ReviewCreated:
+        return await self._send(_create_review(output, idempotency_key, options))
 
     async def list_reviews(
         self,
@@ -291,53 +804,173 @@ class AsyncClient:
         q: str | None = None,
         mine: bool = False,
         sort: str | None = None,
-    ) -> Any:
-        params = _queue(status, limit, offset, flow, q, mine, sort)
-        return _check(await self._http.get("/api/v1/reviews", params=params))
+        decidable: bool = False,
+    ) -> ReviewPage:
+        call = _list_reviews(status, limit, offset, flow, q, mine, sort, decidable)
+        return await self._send(call)
+
+    async def get_review(self, review_id: str) -> Review:
+        return await self._send(_Call("GET", f"/api/v1/reviews/{_id(review_id)}", Review))
 
     async def decide(
         self,
         review_id: str,
         decision: str,
         comment: str | None = None,
-        edited_output: Any = None,
+        edited_output: JsonValue = None,
         round: int | None = None,
         content_hash: str | None = None,
-        form: dict[str, Any] | None = None,
-    ) -> Any:
-        body = _decision(decision, comment, edited_output, round, content_hash, form)
-        return _check(
-            await self._http.post(f"/api/v1/reviews/{_id(review_id)}/decision", json=body)
-        )
+        form: Mapping[str, JsonValue] | None = None,
+    ) -> Review:
+        call = _decide(review_id, decision, comment, edited_output, round, content_hash, form)
+        return await self._send(call)
 
-    async def claim(self, review_id: str, take_over: bool = False) -> Any:
-        url = f"/api/v1/reviews/{_id(review_id)}/claim"
-        return _check(await self._http.post(url, json={"take_over": take_over}))
+    async def claim(self, review_id: str, take_over: bool = False) -> Review:
+        path = f"/api/v1/reviews/{_id(review_id)}/claim"
+        return await self._send(_Call("POST", path, Review, body={"take_over": take_over}))
 
-    async def release(self, review_id: str) -> Any:
-        return _check(await self._http.delete(f"/api/v1/reviews/{_id(review_id)}/claim"))
+    async def release(self, review_id: str) -> Review:
+        path = f"/api/v1/reviews/{_id(review_id)}/claim"
+        return await self._send(_Call("DELETE", path, Review))
 
-    async def audit(self, task_id: str) -> Any:
-        return _check(await self._http.get(f"/api/v1/tasks/{_id(task_id)}/audit"))
+    # -- waiting for people
 
-    async def cancel(self, task_id: str, reason: str | None = None) -> Any:
-        body = _params(reason=reason)
-        url = f"/api/v1/tasks/{_id(task_id)}/cancel"
-        return _check(await self._http.post(url, json=body or None))
+    async def ask(
+        self,
+        output: JsonValue,
+        *,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        **options: Unpack[ReviewOptions],
+    ) -> Answer:
+        """As `Client.ask`."""
+        created = await self.create_review(output, idempotency_key=idempotency_key, **options)
+        task_id = created.task_id
+        stream = _Stream(task_id, self.url, timeout, f"no decision on task {task_id}")
+        try:
+            async with contextlib.aclosing(self._follow(stream)) as events:
+                async for event in events:
+                    if event.type == "task.completed":  # final: a task completes once
+                        return _answer(task_id, event.data.get("result"))
+        except WaitTimeout:
+            return await self._withdraw(task_id, timeout, stream)
+        return _settled(await self.get_task(task_id))
+
+    async def _withdraw(self, task_id: str, timeout: float | None, stream: _Stream) -> Answer:
+        try:
+            await self.cancel(task_id, reason=_withdrawal(timeout))
+        except HitlAPIError as exc:
+            if exc.status_code == 409:
+                task = await self.get_task(task_id)
+                if task.status == "completed":
+                    return _answer(task_id, task.result)
+        except HitlError as exc:
+            logger.warning("could not withdraw the review of task %s: %s", task_id, exc)
+        raise stream.over()
+
+    async def wait_for_review(self, task_id: str, timeout: float | None = None) -> Review:
+        """As `Client.wait_for_review`."""
+        task = await self.get_task(task_id)
+        if task.open_review is not None:
+            return task.open_review
+        if not task.finished:
+            stream = _Stream(task.id, self.url, timeout, f"no review of task {task.id}")
+            async with contextlib.aclosing(self._follow(stream)) as events:
+                async for event in events:
+                    if event.type == "review.requested":
+                        review = await self.get_review(str(event.data.get("review_id")))
+                        if review.status == "open":
+                            return review
+            task = await self.get_task(task.id)
+        raise TaskEnded(f"task {task.id} is {task.status}, with no review open", task)
+
+    async def wait_for_result(self, task_id: str, timeout: float | None = None) -> Task:
+        """As `Client.wait_for_result`."""
+        task = await self.get_task(task_id)
+        if task.finished:
+            return task
+        stream = _Stream(task.id, self.url, timeout, f"task {task.id} did not finish")
+        async with contextlib.aclosing(self._follow(stream)) as events:
+            async for _ in events:
+                pass
+        return await self.get_task(task.id)
+
+    async def _follow(self, stream: _Stream) -> AsyncGenerator[Event, None]:
+        """As `Client._follow`."""
+        while True:
+            try:
+                async with self._http.stream(
+                    "GET",
+                    stream.path,
+                    headers=stream.headers(),
+                    timeout=stream.http_timeout(self._http.timeout),
+                ) as response:
+                    if response.is_error:
+                        await response.aread()
+                        stream.refused(response)
+                    stream.opened()
+                    async for line in response.aiter_lines():
+                        event = stream.feed(line)
+                        if event is not None:
+                            yield event
+                if stream.ended() or (await self.get_task(stream.task_id)).finished:
+                    return
+                pause = stream.lost("the stream ended before the task did")
+            except _Reopen:
+                continue
+            except httpx.RequestError as exc:
+                pause = stream.lost(str(_unreachable(self.url, exc)))
+            except HitlConnectionError as exc:
+                pause = stream.lost(str(exc))
+            except HitlAPIError as exc:  # reading the task, when the stream ended
+                if exc.status_code not in RETRIED_STATUSES:
+                    raise
+                pause = stream.lost(str(exc))
+            except _Lost as lost:
+                pause = stream.lost(lost.reason, lost.retry_after)
+            await asyncio.sleep(pause)
 
     async def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[Event]:
         """As `Client.events`."""
-        parser = _SSE()
-        url = f"/api/v1/tasks/{_id(task_id)}/events"
         timeout = _stream_timeout(self._http.timeout, read_timeout)
-        params = {"after": after}
-        async with self._http.stream("GET", url, params=params, timeout=timeout) as response:
-            if response.is_error:
-                await response.aread()
-                _check(response)
-            async for line in response.aiter_lines():
-                event = parser.feed(line)
-                if event is not None:
-                    yield event  # the server ends the stream after the task's final event
+        path = f"/api/v1/tasks/{_id(task_id)}/events"
+        parser = _SSE()
+        try:
+            async with self._http.stream(
+                "GET", path, params={"after": after}, timeout=timeout
+            ) as answer:
+                if answer.is_error:
+                    await answer.aread()
+                    raise _api_error(answer)
+                async for line in answer.aiter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+        except httpx.RequestError as exc:
+            raise _unreachable(self.url, exc) from None
+
+    # -- notifications (admins)
+
+    async def add_channel(
+        self, name: str, kind: str, url: str, events: list[str] | None = None
+    ) -> ChannelCreated:
+        body = _body(name=name, kind=kind, url=url, events=_list(events))
+        return await self._send(_Call("POST", "/api/v1/channels", ChannelCreated, body=body))
+
+    async def channels(self) -> Channels:
+        return await self._send(_Call("GET", "/api/v1/channels", Channels))
+
+    async def remove_channel(self, name: str) -> Channel:
+        return await self._send(_Call("DELETE", f"/api/v1/channels/{_id(name)}", Channel))
+
+    async def deliveries(
+        self, channel: str | None = None, status: str | None = None, limit: int = 100
+    ) -> Deliveries:
+        params = _params(channel=channel, status=status, limit=limit)
+        return await self._send(_Call("GET", "/api/v1/deliveries", Deliveries, params=params))
+
+    async def replay(self, delivery_id: str) -> Delivery:
+        path = f"/api/v1/deliveries/{_id(delivery_id)}/replay"
+        return await self._send(_Call("POST", path, Delivery))

@@ -8,6 +8,8 @@ from typing import Any
 from pocketflow import BaseNode
 
 from hitl.flow.checkpoint import Checkpoint, Frame, Position, Shared, SharedNotJSON, dump_shared
+from hitl.flow.graph import Graph, GraphEdge, GraphNode, graph_of
+from hitl.flow.reporting import ProgressSink, Reporting, Update, progress
 from hitl.flow.review import Decision, Field, HumanReview, ReviewRequest, content_hash
 from hitl.flow.runner import Completed, Outcome, Runner, Suspended
 
@@ -17,15 +19,23 @@ __all__ = [
     "Decision",
     "Field",
     "Frame",
+    "Graph",
+    "GraphEdge",
+    "GraphNode",
     "HumanReview",
     "Outcome",
     "Position",
+    "ProgressSink",
+    "Reporting",
     "ReviewRequest",
     "Runner",
     "SharedNotJSON",
     "Suspended",
+    "Update",
     "content_hash",
     "dump_shared",
+    "graph_of",
+    "progress",
     "run_flow",
     "run_flow_async",
 ]

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pocketflow import AsyncNode
 
@@ -14,7 +14,17 @@ DEFAULT_DECISIONS = ("approve", "edit", "reject")
 ESCALATE = "escalate"  # an `on_deadline` or `on_max_rounds`: ask `escalate_to` instead
 
 
-FIELD_TYPES = ("text", "number", "integer", "boolean", "choice")
+FieldType = Literal["text", "number", "integer", "boolean", "choice"]
+FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
+
+
+class FieldError(ValueError):
+    """A `ReviewRequest` or form `Field` that cannot be: the message says why, and `field`
+    names the attribute at fault (`on_deadline`, `form`, ...), for an API to point at."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -38,11 +48,15 @@ class Field:
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"a form field's name must be letters, digits or _: {self.name!r}")
+            raise FieldError(
+                "name", f"a form field's name must be letters, digits or _: {self.name!r}"
+            )
         if self.type not in FIELD_TYPES:
-            raise ValueError(f"field {self.name!r}: type must be one of {list(FIELD_TYPES)}")
+            raise FieldError(
+                "type", f"field {self.name!r}: type must be one of {list(FIELD_TYPES)}"
+            )
         if self.type == "choice" and not self.choices:
-            raise ValueError(f"field {self.name!r}: a choice field needs choices")
+            raise FieldError("choices", f"field {self.name!r}: a choice field needs choices")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,39 +151,54 @@ class ReviewRequest:
         if self.max_rounds is not None and (
             not isinstance(self.max_rounds, int) or self.max_rounds < 1
         ):
-            raise ValueError(
-                f"max_rounds must be a whole number of at least 1: {self.max_rounds!r}"
+            raise FieldError(
+                "max_rounds",
+                f"max_rounds must be a whole number of at least 1: {self.max_rounds!r}",
             )
         if self.on_max_rounds not in ("fail", ESCALATE):
-            raise ValueError(f"on_max_rounds must be 'fail' or 'escalate': {self.on_max_rounds!r}")
+            raise FieldError(
+                "on_max_rounds",
+                f"on_max_rounds must be 'fail' or 'escalate': {self.on_max_rounds!r}",
+            )
         if self.on_max_rounds == ESCALATE and not self.escalate_to:
-            raise ValueError("on_max_rounds 'escalate' needs escalate_to: who to ask next")
+            raise FieldError(
+                "escalate_to", "on_max_rounds 'escalate' needs escalate_to: who to ask next"
+            )
         if not isinstance(self.quorum, int) or not 1 <= self.quorum <= 50:
-            raise ValueError(f"quorum must be a whole number from 1 to 50, not {self.quorum!r}")
+            raise FieldError(
+                "quorum", f"quorum must be a whole number from 1 to 50, not {self.quorum!r}"
+            )
         for what in ("comment_required", "dangerous"):
             unknown = [d for d in getattr(self, what) if d not in self.decisions]
             if unknown:
-                raise ValueError(f"{what} names decisions this review lacks: {unknown}")
+                raise FieldError(what, f"{what} names decisions this review lacks: {unknown}")
         if any("," in a or not a.strip() for a in self.assignees):
-            raise ValueError(f"assignees must be names without commas: {list(self.assignees)}")
+            raise FieldError(
+                "assignees", f"assignees must be names without commas: {list(self.assignees)}"
+            )
         names = [f.name for f in self.form]
         if len(set(names)) != len(names):
-            raise ValueError(f"the form names a field twice: {names}")
+            raise FieldError("form", f"the form names a field twice: {names}")
         for f in self.form:
             if any(d not in self.decisions for d in f.decisions):
-                raise ValueError(f"field {f.name!r} names decisions this review lacks")
+                raise FieldError("form", f"field {f.name!r} names decisions this review lacks")
         if self.deadline_seconds is not None and not self.deadline_seconds > 0:
-            raise ValueError(f"deadline_seconds must be > 0, not {self.deadline_seconds!r}")
+            raise FieldError(
+                "deadline_seconds", f"deadline_seconds must be > 0, not {self.deadline_seconds!r}"
+            )
         if self.on_deadline is not None:
             if self.deadline_seconds is None:
-                raise ValueError("on_deadline needs deadline_seconds")
+                raise FieldError("on_deadline", "on_deadline needs deadline_seconds")
             if self.on_deadline == ESCALATE:
                 if not self.escalate_to:
-                    raise ValueError("on_deadline 'escalate' needs escalate_to: who to ask next")
+                    raise FieldError(
+                        "escalate_to", "on_deadline 'escalate' needs escalate_to: who to ask next"
+                    )
             elif self.on_deadline not in self.decisions or self.on_deadline == "edit":
-                raise ValueError(
+                raise FieldError(
+                    "on_deadline",
                     f"on_deadline must be one of the decisions {list(self.decisions)} other "
-                    f"than 'edit', not {self.on_deadline!r}"
+                    f"than 'edit', not {self.on_deadline!r}",
                 )
 
     def to_json(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ its own event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -23,6 +24,7 @@ from pocketflow import AsyncBatchFlow, AsyncFlow, AsyncNode, BaseNode, BatchFlow
 
 from hitl.flow.checkpoint import Checkpoint, Frame, Position, Shared
 from hitl.flow.graph import NodeIds
+from hitl.flow.reporting import ProgressSink, Reporter, bind, unbind
 from hitl.flow.review import Decision, HumanReview, ReviewRequest
 
 Mode = Literal["sync", "async"]
@@ -67,11 +69,13 @@ class Runner:
         executor: Executor | None = None,
         on_node_started: NodeStarted = _noop_started,
         on_checkpoint: CheckpointSink = _noop_checkpoint,
+        on_progress: ProgressSink | None = None,
     ) -> None:
         self.flow = flow
         self.executor = executor
         self.on_node_started = on_node_started
         self.on_checkpoint = on_checkpoint
+        self.on_progress = on_progress
         self._ids: dict[int, tuple[BaseNode | None, NodeIds]] = {}
         self._decision: Decision | None = None
 
@@ -174,10 +178,23 @@ class Runner:
             await self._request(node, name, shared, stack)
         if isinstance(node, Flow) and _kind(node, node_mode) != "atomic":
             return await self._level(node, name, node_mode, shared, stack, resume)
-        await self.on_node_started([f.node for f in stack[1:]] + [name])
-        action = await self._leaf(node, node_mode, shared)
+        path = [f.node for f in stack[1:]] + [name]
+        await self.on_node_started(path)
+        action = await self._reporting(path, self._leaf(node, node_mode, shared))
         await self.on_checkpoint(Checkpoint(Position(tuple(stack), name, action), shared))
         return action
+
+    async def _reporting(self, path: list[str], running: Awaitable[Any]) -> Any:
+        """Await a leaf with its progress reports going to `on_progress` (and none after it)."""
+        if self.on_progress is None:
+            return await running
+        reporter = Reporter(self.on_progress, path)
+        token = bind(reporter)
+        try:
+            return await running
+        finally:
+            reporter.close()
+            unbind(token)
 
     # -- review nodes ---------------------------------------------------------------------
 
@@ -226,8 +243,11 @@ class Runner:
         return await self._thread(getattr(flow, hook), shared, *args)
 
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # In a copy of this context, as `asyncio.to_thread` does: a node's progress reporter
+        # (a context variable) goes with it.
+        context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(fn, *args))
+        return await loop.run_in_executor(self.executor, context.run, partial(fn, *args))
 
     def _node_ids(self, flow: Flow) -> NodeIds:
         start = flow.start_node

@@ -1,11 +1,12 @@
 """The use cases: submit, run, review, decide, cancel, list. Knows nothing of HTTP.
 
-The rows it hands up (`TaskRow`, `ReviewRow`) are its read model; the layers above import
-them from here, never from the store.
+The rows it hands up (`TaskRow`, `ReviewRow`) are its read model, and `Graph` a flow's nodes
+and edges; the layers above import them from here, never from the store.
 """
 
 from __future__ import annotations
 
+from hitl.flow import Graph, GraphEdge, GraphNode
 from hitl.service.errors import (
     Conflict,
     Forbidden,
@@ -25,17 +26,33 @@ from hitl.service.machine import (
     TaskStatus,
     claim_holder,
 )
+from hitl.service.notify import shown_url
 from hitl.service.service import DatabaseNotReady, Service
-from hitl.store import AuditRow, QueueRow, ReviewRow, TaskRow, Unavailable, VoteRow
+from hitl.store import (
+    AuditRow,
+    ChannelRow,
+    DeliveryRow,
+    QueueRow,
+    ReviewRow,
+    TaskRow,
+    Unavailable,
+    VoteRow,
+)
 
 __all__ = [
     "AuditRow",
+    "ChannelRow",
+    "DeliveryRow",
+    "shown_url",
     "FINAL",
     "FINAL_EVENTS",
     "Conflict",
     "DatabaseNotReady",
     "Event",
     "Forbidden",
+    "Graph",
+    "GraphEdge",
+    "GraphNode",
     "EventBroker",
     "EventType",
     "HitlError",

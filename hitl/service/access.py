@@ -19,7 +19,7 @@ from __future__ import annotations
 from hitl.flow import ReviewRequest
 from hitl.service.errors import Forbidden, NotFound
 from hitl.service.principal import Principal
-from hitl.store import TaskRow
+from hitl.store import Decider, TaskRow
 
 
 def may_see(who: Principal | None, task: TaskRow) -> bool:
@@ -49,6 +49,15 @@ def see_queue(who: Principal | None) -> None:
 def see_all_events(who: Principal | None) -> bool:
     """Whether the stream of every task's events may be read unfiltered."""
     return who is None or who.is_admin
+
+
+def may_change(who: Principal | None, task: TaskRow) -> bool:
+    """Whether `who` may cancel or retry `task` (for a page: its buttons)."""
+    try:
+        change(who, task, "change")
+    except Forbidden:
+        return False
+    return True
 
 
 def change(who: Principal | None, task: TaskRow, what: str) -> None:
@@ -95,6 +104,18 @@ def decide(
         )
 
 
+def decider(who: Principal | None) -> Decider | None:
+    """`decide`'s rule for a reviewer (`see_queue`) as the queue's filter (`decidable`), which
+    the store applies in its query: not their own tasks' reviews unless self-review is allowed,
+    and (unless an admin) only those assigned to nobody or to them. None: the process itself,
+    which may decide every one. tests/unit/service/test_access.py checks that it keeps exactly
+    the reviews `may_decide` allows."""
+    if who is None:
+        return None
+    names = None if who.is_admin else (who.name, *(f"role:{r}" for r in sorted(who.roles)))
+    return Decider(who.name, names)
+
+
 def assigned(who: Principal, assignees: tuple[str, ...]) -> bool:
     """Whether `who` is one of a review's assignees: by name, or by a role ("role:NAME")."""
     return who.name in assignees or any(f"role:{role}" in assignees for role in who.roles)
@@ -108,3 +129,12 @@ def see_traceback(who: Principal | None) -> bool:
 def administer(who: Principal | None, what: str) -> None:
     if who is not None and not who.is_admin:
         raise Forbidden(f"{who.name} may not {what}: that needs the admin role")
+
+
+def may_administer(who: Principal | None) -> bool:
+    """Whether `who` may do what only admins do (for a page: the settings, and its link)."""
+    try:
+        administer(who, "administer")
+    except Forbidden:
+        return False
+    return True

@@ -13,11 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from hitl.service import machine
 from hitl.service.errors import Conflict
 from hitl.service.machine import ReviewStatus
-from hitl.store import Store, Tx, Unavailable
+from hitl.service.metrics import Metrics
+from hitl.store import ReviewRow, Store, Tx, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class Deadlines:
         self.store = store
         self.interval = interval
         self.wake_workers = wake_workers
+        self.metrics: Metrics | None = None
+        self.warn_seconds = 900.0  # HITL_DEADLINE_WARNING_SECONDS (`queries.DUE_WARNINGS`)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -43,6 +47,7 @@ class Deadlines:
             await asyncio.sleep(self.interval)
             try:
                 await self.fire_due()
+                await self.warn_due()
             except Unavailable as exc:
                 log.warning("review deadlines: %s", exc, extra={"action": "deadlines"})
             except Exception:
@@ -54,7 +59,7 @@ class Deadlines:
         fired = 0
         for review_id in await self.store.due_reviews(ReviewStatus.OPEN.value, now):
             try:
-                await self.store.write(lambda tx, rid=review_id: _expire(tx, rid, now))  # type: ignore[misc]
+                decided = await self.store.write(partial(_expire, review_id=review_id, now=now))
             except Conflict:
                 continue  # decided meanwhile: by a person, or by another process's deadline
             except Unavailable:
@@ -68,13 +73,31 @@ class Deadlines:
                 )
                 continue
             fired += 1
+            if decided is not None and decided.decided_at is not None and self.metrics is not None:
+                waited = decided.decided_at - decided.created_at
+                self.metrics.decided(decided.decision or "", True, waited)
         if fired:
             self.wake_workers()
         return fired
 
+    async def warn_due(self, now: float | None = None) -> int:
+        """Say, once each, that the deadline of open reviews is near (`review.deadline_near`,
+        which notifications send); returns how many this call said."""
+        now = time.time() if now is None else now
+        due = await self.store.due_warnings(ReviewStatus.OPEN.value, now, self.warn_seconds)
+        said = 0
+        for review_id in due:
+            said += await self.store.write(partial(_warn, review_id=review_id, now=now))
+        return said
 
-def _expire(tx: Tx, review_id: str, now: float) -> None:
+
+def _warn(tx: Tx, review_id: str, now: float) -> bool:
+    review = tx.get_review(review_id)
+    return review is not None and machine.warn(tx, review, now)
+
+
+def _expire(tx: Tx, review_id: str, now: float) -> ReviewRow | None:
     review = tx.get_review(review_id)
     if review is None:
         raise Conflict("the review is gone")
-    machine.expire(tx, review, now)
+    return machine.expire(tx, review, now)

@@ -68,6 +68,7 @@ class EventBroker:
         self._signals: dict[str, _Signal] = {}  # wake those of one task
         self._pump_task: asyncio.Task[None] | None = None
         self._replaying = asyncio.Semaphore(REPLAY_READS)
+        self.listening = 0  # subscribers reading now
 
     async def start(self) -> None:
         self.last_id = self._floor = await self.store.last_event_id()
@@ -186,34 +187,38 @@ class EventBroker:
     ) -> AsyncIterator[list[Event] | None]:
         """`subscribe`'s events, in runs of those that are there together (at most TURN), so
         that a stream can send each run in one write; None = heartbeat."""
-        cursor = after
-        while True:
-            upto = self.last_id
-            if cursor < self._floor:
-                async with self._replaying:
-                    rows = await self.store.events_after(cursor, task_id, PAGE, upto)
-                for i in range(0, len(rows), TURN):
-                    yield [Event(r.id, r.task_id, r.type, r.data) for r in rows[i : i + TURN]]
-                    await asyncio.sleep(0)
-                cursor = rows[-1].id if len(rows) == PAGE else max(cursor, upto)
-                continue
-            start = bisect.bisect_right(self._ids, cursor)
-            run: list[Event] = []
-            for event in self._events[start:]:
-                if event.id > upto:
-                    break
-                if task_id is None or event.task_id == task_id:
-                    run.append(event)
-                    if len(run) == TURN:
-                        yield run
-                        run = []
+        self.listening += 1  # (the event streams open now, for the metrics)
+        try:
+            cursor = after
+            while True:
+                upto = self.last_id
+                if cursor < self._floor:
+                    async with self._replaying:
+                        rows = await self.store.events_after(cursor, task_id, PAGE, upto)
+                    for i in range(0, len(rows), TURN):
+                        yield [Event(r.id, r.task_id, r.type, r.data) for r in rows[i : i + TURN]]
                         await asyncio.sleep(0)
-            if run:
-                yield run
-            cursor = max(cursor, upto)
-            if task_id is None:
-                woken = await self._wait(cursor, heartbeat)
-            else:
-                woken, cursor = await self._wait_for(task_id, cursor, heartbeat)
-            if not woken:
-                yield None
+                    cursor = rows[-1].id if len(rows) == PAGE else max(cursor, upto)
+                    continue
+                start = bisect.bisect_right(self._ids, cursor)
+                run: list[Event] = []
+                for event in self._events[start:]:
+                    if event.id > upto:
+                        break
+                    if task_id is None or event.task_id == task_id:
+                        run.append(event)
+                        if len(run) == TURN:
+                            yield run
+                            run = []
+                            await asyncio.sleep(0)
+                if run:
+                    yield run
+                cursor = max(cursor, upto)
+                if task_id is None:
+                    woken = await self._wait(cursor, heartbeat)
+                else:
+                    woken, cursor = await self._wait_for(task_id, cursor, heartbeat)
+                if not woken:
+                    yield None
+        finally:
+            self.listening -= 1

@@ -10,6 +10,7 @@ has one winner, and no event is lost or invented. Nothing else in hitl writes a 
     claim      queued, running → running        (running: a lease that expired)
     start_node running        → running
     checkpoint running        → running
+    progress   running        → running        (what a node reports while it runs)
     suspend    running        → waiting_for_review
     decide     waiting        → running        (or straight to a worker: its claim)
     expire     waiting        → failed          (a deadline with no default decision)
@@ -54,6 +55,7 @@ class EventType(StrEnum):
     RUNNING = "task.running"
     NODE_STARTED = "node.started"
     NODE_FINISHED = "node.finished"
+    NODE_PROGRESS = "node.progress"
     REVIEW_REQUESTED = "review.requested"
     REVIEW_DECIDED = "review.decided"
     COMPLETED = "task.completed"
@@ -64,6 +66,7 @@ class EventType(StrEnum):
     REVIEW_RELEASED = "review.released"
     REVIEW_VOTED = "review.voted"
     REVIEW_ESCALATED = "review.escalated"
+    REVIEW_DEADLINE_NEAR = "review.deadline_near"
 
 
 FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
@@ -89,6 +92,7 @@ SUBMIT = Transition("submit", frozenset(), S.QUEUED, EventType.CREATED)
 CLAIM = Transition("claim", frozenset({S.QUEUED, S.RUNNING}), S.RUNNING, EventType.RUNNING)
 START_NODE = Transition("start_node", frozenset({S.RUNNING}), S.RUNNING, EventType.NODE_STARTED)
 CHECKPOINT = Transition("checkpoint", frozenset({S.RUNNING}), S.RUNNING, EventType.NODE_FINISHED)
+PROGRESS = Transition("progress", frozenset({S.RUNNING}), S.RUNNING, EventType.NODE_PROGRESS)
 SUSPEND = Transition(
     "suspend", frozenset({S.RUNNING}), S.WAITING_FOR_REVIEW, EventType.REVIEW_REQUESTED
 )
@@ -130,11 +134,20 @@ ESCALATE = Transition(
     EventType.REVIEW_ESCALATED,
 )
 
+# An open review whose deadline is near: said once, for notifications; nothing else changes.
+WARN = Transition(
+    "warn",
+    frozenset({S.WAITING_FOR_REVIEW}),
+    S.WAITING_FOR_REVIEW,
+    EventType.REVIEW_DEADLINE_NEAR,
+)
+
 ALL = (
     SUBMIT,
     CLAIM,
     START_NODE,
     CHECKPOINT,
+    PROGRESS,
     SUSPEND,
     DECIDE,
     EXPIRE,
@@ -146,6 +159,7 @@ ALL = (
     LEAVE_REVIEW,
     VOTE,
     ESCALATE,
+    WARN,
 )
 
 # The arrows, as the transitions above draw them.
@@ -489,18 +503,18 @@ def _clock(review: ReviewRow) -> str:
     return time.strftime("%H:%M:%S UTC", time.gmtime(review.claimed_until or 0.0))
 
 
-def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> None:
-    """A review's deadline passed: decide it by its default, or expire it and fail the task."""
+def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> ReviewRow | None:
+    """A review's deadline passed: decide it by its default (returning it, decided), or
+    escalate it, or expire it and fail the task."""
     if review.status != ReviewStatus.OPEN:
         raise Conflict("the review is no longer open")
     request = ReviewRequest.from_json(json.loads(review.request))
     if request.on_deadline == flow_review.ESCALATE:
         escalate(tx, review, request, time.time() if now is None else now)
-        return
+        return None
     if request.on_deadline is not None:
         comment = f"no decision by the deadline: {request.on_deadline} by default"
-        decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY)
-        return
+        return decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY).review
     if not tx.update_review(review.id, [ReviewStatus.OPEN], status=ReviewStatus.EXPIRED.value):
         raise Conflict("the review is no longer open")
     error = f"review round {review.round} had no decision by its deadline"
@@ -508,6 +522,27 @@ def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> None:
     if not _move(tx, EXPIRE, review.task_id, **values, lease_owner=None, lease_expires_at=None):
         raise Conflict("the task is no longer waiting for this review")
     _event(tx, EXPIRE, review.task_id, error=error, review_id=review.id)
+    return None
+
+
+def warn(tx: Tx, review: ReviewRow, now: float) -> bool:
+    """Say, once, that an open review's deadline is near; False if it was said, or the review
+    is no longer open."""
+    if not tx.warn_review(review.id, ReviewStatus.OPEN.value, now):
+        return False
+    request = json.loads(review.request)
+    _event(
+        tx,
+        WARN,
+        review.task_id,
+        review_id=review.id,
+        round=review.round,
+        node=review.node,
+        deadline=review.deadline,
+        assignees=request.get("assignees") or [],
+        prompt=request.get("prompt") or "",
+    )
+    return True
 
 
 def escalate(tx: Tx, review: ReviewRow, request: ReviewRequest, now: float) -> None:
@@ -561,6 +596,13 @@ def checkpoint(
 ) -> None:
     _held(tx, CHECKPOINT, task_id, owner, shared=shared, position=position)
     _event(tx, CHECKPOINT, task_id, node=node, action=action)
+
+
+def progress(tx: Tx, task_id: str, owner: str, node: str, report: dict[str, Any]) -> None:
+    """What a running node reported (`message`, `delta`, `reset`, values): an event, while
+    this worker holds the task."""
+    _held(tx, PROGRESS, task_id, owner)
+    _event(tx, PROGRESS, task_id, node=node, **report)
 
 
 def suspend(

@@ -11,10 +11,15 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 
 from hitl.config import Settings
+from hitl.service import access
 from hitl.service.deadlines import Deadlines
 from hitl.service.events import EventBroker
 from hitl.service.flows import build_registry
 from hitl.service.identity import Identity
+from hitl.service.machine import ReviewStatus
+from hitl.service.metrics import Metrics
+from hitl.service.notify import Notifier
+from hitl.service.principal import Principal
 from hitl.service.tasks import TaskService
 from hitl.service.worker import Worker
 from hitl.store import SqlStore, Store, guard, migrate
@@ -137,6 +142,12 @@ def _corrupt_in_one_line(where: str) -> Iterator[None]:
         raise DatabaseCorrupt(_corrupt(where, guard.first_line(exc))) from None
 
 
+def _local_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class Service:
     """`home` names where this process runs (host and port, or host and worker name): a
     process that starts at the home of one that died takes back its leases at once."""
@@ -170,11 +181,39 @@ class Service:
             else None
         )
         self.store.on_commit(self.broker.committed)
+        self.metrics = Metrics()
+        self.store.timed = self.metrics.database
+        self.metrics.count_streams(lambda: self.broker.listening)
+        self.tasks.metrics = self.metrics
+        if self.worker is not None:
+            self.worker.metrics = self.metrics
+        if self.deadlines is not None:
+            self.deadlines.metrics = self.metrics
+        # Channels are managed from any process; deliveries are sent where workers run.
+        self.notifier = Notifier(
+            self.store,
+            settings.public_url or _local_url(settings.host, settings.port),
+            settings.delivery_retry_seconds,
+            settings.poll_interval,
+            self.metrics,
+            home or "",
+        )
+        self.sends = settings.run_workers
+        if self.sends:
+            self.store.on_commit(self.notifier.wake)
+        if self.deadlines is not None:
+            self.deadlines.warn_seconds = settings.deadline_warning_seconds
         self.listener = (
-            Listener(settings.database_url, self.broker.poke, self.wake_workers)
+            Listener(settings.database_url, self._other_events, self.wake_workers)
             if self.store.dialect == "postgresql"
             else None
         )
+
+    def _other_events(self) -> None:
+        """Another process committed events."""
+        self.broker.poke()
+        if self.sends:
+            self.notifier.wake()
 
     def wake_workers(self) -> None:
         if self.worker is not None:
@@ -183,6 +222,11 @@ class Service:
     @property
     def dialect(self) -> str:
         return self.store.dialect
+
+    async def read_metrics(self, who: Principal | None) -> bytes:
+        """Prometheus' text: what this process counted, and the queue as it is now."""
+        access.administer(who, "read the metrics")
+        return await self.metrics.render(self.store, ReviewStatus.OPEN.value)
 
     async def ping(self) -> None:
         """Raise `Unavailable` unless the database answers."""
@@ -205,8 +249,14 @@ class Service:
             await self.worker.start()
         if self.deadlines is not None:
             await self.deadlines.start()
+        if self.sends:
+            sole = self.store.dialect == "sqlite"
+            again = self.worker is not None and self.worker.home_is_stable
+            await self.notifier.start("all" if sole else "home" if again else None)
 
     async def stop(self) -> None:
+        if self.sends:
+            await self.notifier.stop()
         if self.deadlines is not None:
             await self.deadlines.stop()
         if self.listener is not None:

@@ -10,18 +10,19 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from hitl.flow import ReviewRequest, content_hash
+from hitl.flow import ReviewRequest, content_hash, standalone
 from hitl.service import access, machine
 from hitl.service.errors import Conflict, HitlError, Invalid, NotFound
 from hitl.service.flows import FlowRegistry
 from hitl.service.identity import ROLES, audit
 from hitl.service.ids import new_id
 from hitl.service.machine import TaskStatus, dumps
+from hitl.service.metrics import Metrics
 from hitl.service.principal import Principal
 from hitl.store import (
     AuditRow,
@@ -81,17 +82,17 @@ MAX_ASSIGNEES = 50
 MAX_BULK = 100  # reviews decided at once
 
 
-def _check_assignees(assignees: list[str]) -> None:
+def _check_assignees(assignees: list[str], what: str = "assignees") -> None:
     if len(assignees) > MAX_ASSIGNEES:
-        raise Invalid(f"assignees: at most {MAX_ASSIGNEES} names")
+        raise Invalid(f"{what}: at most {MAX_ASSIGNEES} names")
     for name in assignees:
         if not isinstance(name, str) or not name.strip() or len(name) > 200 or "," in name:
             raise Invalid(
-                f"assignees: {name!r} is not a user name or role:NAME (at most 200 characters, "
+                f"{what}: {name!r} is not a user name or role:NAME (at most 200 characters, "
                 "no comma)"
             )
         if name.startswith("role:") and name[5:] not in ROLES:
-            raise Invalid(f"assignees: no role {name[5:]!r}; roles: {', '.join(ROLES)}")
+            raise Invalid(f"{what}: no role {name[5:]!r}; roles: {', '.join(ROLES)}")
 
 
 class Hands(Protocol):
@@ -116,6 +117,7 @@ class TaskService:
         self.hands = hands
         self.max_comment_chars = max_comment_chars
         self.clock: Callable[[], float] = time.time  # claims and decisions; tests set their own
+        self.metrics: Metrics | None = None
 
     async def submit(
         self,
@@ -179,6 +181,24 @@ class TaskService:
         if result[1]:
             self.wake_workers()
         return result
+
+    async def create_review(
+        self,
+        spec: dict[str, Any],
+        idempotency_key: str | None = None,
+        by: Principal | None = None,
+    ) -> tuple[TaskRow, bool]:
+        """A standalone review: a task of the built-in `review` flow, whose one node asks what
+        `spec` says (`standalone.FIELDS`) and whose result is the decision. A bad spec is
+        Invalid, naming the field, before anything is written."""
+        access.submit(by)
+        try:
+            request = standalone.review_request(spec)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        _check_assignees(list(request.assignees))
+        _check_assignees(list(request.escalate_to), "escalate_to")
+        return await self.submit(spec, standalone.FLOW, idempotency_key, by)
 
     async def resolve(self, task_id: str) -> str:
         """The full id of the task that `task_id` names: the id itself, or at least four of its
@@ -245,9 +265,10 @@ class TaskService:
         text: str | None = None,
         mine: bool = False,
         order: str = "oldest",
+        decidable: bool = False,
     ) -> tuple[list[QueueRow], int]:
         """The reviewers' queue. `mine`: only the reviews assigned to `by`, by name or by one
-        of its roles."""
+        of its roles. `decidable`: only the open reviews `by` may decide (`may_decide`)."""
         access.see_queue(by)
         if flow is not None:
             flow = self.registry.resolve(flow)  # an unknown flow is a 422 that names them
@@ -257,11 +278,27 @@ class TaskService:
                 raise Invalid("mine: this server signs nobody in, so nothing is assigned to you")
             assigned = (by.name, *(f"role:{r}" for r in sorted(by.roles)))
         text = (text or "").strip() or None
-        return await self.store.list_reviews(status, limit, offset, flow, text, assigned, order)
+        if not decidable:
+            return await self.store.list_reviews(status, limit, offset, flow, text, assigned, order)
+        if status not in (None, "open"):
+            return [], 0  # only an open review is decided
+        # `access.decide`'s rule as the query's filter: the page and its count are read, not
+        # every open review (10,000 of them took 0.4 s to read and check one by one).
+        decider = access.decider(by)
+        return await self.store.list_reviews(
+            "open", limit, offset, flow, text, assigned, order, decider
+        )
 
     @staticmethod
     def sees_traceback(by: Principal | None) -> bool:
         return access.see_traceback(by)
+
+    @staticmethod
+    def may_change(by: Principal | None, task: TaskRow, what: Literal["cancel", "retry"]) -> bool:
+        """Whether `by` may cancel or retry `task` now: the state machine lets it move so (a
+        cancel while it is unfinished, a retry once it failed), and access lets `by` move it."""
+        move = machine.CANCEL if what == "cancel" else machine.RETRY
+        return task.status in move.sources and access.may_change(by, task)
 
     @staticmethod
     def may_decide(by: Principal | None, review: ReviewRow, created_by: str | None) -> bool:
@@ -277,6 +314,16 @@ class TaskService:
     async def votes(self, review_id: str) -> list[VoteRow]:
         """The votes on a review that needs several, in the order they came."""
         return await self.store.read(lambda r: r.select(VoteRow, "at", review_id=review_id))
+
+    async def votes_of(self, reviews: list[ReviewRow]) -> dict[str, list[VoteRow]]:
+        """The votes on each of `reviews` that needs several (a quorum), by review id, in one
+        read; a review that one person decides has none."""
+        polled = [r.id for r in reviews if (json.loads(r.request).get("quorum") or 1) > 1]
+        if not polled:
+            return {}
+        return await self.store.read(
+            lambda r: {i: r.select(VoteRow, "at", review_id=i) for i in polled}
+        )
 
     async def review_of(
         self, review_id: str, by: Principal | None = None
@@ -357,20 +404,28 @@ class TaskService:
         comment: str | None = None,
         by: Principal | None = None,
         address: str | None = None,
+        seen: Mapping[str, machine.Seen] | None = None,
     ) -> list[ReviewRow | HitlError]:
         """Approve or reject several reviews at once, each as its own decision (and its own
-        audit row); each review's node must allow it. One failing does not stop the others."""
+        audit row); each review's node must allow it. One failing does not stop the others.
+        `seen`: what the client showed of each review (by id), checked as a single decision's."""
         access.see_queue(by)  # a reviewer's act: anyone else is refused at once
         if action not in ("approve", "reject"):
             raise Invalid(f"only approve or reject are decided in bulk, not {action!r}")
         if not 1 <= len(review_ids) <= MAX_BULK:
             raise Invalid(f"review_ids: give 1 to {MAX_BULK} reviews")
+        unknown = sorted(set(seen or {}) - set(review_ids))
+        if unknown:
+            raise Invalid(f"seen: {unknown[0]!r} is not one of review_ids")
         results: list[ReviewRow | HitlError] = []
         for review_id in review_ids:
             try:
-                seen = machine.Seen(bulk=True)
+                shown = (seen or {}).get(review_id) or machine.Seen()
+                seen_one = replace(shown, bulk=True)
                 results.append(
-                    await self.decide(review_id, action, comment, by=by, address=address, seen=seen)
+                    await self.decide(
+                        review_id, action, comment, by=by, address=address, seen=seen_one
+                    )
                 )
             except HitlError as exc:
                 results.append(exc)
@@ -501,6 +556,7 @@ class TaskService:
         if hands is None or to is None:
             decided = await self.store.write(lambda tx: write(tx, None))
             self.wake_workers()
+            self._count(decided.review)
             return decided.review
         job = asyncio.ensure_future(self.store.write(lambda tx: write(tx, to)))
 
@@ -508,9 +564,16 @@ class TaskService:
             # The slot is given back when the write ends, even if the caller stopped waiting.
             ok = not job.cancelled() and job.exception() is None
             hands.hand(job.result().taken if ok else None)
+            if ok:
+                self._count(job.result().review)
 
         job.add_done_callback(settle)
         return (await asyncio.shield(job)).review
+
+    def _count(self, review: ReviewRow) -> None:
+        """A decision (not a vote short of its quorum) for the metrics."""
+        if self.metrics is not None and review.decision and review.decided_at is not None:
+            self.metrics.decided(review.decision, False, review.decided_at - review.created_at)
 
     def viewer(self, by: Principal | None) -> Viewer | None:
         """For a stream of every task's events: which of them `by` may see (None: all)."""

@@ -19,11 +19,20 @@ import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from hitl.flow import Checkpoint, Completed, Decision, Position, Runner, Suspended, dump_shared
+from hitl.flow import (
+    Checkpoint,
+    Completed,
+    Decision,
+    Position,
+    Runner,
+    Suspended,
+    Update,
+    dump_shared,
+)
 from hitl.flow.checkpoint import SharedNotJSON
 from hitl.flow.review import ESCALATE
 from hitl.service import machine
@@ -31,6 +40,7 @@ from hitl.service.errors import LeaseLost
 from hitl.service.flows import FlowRegistry
 from hitl.service.ids import new_id
 from hitl.service.machine import Claimed, ReviewStatus, dumps
+from hitl.service.metrics import Metrics
 from hitl.service.waiting import wait_set
 from hitl.store import ReviewRow, Store, Tx, Unavailable
 
@@ -77,6 +87,7 @@ class Worker:
         self._leases: dict[asyncio.Task[None], _Run] = {}  # the runs whose leases are renewed
         self._renewer: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self.metrics: Metrics | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -194,11 +205,16 @@ class Worker:
         decision = _decision(claimed.last_review) if position and position.waiting else None
         steps = _Steps(self.store, row.lease_owner or "", task_id, row.round)
         steps.assignees = json.loads(row.assignees) if row.assignees else []
+        current = asyncio.current_task()
+        run = self._leases.get(current) if current is not None else None
+        if run is not None:  # (a test may call `_run` itself)
+            steps.on_lost = partial(run.stop, LOST)
         runner = Runner(
             self.registry.create(row.flow),
             executor=self.executor,
             on_node_started=steps.started,
             on_checkpoint=steps.checkpoint,
+            on_progress=steps.progress,
         )
         try:
             try:
@@ -218,13 +234,19 @@ class Worker:
                     extra={"action": "task_failed", "task_id": task_id, "node": steps.node},
                 )
                 await steps.fail(_describe(exc), trace)
+                self._ended("failed", row.created_at)
                 return
             if isinstance(outcome, Suspended):
                 await steps.suspend(outcome, shared)
             elif isinstance(outcome, Completed):
                 await steps.complete(shared, outcome.action)
+                self._ended("completed", row.created_at)
         finally:
             steps.close()
+
+    def _ended(self, outcome: str, created_at: float) -> None:
+        if self.metrics is not None:
+            self.metrics.ended(outcome, time.time() - created_at)
 
     async def _renew(self) -> None:
         """Keep the leases of the tasks running here, all in one write every third of a lease;
@@ -250,7 +272,7 @@ class Worker:
                 if kept:
                     run.lease.expires_at = until
                 elif run.running in self._leases:  # (not a run that ended meanwhile)
-                    run.stop("it was cancelled, or another worker holds its lease")
+                    run.stop(LOST)
 
     async def release(self, everything: bool) -> int:
         """Expire the leases of this home's dead predecessor, or every lease (for the embedded
@@ -260,6 +282,7 @@ class Worker:
 
 
 Write = Callable[[Tx], None]
+LOST = "it was cancelled, or another worker holds its lease"
 
 
 @dataclass
@@ -284,6 +307,39 @@ class _Run:
 # A node that ends within this many seconds has its start written with its checkpoint, in one
 # transaction; a longer one has it written when this time has passed.
 START_WINDOW = 0.005
+# A running node's progress is written at most once in this many seconds (per task), however
+# often it reports: one transaction, one event for all it reported meanwhile.
+PROGRESS_INTERVAL = 0.2
+
+
+@dataclass
+class _Report:
+    """What one node reported since its last progress write: one `node.progress` event."""
+
+    message: str | None = None
+    delta: list[str] = field(default_factory=list)
+    reset: bool = False
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, update: Update) -> None:
+        if update.reset:  # the text starts over: what it streamed before is dropped
+            self.delta.clear()
+            self.reset = True
+        if update.delta:
+            self.delta.append(update.delta)
+        if update.message is not None:
+            self.message = update.message  # the latest line says where it is
+        self.values.update(update.values)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.message is not None:
+            data["message"] = self.message
+        if self.delta:
+            data["delta"] = "".join(self.delta)
+        if self.reset:
+            data["reset"] = True
+        return {**data, **self.values}
 
 
 class _Steps:
@@ -295,20 +351,41 @@ class _Steps:
     slower one has its start (and the checkpoint before it) written then, while it runs. So
     no person is asked before the checkpoint before it is stored; a crash while a node runs
     reruns it, and, in its first few milliseconds, the node before it too.
+
+    What a running node reports (`progress`) is gathered and written at most once every
+    `progress_interval`, after (or with) the node's start; what is left when the node ends
+    goes in its checkpoint's transaction, before it. Writes made while the node runs (its
+    start, its progress) go one after another, in order; a later write waits for them. A
+    progress write that finds the lease lost stops the run at once (`on_lost`).
     """
 
-    def __init__(self, store: Store, owner: str, task_id: str, round: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        task_id: str,
+        round: int = 0,
+        progress_interval: float = PROGRESS_INTERVAL,
+    ) -> None:
         self.store = store
         self.owner = owner
         self.task_id = task_id
         self.round = round  # review rounds so far: no one else changes it while we hold it
+        self.progress_interval = progress_interval
         self.pending: Write | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._flushing: asyncio.Future[None] | None = None
+        self._flushing: asyncio.Future[None] | None = None  # the last write made in the background
         self.assignees: list[str] = []  # the task's, from its submission
         self.node: str | None = None  # the node started last: where a failure happened
+        self.on_lost: Callable[[], None] | None = None  # stops the run
+        self._reports: dict[str, _Report] = {}  # by node: progress not written yet
+        self._report_timer: asyncio.TimerHandle | None = None
+        self._reporting = False  # a progress write is on its way
+        self._next_report = 0.0  # the loop's time before which no progress write starts
+        self._closed = False
 
     async def _write(self, fn: Write) -> None:
+        self._drain()
         await self._flushed()
         before, self.pending = self.pending, None
 
@@ -320,32 +397,114 @@ class _Steps:
         await self.store.write(write)
 
     async def _flushed(self) -> None:
-        """Wait for a start written by the timer, if any: a later write follows it."""
+        """Wait for the writes made in the background (a start written by the timer,
+        progress): a later write follows them, and meets their error, if they failed."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        flushing, self._flushing = self._flushing, None
-        if flushing is not None:
-            await flushing
+        while self._flushing is not None:
+            flushing = self._flushing
+            try:
+                await flushing
+            finally:
+                if self._flushing is flushing:
+                    self._flushing = None
+
+    def _background(self, fn: Write | None = None) -> asyncio.Future[None]:
+        """Write what is pending, then `fn`, after the background writes before it."""
+        pending, self.pending = self.pending, None
+        before = self._flushing
+        write = _then(pending, fn)
+
+        async def run() -> None:
+            if before is not None:
+                await before  # its error is this write's too: the run is stopping
+            if write is not None:
+                await self.store.write(write)
+
+        self._flushing = asyncio.ensure_future(run())
+        self._flushing.add_done_callback(_retrieved)
+        return self._flushing
 
     def _flush(self) -> None:
         self._timer = None
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            self._flushing = asyncio.ensure_future(self.store.write(pending))
-            self._flushing.add_done_callback(_retrieved)
+        if self.pending is not None:
+            self._background()
 
     def close(self) -> None:
-        """The run ended: nothing more is written on the timer."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The run ended: nothing more is written on the timers, nor reported."""
+        self._closed = True
+        self._reports.clear()
+        for timer in (self._timer, self._report_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._report_timer = None
+
+    # -- progress ------------------------------------------------------------------------
+
+    def progress(self, path: list[str], update: Update) -> None:
+        """A running node's report (the runner's `on_progress`), kept for the next write."""
+        if self._closed:
+            return
+        node = "/".join(path)
+        report = self._reports.get(node)
+        if report is None:
+            report = self._reports[node] = _Report()
+        report.add(update)
+        self._schedule_report()
+
+    def _schedule_report(self) -> None:
+        if self._report_timer is not None or self._reporting or not self._reports:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self._next_report - loop.time()
+        if delay <= 0:
+            self._write_reports()
+        else:
+            self._report_timer = loop.call_later(delay, self._write_reports)
+
+    def _write_reports(self) -> None:
+        self._report_timer = None
+        if self._closed or not self._reports:
+            return
+        self._next_report = asyncio.get_running_loop().time() + self.progress_interval
+        self._reporting = True
+        self._background(self._take_reports()).add_done_callback(self._reported)
+
+    def _reported(self, done: asyncio.Future[None]) -> None:
+        self._reporting = False
+        lost = not done.cancelled() and isinstance(done.exception(), LeaseLost)
+        if lost and self.on_lost is not None and not self._closed:
+            self.on_lost()  # cancelled, or taken over: stop now, not at the next renewal
+        else:
+            self._schedule_report()
+
+    def _take_reports(self) -> Write:
+        reports = [(node, report.to_json()) for node, report in self._reports.items()]
+        self._reports.clear()
+
+        def write(tx: Tx) -> None:
+            for node, data in reports:
+                machine.progress(tx, self.task_id, self.owner, node, data)
+
+        return write
+
+    def _drain(self) -> None:
+        """What is reported and not written yet goes with the next write, before it."""
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        if self._reports:
+            self._defer(self._take_reports())
+
+    # -- steps ---------------------------------------------------------------------------
 
     async def checkpoint(self, cp: Checkpoint) -> None:
         shared = dump_shared(cp.shared)
         position = dumps(cp.position.to_json())
         node = "/".join(cp.position.path)
         action = _jsonable(cp.position.action)
+        self._drain()  # the node's last reports, before its end
         self._defer(
             lambda tx: machine.checkpoint(
                 tx, self.task_id, self.owner, shared, position, node, action
@@ -418,6 +577,17 @@ class _Steps:
         except LeaseLost:
             self.pending = None
             await self._write(write)
+
+
+def _then(first: Write | None, second: Write | None) -> Write | None:
+    if first is None or second is None:
+        return first or second
+
+    def both(tx: Tx) -> None:
+        first(tx)
+        second(tx)
+
+    return both
 
 
 def _retrieved(done: asyncio.Future[None]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from hitl.store.base import Reader, Store, Tx
+from hitl.store.base import Decider, Reader, Store, Tx
 from hitl.store.engine import BadDatabaseURL, safe_url
 from hitl.store.migrate import upgrade
 from hitl.store.rows import (
     AuditRow,
+    ChannelRow,
+    DeliveryRow,
     EventRow,
     LinkRow,
     PrincipalRow,
@@ -22,6 +24,8 @@ from hitl.store.sql import ANY_OWNER, ConstraintError, SqlStore, SqlTx, Unavaila
 __all__ = [
     "ANY_OWNER",
     "AuditRow",
+    "ChannelRow",
+    "DeliveryRow",
     "LinkRow",
     "PrincipalRow",
     "Reader",
@@ -30,6 +34,7 @@ __all__ = [
     "VoteRow",
     "BadDatabaseURL",
     "ConstraintError",
+    "Decider",
     "EventRow",
     "QueueRow",
     "ReviewRow",

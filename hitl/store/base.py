@@ -9,10 +9,13 @@ raises, nothing does.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from hitl.store.rows import (
     AuditRow,
+    ChannelRow,
+    DeliveryRow,
     EventRow,
     LinkRow,
     PrincipalRow,
@@ -26,8 +29,22 @@ from hitl.store.rows import (
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """Whose decidable reviews the queue lists (`access.decider`): not those of a task `name`
+    submitted, unless the review allows self-review; and only those assigned to nobody or to
+    one of `assignees` (names, and roles as role:NAME; None: assigned to anyone)."""
+
+    name: str
+    assignees: tuple[str, ...] | None
+
+
 # The identity rows `select` reads.
-K = TypeVar("K", PrincipalRow, TokenRow, SessionRow, LinkRow, AuditRow, VoteRow)
+K = TypeVar(
+    "K", PrincipalRow, TokenRow, SessionRow, LinkRow, AuditRow, VoteRow, ChannelRow, DeliveryRow
+)
 
 
 class Reader(Protocol):
@@ -38,6 +55,8 @@ class Reader(Protocol):
     ) -> list[K]: ...
     def audit_of_task(self, task_id: str) -> list[AuditRow]: ...
     def audit_since(self, since: float, after: int, limit: int) -> list[AuditRow]: ...
+    def event(self, event_id: int) -> EventRow | None: ...
+    def last_event_id(self) -> int: ...
 
 
 class Tx(Reader, Protocol):
@@ -64,6 +83,10 @@ class Tx(Reader, Protocol):
     def insert_review(self, review: ReviewRow) -> None: ...
     def update_review(self, review_id: str, expect: Collection[str], **values: Any) -> bool: ...
     def update_reviews_of(self, task_id: str, expect: str, **values: Any) -> int: ...
+    def warn_review(self, review_id: str, open: str, now: float) -> bool: ...
+    def claim_deliveries(
+        self, owner: str, pending: str, now: float, until: float, limit: int
+    ) -> list[DeliveryRow]: ...
     def notify_work(self) -> None: ...
     def add_event(self, task_id: str, type: str, data: str) -> None: ...
     def insert(self, row: Record) -> None: ...
@@ -72,6 +95,9 @@ class Tx(Reader, Protocol):
 
 class Store(Protocol):
     dialect: str
+    # Told how long each read and write took to be answered, queueing included ("read" or
+    # "write", seconds); None: nobody asks.
+    timed: Callable[[str, float], None] | None
 
     def on_commit(self, callback: Callable[[list[EventRow] | None], None]) -> None:
         """Call `callback` (on the event loop, in commit order) after each commit that appended
@@ -106,16 +132,24 @@ class Store(Protocol):
         text: str | None = None,
         assigned: tuple[str, ...] = (),
         order: str = "oldest",
+        decider: Decider | None = None,
     ) -> tuple[list[QueueRow], int]:
         """The reviewers' queue: reviews of `status` (None: any) with their task's flow and
         input, of one `flow`, whose output, prompt or input contains `text` (any case),
-        assigned to any of `assigned` (names, and roles as role:NAME), in `order` (`oldest`,
-        `newest`, `deadline`)."""
+        assigned to any of `assigned` (names, and roles as role:NAME), that `decider` may
+        decide, in `order` (`oldest`, `newest`, `deadline`)."""
 
     async def events_after(
         self, after: int, task_id: str | None = None, limit: int = 1000, upto: int | None = None
     ) -> list[EventRow]: ...
     async def due_reviews(self, open: str, now: float, limit: int = 100) -> list[str]: ...
+    async def due_warnings(
+        self, open: str, now: float, warn: float, limit: int = 100
+    ) -> list[str]: ...
+    async def open_reviews_by_node(self, open: str = "open") -> list[tuple[str, str, int, float]]:
+        """(flow, node, how many are open, the oldest one's created_at), by flow and node."""
+        ...
+
     async def last_event_id(self, task_id: str | None = None) -> int: ...
     async def snapshot(self, task_id: str) -> tuple[TaskRow | None, ReviewRow | None, int]:
         """A task, its latest review and its last event's id, all as of one moment."""

@@ -49,7 +49,30 @@ DUE_REVIEWS = (
     "SELECT id FROM reviews WHERE status = :open AND deadline <= :now "
     "ORDER BY deadline LIMIT :limit"
 )
+OPEN_BY_NODE = (
+    "SELECT t.flow, r.node, count(*), min(r.created_at) FROM reviews r "
+    "JOIN tasks t ON t.id = r.task_id WHERE r.status = :open GROUP BY t.flow, r.node "
+    "ORDER BY t.flow, r.node"
+)
+# Open reviews whose deadline is near, not yet said: less than `warn` seconds left, and less
+# than a fifth of the review's whole time.
+DUE_WARNINGS = (
+    "SELECT id FROM reviews WHERE status = :open AND warned_at IS NULL AND deadline > :now "
+    "AND deadline <= :now + :warn AND 5 * (deadline - :now) <= deadline - created_at "
+    "ORDER BY deadline LIMIT :limit"
+)
+WARN_REVIEW = (
+    "UPDATE reviews SET warned_at = :now WHERE id = :id AND status = :open AND warned_at IS NULL"
+)
+_CLAIM_DELIVERIES = (
+    "UPDATE deliveries SET lease_until = :until, lease_owner = :owner, attempts = attempts + 1 "
+    "WHERE id IN "
+    "(SELECT id FROM deliveries WHERE status = :pending AND next_at <= :now "
+    "AND (lease_until IS NULL OR lease_until < :now) ORDER BY next_at LIMIT :limit{lock}) "
+    "RETURNING {columns}"
+)
 LAST_EVENT = "SELECT max(id) FROM events"
+EVENT = f"SELECT {E} FROM events WHERE id = :id"
 LAST_TASK_EVENT = "SELECT max(id) FROM events WHERE task_id = :task_id"
 EVENTS_AFTER = f"SELECT {E} FROM events WHERE id > :after ORDER BY id LIMIT :limit"
 TASK_EVENTS_AFTER = (
@@ -87,35 +110,111 @@ COUNT_TASKS_BY_STATUS = "SELECT count(*) FROM tasks WHERE status = :status"
 QUEUE_ORDER = {
     "oldest": "r.created_at, r.id",
     "newest": "r.created_at DESC, r.id",
-    # Those with a deadline first, the nearest first; then the oldest.
-    "deadline": "CASE WHEN r.deadline IS NULL THEN 1 ELSE 0 END, r.deadline, r.created_at, r.id",
+    # Those with a deadline first, the nearest first; then the oldest. The expression is
+    # `ix_reviews_queue_deadline`'s, so that index gives this order without a sort.
+    "deadline": "r.deadline IS NULL, r.deadline, r.created_at, r.id",
+}
+# A review's searchable text (`search.py`) contains `:text`: through the index for a query of
+# three characters or more, else by reading each candidate's text.
+QUEUE_TEXT = {
+    # `review_search` is FTS5 over `reviews.search`, its rowid `reviews.search_id`: the query
+    # starts from its matches (`QUEUE_MATCHES`).
+    ("sqlite", True): "review_search MATCH :text",
+    ("sqlite", False): "instr(r.search, :text) > 0",
+    ("postgresql", True): "r.search LIKE :text ESCAPE '!'",  # the pg_trgm GIN index
+    ("postgresql", False): "strpos(r.search, :text) > 0",
+}
+# SQLite: the matches first, each looked up in `ix_reviews_search_id` (which holds the status,
+# the sort keys and the assignees): its cost follows the matches, not the status's reviews.
+# Without CROSS JOIN, which fixes the order, SQLite walked every review of the status to find
+# ten matches.
+QUEUE_MATCHES = "review_search CROSS JOIN reviews r ON r.search_id = review_search.rowid"
+QUEUE_COLUMNS = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS) + ", t.flow, t.input, t.created_by"
+
+
+# A review of the decider's own task only if it allows self-review (`access.decide`): the ids
+# of those reviews are read once (`ix_tasks_created_by`), not each review's task, and checked
+# against the review's id (which `ix_reviews_search_id` holds); CASE, so that only those few
+# have their request parsed.
+QUEUE_OWN_REVIEWS = (
+    "r.id IN (SELECT own.id FROM tasks mine JOIN reviews own ON own.task_id = mine.id "
+    "WHERE mine.created_by = :decider)"
+)
+QUEUE_SELF_REVIEW = {
+    "sqlite": "json_extract(r.request, '$.allow_self_review') = 1",
+    "postgresql": "(CAST(r.request AS json) ->> 'allow_self_review') = 'true'",
 }
 
 
 @lru_cache(maxsize=256)
 def review_queue(
-    status: bool, flow: bool, text: bool, assigned: int, order: str
+    status: bool,
+    flow: bool,
+    text: bool | None,
+    assigned: int,
+    order: str,
+    dialect: str,
+    decider: int | None = None,
 ) -> tuple[str, str]:
     """A page of reviews with their task's flow and input (and its count): of one `status`,
-    one `flow`, whose output, prompt or input contains `text`, assigned to any of `assigned`
-    names (`:a0`, `:a1`, ... as they appear in the `assignee` column, `,name,`)."""
+    one `flow`, whose searchable text contains `:text` (`text`: True through the index, False
+    by a scan, None: no text), assigned to any of `assigned` names (`:a0`, `:a1`, ... as they
+    appear in the `assignee` column, `,name,`), that `:decider` may decide (`decider`: None,
+    anyone may; else how many names make them an assignee, `:d0`, `:d1`, ..., or -1 for any).
+
+    The page's reviews are chosen by their id and sort keys alone, then read with their task:
+    when the text matches thousands, only the 50 shown are joined and their JSON read. The
+    count joins the tasks only to filter by flow."""
     terms = []
     if status:
         terms.append("r.status = :status")
     if flow:
         terms.append("t.flow = :flow")
-    if text:
-        terms.append(
-            "(lower(r.request) LIKE :text ESCAPE '!' OR lower(t.input) LIKE :text ESCAPE '!')"
-        )
+    if text is not None:
+        terms.append(QUEUE_TEXT[dialect, text])
     if assigned:
-        names = " OR ".join(f"r.assignee LIKE :a{i}" for i in range(assigned))
+        names = " OR ".join(f"r.assignee LIKE :a{i} ESCAPE '!'" for i in range(assigned))
         terms.append(f"({names})")
+    if decider is not None:
+        if decider >= 0:
+            names = " OR ".join(
+                [
+                    "r.assignee IS NULL",
+                    *(f"r.assignee LIKE :d{i} ESCAPE '!'" for i in range(decider)),
+                ]
+            )
+            terms.append(f"({names})")
+        own = QUEUE_SELF_REVIEW[dialect]
+        terms.append(f"CASE WHEN {QUEUE_OWN_REVIEWS} THEN {own} ELSE TRUE END")
     where = (" WHERE " + " AND ".join(terms)) if terms else ""
-    source = f"FROM reviews r JOIN tasks t ON t.id = r.task_id{where}"
-    columns = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS) + ", t.flow, t.input, t.created_by"
-    page = f"SELECT {columns} {source} ORDER BY {QUEUE_ORDER[order]} LIMIT :limit OFFSET :offset"
+    tasks = " JOIN tasks t ON t.id = r.task_id" if flow else ""
+    reviews = QUEUE_MATCHES if dialect == "sqlite" and text else "reviews r"
+    source = f"FROM {reviews}{tasks}{where}"
+    chosen = f"SELECT r.id {source} ORDER BY {QUEUE_ORDER[order]} LIMIT :limit OFFSET :offset"
+    page = (
+        f"SELECT {QUEUE_COLUMNS} FROM reviews r JOIN tasks t ON t.id = r.task_id "
+        f"WHERE r.id IN ({chosen}) ORDER BY {QUEUE_ORDER[order]}"
+    )
     return page, f"SELECT count(*) {source}"
+
+
+TASK_INPUT = "SELECT input FROM tasks WHERE id = :id"
+REVIEW_TASK_INPUT = (
+    "SELECT t.input FROM reviews r JOIN tasks t ON t.id = r.task_id WHERE r.id = :id"
+)
+
+
+@lru_cache(maxsize=16)
+def insert_review(columns: Sequence[str], dialect: str) -> str:
+    """Insert a review (its `columns` include `search`, its searchable text); on SQLite also
+    its key in the FTS5 index, the next `search_id` (SQLite has one writer at a time: no two
+    take the same)."""
+    if dialect != "sqlite":
+        return insert(REVIEW, columns)
+    names = ", ".join((*columns, "search_id"))
+    values = ", ".join(f":{c}" for c in columns)
+    following = "coalesce((SELECT max(search_id) FROM reviews), 0) + 1"
+    return f"INSERT INTO reviews ({names}) VALUES ({values}, {following})"
 
 
 # Each claim is a lease of its own (`<worker>#<claim number>`), so a worker that claims back a
@@ -137,6 +236,11 @@ TAKE = (
 )
 CLAIM_EXPIRED = "status = :running AND lease_expires_at < :now ORDER BY lease_expires_at"
 CLAIM_QUEUED = "status = :runnable ORDER BY created_at"
+
+
+def claim_deliveries(dialect: str, columns: str) -> str:
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    return _CLAIM_DELIVERIES.format(lock=lock, columns=columns)
 
 
 def claim(pick: str, dialect: str) -> str:

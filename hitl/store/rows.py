@@ -149,7 +149,49 @@ class VoteRow:
     form_values: str | None = None  # JSON text
 
 
-Record = PrincipalRow | TokenRow | SessionRow | LinkRow | AuditRow | VoteRow
+# -- notifications: where events are sent, and each sending. -----------------------------------
+
+
+@dataclass(slots=True)
+class ChannelRow:
+    """Where some kinds of events are sent: a webhook (Standard Webhooks) or an Apprise URL.
+    The event log is its outbox: `cursor` is the last event it has looked at."""
+
+    id: str
+    name: str
+    kind: str  # "webhook" | "apprise"
+    url: str
+    events: str  # the event types it receives, space-separated
+    cursor: int
+    created_at: float
+    created_by: str | None = None
+    secret: str | None = None  # a webhook's signing secret, "whsec_..."
+    disabled_at: float | None = None
+
+
+@dataclass(slots=True)
+class DeliveryRow:
+    """One event for one channel: sent until it is delivered, or its time is up."""
+
+    id: str  # also its idempotency id ("webhook-id": msg_<id>)
+    channel_id: str
+    event_id: int
+    task_id: str
+    type: str
+    status: str  # "pending" | "delivered" | "failed"
+    attempts: int
+    next_at: float
+    created_at: float
+    lease_until: float | None = None
+    lease_owner: str | None = None  # the home (host and port) of the process sending it
+    last_code: int | None = None
+    last_error: str | None = None
+    done_at: float | None = None
+
+
+Record = (
+    PrincipalRow | TokenRow | SessionRow | LinkRow | AuditRow | VoteRow | ChannelRow | DeliveryRow
+)
 
 TABLE_OF: dict[type, str] = {
     PrincipalRow: "principals",
@@ -158,6 +200,8 @@ TABLE_OF: dict[type, str] = {
     LinkRow: "login_links",
     AuditRow: "audit",
     VoteRow: "votes",
+    ChannelRow: "channels",
+    DeliveryRow: "deliveries",
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -21,12 +20,16 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from hitl.store import queries as q
+from hitl.store import search
+from hitl.store.base import Decider
 from hitl.store.engine import create_sync_engine
 from hitl.store.guard import Fault, Guard
 from hitl.store.listen import EVENTS, WORK
 from hitl.store.rows import (
     TABLE_OF,
     AuditRow,
+    ChannelRow,
+    DeliveryRow,
     EventRow,
     LinkRow,
     PrincipalRow,
@@ -39,6 +42,7 @@ from hitl.store.rows import (
     VoteRow,
     column_names,
 )
+from hitl.store.search import searchable
 from hitl.store.threads import MAX_BATCH, DbThreads, Outcome
 
 Row = dict[str, Any]  # a row of an ad-hoc query (`_Session.all`), by column name
@@ -55,6 +59,8 @@ R = TypeVar(
     LinkRow,
     AuditRow,
     VoteRow,
+    ChannelRow,
+    DeliveryRow,
 )
 ANY_OWNER = object()
 # Reads that wait together share a connection, up to this many: larger batches measured slower
@@ -81,6 +87,11 @@ def _unavailable(exc: BaseException) -> Unavailable:
     orig = getattr(exc, "orig", None) or exc
     reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return Unavailable(f"the database is unavailable right now ({reason}); retry shortly")
+
+
+def _member(name: str) -> str:
+    """A LIKE pattern (`ESCAPE '!'`) for one name in an `assignee` column (`,name,role:X,`)."""
+    return "%," + name.replace("!", "!!").replace("%", "!%").replace("_", "!_") + ",%"
 
 
 class _Session:
@@ -144,6 +155,12 @@ class _Session:
 
     def audit_of_task(self, task_id: str) -> list[AuditRow]:
         return self.rows(AuditRow, q.AUDIT_OF_TASK, {"task": task_id})
+
+    def event(self, event_id: int) -> EventRow | None:
+        return self.row(EventRow, q.EVENT, {"id": event_id})
+
+    def last_event_id(self) -> int:
+        return int(self.scalar(q.LAST_EVENT) or 0)
 
     def audit_since(self, since: float, after: int, limit: int) -> list[AuditRow]:
         return self.rows(AuditRow, q.AUDIT_SINCE, {"since": since, "after": after, "limit": limit})
@@ -230,6 +247,20 @@ class SqlTx(_Session):
             claimed.extend(sorted(rows, key=lambda r: (r.created_at, r.id)))
         return claimed
 
+    def warn_review(self, review_id: str, open: str, now: float) -> bool:
+        """Mark an open review as warned of its deadline, unless it was already."""
+        params = {"id": review_id, "open": open, "now": now}
+        return bool(self.run(q.WARN_REVIEW, params).rowcount)
+
+    def claim_deliveries(
+        self, owner: str, pending: str, now: float, until: float, limit: int
+    ) -> list[DeliveryRow]:
+        """Lease up to `limit` pending deliveries that are due (and not leased) to `owner`,
+        counting an attempt for each."""
+        sql = q.claim_deliveries(self.dialect, ", ".join(column_names(DeliveryRow)))
+        params = {"pending": pending, "now": now, "until": until, "limit": limit, "owner": owner}
+        return sorted(self.rows(DeliveryRow, sql, params), key=lambda d: (d.next_at, d.id))
+
     def take(
         self, task_id: str, expected: str, owner: str, until: float, now: float, running: str
     ) -> TaskRow | None:
@@ -244,9 +275,17 @@ class SqlTx(_Session):
         return int(self.run(q.EXPIRE_LEASES_OF, params).rowcount)
 
     def insert_review(self, review: ReviewRow) -> None:
-        self._insert(q.REVIEW, review)
+        """Insert a review with its searchable text (`search.py`), which its task's input is
+        part of: the index is written in the review's own transaction."""
+        values = {name: getattr(review, name) for name in review.__slots__}
+        task_input = self.scalar(q.TASK_INPUT, {"id": review.task_id})
+        values["search"] = searchable(review.request, task_input)
+        self.run(q.insert_review(tuple(values), self.dialect), values)
 
     def update_review(self, review_id: str, expect: Collection[str], **values: Any) -> bool:
+        if "request" in values:  # what it shows may change: so does what finds it
+            task_input = self.scalar(q.REVIEW_TASK_INPUT, {"id": review_id})
+            values["search"] = searchable(values["request"], task_input)
         return self._update(q.REVIEW, "id", review_id, expect, ANY_OWNER, values) == 1
 
     def update_reviews_of(self, task_id: str, expect: str, **values: Any) -> int:
@@ -307,6 +346,8 @@ class SqlStore:
         self._on_commit: list[Callable[[list[EventRow] | None], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the one the writes come from
         self.commits = 0  # transactions committed by this store's writers
+        # Told how long each read and write took to be answered, queueing included.
+        self.timed: Callable[[str, float], None] | None = None
         self._counting = threading.Lock()
         dbapi = self.engine.dialect.loaded_dbapi
         self._gone: tuple[type[Exception], ...] = (
@@ -323,7 +364,12 @@ class SqlStore:
     async def write(self, fn: Callable[[SqlTx], T]) -> T:
         """Run `fn` in one transaction: all of it commits, or (if it raises) none of it."""
         self._loop = asyncio.get_running_loop()
-        result, wrote_events = await self._writer.submit(fn, None)
+        start = time.perf_counter()
+        try:
+            result, wrote_events = await self._writer.submit(fn, None)
+        finally:
+            if self.timed is not None:
+                self.timed("write", time.perf_counter() - start)
         if wrote_events and self.dialect != "sqlite":  # (SQLite's writer told them already)
             self._told(None)
         return result  # type: ignore[no-any-return]
@@ -447,7 +493,13 @@ class SqlStore:
                 conn.invalidate()  # the pool opens a new one instead
 
     async def read(self, fn: Callable[[_Session], T]) -> T:
-        return await self._reader.submit(fn, None)  # type: ignore[no-any-return]
+        if self.timed is None:
+            return await self._reader.submit(fn, None)  # type: ignore[no-any-return]
+        start = time.perf_counter()
+        try:
+            return await self._reader.submit(fn, None)  # type: ignore[no-any-return]
+        finally:
+            self.timed("read", time.perf_counter() - start)
 
     async def close(self) -> None:
         self._writer.shutdown()
@@ -521,17 +573,29 @@ class SqlStore:
         text: str | None = None,
         assigned: tuple[str, ...] = (),
         order: str = "oldest",
+        decider: Decider | None = None,
     ) -> tuple[list[QueueRow], int]:
-        sql = q.review_queue(bool(status), flow is not None, bool(text), len(assigned), order)
         where: dict[str, Any] = {"flow": flow} if flow is not None else {}
+        by_index: bool | None = None
         if text:
-            # As stored: JSON text, non-ASCII escaped; a LIKE pattern, `!` escaping its own.
-            escaped = json.dumps(text.lower())[1:-1]
-            escaped = escaped.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-            where["text"] = f"%{escaped}%"
-        for i, name in enumerate(assigned):
-            like = name.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-            where[f"a{i}"] = f"%,{like},%"
+            folded = search.fold(text)
+            by_index = search.indexed(folded)
+            if not by_index:
+                where["text"] = folded  # instr / strpos: no wildcards
+            elif self.dialect == "sqlite":
+                where["text"] = search.fts_phrase(folded)
+            else:
+                where["text"] = search.like_pattern(folded)
+        deciders: int | None = None
+        if decider is not None:
+            where["decider"] = decider.name
+            names = decider.assignees
+            deciders = -1 if names is None else len(names)
+            where |= {f"d{i}": _member(name) for i, name in enumerate(names or ())}
+        sql = q.review_queue(
+            bool(status), flow is not None, by_index, len(assigned), order, self.dialect, deciders
+        )
+        where |= {f"a{i}": _member(name) for i, name in enumerate(assigned)}
         return await self._page(QueueRow, sql, status, limit, offset, where)
 
     async def _page(
@@ -572,6 +636,20 @@ class SqlStore:
         """Ids of open reviews whose deadline is past, the oldest deadline first."""
         params = {"open": open, "now": now, "limit": limit}
         return await self.read(lambda s: [r["id"] for r in s.all(q.DUE_REVIEWS, params)])
+
+    async def due_warnings(self, open: str, now: float, warn: float, limit: int = 100) -> list[str]:
+        """Ids of open reviews whose deadline is near and not yet said (`queries.DUE_WARNINGS`)."""
+        params = {"open": open, "now": now, "warn": warn, "limit": limit}
+        return await self.read(lambda s: [r["id"] for r in s.all(q.DUE_WARNINGS, params)])
+
+    async def open_reviews_by_node(self, open: str = "open") -> list[tuple[str, str, int, float]]:
+        """(flow, node, how many are open, the oldest one's created_at) of the open reviews."""
+
+        def read(s: _Session) -> list[tuple[str, str, int, float]]:
+            rows = s.run(q.OPEN_BY_NODE, {"open": open}).fetchall()
+            return [(flow, node, int(n), float(oldest)) for flow, node, n, oldest in rows]
+
+        return await self.read(read)
 
     async def last_event_id(self, task_id: str | None = None) -> int:
         if task_id is None:

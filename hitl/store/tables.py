@@ -39,6 +39,7 @@ tasks = sa.Table(
     sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     sa.Index("ix_tasks_created_at", "created_at"),
+    sa.Index("ix_tasks_created_by", "created_by", "id"),
 )
 
 reviews = sa.Table(
@@ -62,9 +63,23 @@ reviews = sa.Table(
     sa.Column("form_values", sa.Text, nullable=True),
     sa.Column("claimed_by", sa.String(200), nullable=True),
     sa.Column("claimed_until", sa.Float, nullable=True),
+    sa.Column("warned_at", sa.Float, nullable=True),  # when "its deadline is near" was said
+    # What the queue's text filter searches (`search.py`), indexed by dialect (migration 0006):
+    # PostgreSQL, `ix_reviews_search` (pg_trgm GIN); SQLite, the FTS5 table `review_search`,
+    # keyed by a `search_id` column that only SQLite has, and kept in step by triggers.
+    sa.Column("search", sa.Text, nullable=True),
     sa.UniqueConstraint("task_id", "round", name="uq_reviews_task_round"),
-    sa.Index("ix_reviews_status_created", "status", "created_at"),
+    # (SQLite's also holds the assignee: migration 0006.)
+    sa.Index("ix_reviews_status_created", "status", "created_at", "id"),
     sa.Index("ix_reviews_status_deadline", "status", "deadline"),
+    sa.Index(
+        "ix_reviews_queue_deadline",
+        "status",
+        sa.text("(deadline IS NULL)"),
+        "deadline",
+        "created_at",
+        "id",
+    ),
 )
 
 events = sa.Table(
@@ -152,4 +167,41 @@ votes = sa.Table(
     sa.Column("comment", sa.Text, nullable=True),
     sa.Column("edited_output", sa.Text, nullable=True),
     sa.Column("form_values", sa.Text, nullable=True),
+)
+
+channels = sa.Table(
+    "channels",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("cursor", EventId, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),
+    sa.Column("secret", sa.Text, nullable=True),
+    sa.Column("disabled_at", sa.Float, nullable=True),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("channel_id", sa.String(36), sa.ForeignKey("channels.id"), nullable=False),
+    sa.Column("event_id", EventId, nullable=False),
+    sa.Column("task_id", sa.String(36), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("lease_owner", sa.String(200), nullable=True),
+    sa.Column("last_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("done_at", sa.Float, nullable=True),
+    sa.UniqueConstraint("channel_id", "event_id", name="uq_deliveries_event"),
+    sa.Index("ix_deliveries_due", "status", "next_at"),
+    sa.Index("ix_deliveries_channel", "channel_id", "created_at"),
 )

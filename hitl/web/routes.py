@@ -10,11 +10,21 @@ from fastapi.templating import Jinja2Templates
 
 from hitl.api.auth import COOKIE, same_origin
 from hitl.api.deps import address_of, principal_of
-from hitl.service import Conflict, Invalid, NotFound
+from hitl.service import Conflict, Forbidden, Invalid, NotFound, access, notify
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
+
+
+def administers(request: Request) -> bool:
+    """Whether the page's nav shows the admins' links: never to someone not signed in (the
+    sign-in pages), else as the service's rule says."""
+    state = request.scope.get("state") or {}
+    return "principal" in state and access.may_administer(state["principal"])
+
+
+templates.env.globals["administers"] = administers
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -43,7 +53,23 @@ async def task_page(request: Request, task_id: str) -> HTMLResponse:
 
 @router.get("/reviews", response_class=HTMLResponse)
 async def queue_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "queue.html", {})
+    """The reviewers' queue; its filters are read from the query string by its script."""
+    flows = request.app.state.service.registry
+    return templates.TemplateResponse(request, "queue.html", {"flows": flows.names()})
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request) -> HTMLResponse:
+    """Notifications, for admins: the channels, adding one, the delivery log (its script
+    drives the API). Anyone else signed in gets a page that says what is missing, with 403."""
+    try:
+        access.administer(principal_of(request.scope), "manage notification channels")
+    except Forbidden as exc:
+        refusal = {"refused": exc.message}
+        return templates.TemplateResponse(request, "settings.html", refusal, status_code=403)
+    defaults = {"webhook": notify.WEBHOOK_EVENTS, "apprise": notify.APPRISE_EVENTS}
+    context: dict[str, object] = {"refused": None, "events": notify.EVENTS, "defaults": defaults}
+    return templates.TemplateResponse(request, "settings.html", context)
 
 
 @router.get("/classic", response_class=HTMLResponse)

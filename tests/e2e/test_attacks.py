@@ -26,7 +26,9 @@
    task's input (typed on the page, sent through the API as text and as JSON keys and values,
    and through the cookbook's /submit), the output the default flow makes from it, a
    rejection comment, edited outputs (text and JSON), a user's name (shown as "signed in as"
-   and as who decided), an `on_behalf_of` name, a task id in the URL. Every page is visited;
+   and as who decided), an `on_behalf_of` name, a task id in the URL, a notification
+   channel's name and URL, and a webhook receiver's answer (in the delivery log of
+   /settings). Every page is visited;
    nothing runs (`window.__xss`, dialogs), nothing is parsed into elements (the DOM has no
    `img[src=x]`, inline script, event-handler attribute or `javascript:` link), the
    Content-Security-Policy never had to refuse anything, and the text is shown literally.
@@ -44,7 +46,9 @@ other runs were not disturbed; the tree here was never changed):
 - CSRF, cross-site: `samesite="lax"` in hitl/web/routes.py made `samesite="none", secure=True`
   (Chromium keeps Secure cookies of http://127.0.0.1) → the requests arrive with the cookie
   (403s instead of 401s) → fails.
-- CSRF from Python: the same `same_origin` change → 200/201/202 instead of 403 → fails.
+- CSRF from Python: the same `same_origin` change → 200/201/202 instead of 403 → fails;
+  with only the notification endpoints in its list (adding and removing a channel, replaying
+  a delivery), each of them fails the same way.
 - XSS: `node.textContent = ...` in `hitl.el` (hitl/web/static/common.js) made `innerHTML`,
   and `{{ who.name }}` in base.html made `{{ who.name|safe }}` → each makes elements of the
   payloads (and the CSP reports refusing them) → fails.
@@ -71,15 +75,17 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, expect
 
-from tests.conftest import Server, identity_call, login_link, user_token
+from tests.conftest import Server, Stub, identity_call, login_link, user_token
 from tests.e2e.conftest import REPORT_VIOLATIONS, open_sign_in_link
 from tests.e2e.test_browser import TASK_URL
+from tests.receiver import Receiver, receiver
 
 pytestmark = pytest.mark.e2e
 
 SHOTS = Path("/tmp/shots")
 StartServer = Callable[..., Server]
 FLAKY = "flaky=tests.unit.service.flows_for_tests:create_flaky_flow"  # fails once, then works
+EVIL_HOOK = "https://evil.example/hook"  # where an attacker would have events sent
 # uvicorn's access log: `127.0.0.1:5000 - "POST /submit HTTP/1.1" 403 Forbidden`.
 ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
 
@@ -124,6 +130,31 @@ def audit(server: Server) -> list[dict[str, Any]]:
         if page["next_after"] is None:
             return entries
         after = page["next_after"]
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    """A webhook receiver: the channel whose delivery the attacker tries to replay."""
+    with receiver() as r:
+        yield r
+
+
+def delivered(server: Server, hook: Receiver) -> str:
+    """Add a channel that hears of new tasks, and the id of a delivery sent to it once one
+    is: something an attacker could replay."""
+    body = {"name": "ops", "kind": "webhook", "url": hook.url, "events": ["task.created"]}
+    assert api(server, "POST", "/api/v1/channels", json=body).status_code == 201
+    heard = new_task(server, "a task that ops hears of")
+    deadline = time.monotonic() + 30
+    while True:
+        params = {"status": "delivered"}
+        rows = api(server, "GET", "/api/v1/deliveries", params=params).json()["data"]
+        if rows:
+            # Out of the way: the queue holds the review the attacker goes for, only.
+            assert api(server, "POST", f"/api/v1/tasks/{heard}/cancel").status_code == 200
+            return str(rows[0]["id"])
+        assert time.monotonic() < deadline, "no delivery was delivered"
+        time.sleep(0.05)
 
 
 def log_text(server: Server) -> str:
@@ -280,10 +311,11 @@ def posts_logged(server: Server, since: int) -> list[tuple[str, str, int]]:
 
 @pytest.mark.parametrize("where", ["cross-site", "same-site"])
 def test_csrf_from_another_origin_changes_nothing(
-    start_server: StartServer, anonymous: BrowserContext, where: str
+    start_server: StartServer, anonymous: BrowserContext, hook: Receiver, where: str
 ) -> None:
     # The access log (info) shows how the server answered each of the attacker's requests.
     server = start_server(args=["--flow", FLAKY, "--log-level", "info"])
+    delivery = delivered(server, hook)
     waiting = new_task(server, "a task waiting for its review")
     review = open_review(server, waiting)
     failed = new_task(server, "a task that failed", flow="flaky")
@@ -292,6 +324,7 @@ def test_csrf_from_another_origin_changes_nothing(
     victim = sign_in(anonymous, server)  # the admin, signed in with a link: a cookie session
     cookie = session_cookie(anonymous)
     tasks_before = api(server, "GET", "/api/v1/tasks", params={"limit": 500}).json()
+    channels_before = api(server, "GET", "/api/v1/channels").json()
     audit_before = audit(server)
     targets = [
         Target("/submit", {"data": "csrf via /submit"}),
@@ -300,6 +333,8 @@ def test_csrf_from_another_origin_changes_nothing(
         Target(f"/api/v1/tasks/{waiting}/cancel"),
         Target(f"/api/v1/tasks/{failed}/retry"),
         Target(f"/api/v1/reviews/{review}/decision", {"decision": "approve"}),
+        Target("/api/v1/channels", {"name": "evil", "kind": "webhook", "url": EVIL_HOOK}),
+        Target(f"/api/v1/deliveries/{delivery}/replay"),
         Target("/logout"),  # last: had it worked, it would hide what came after
     ]
 
@@ -347,7 +382,9 @@ def test_csrf_from_another_origin_changes_nothing(
     assert {t["id"] for t in tasks_after["data"]} == {t["id"] for t in tasks_before["data"]}
     assert wait_task(server, waiting, "waiting_for_review")["reviews"][0]["status"] == "open"
     assert wait_task(server, failed, "failed")["status"] == "failed"  # a retry would complete it
-    assert audit(server) == audit_before  # no decision, cancellation, retry or sign-out
+    assert api(server, "GET", "/api/v1/channels").json() == channels_before  # none added
+    # No decision, cancellation, retry, channel, replay or sign-out.
+    assert audit(server) == audit_before
     # The victim is still signed in: on the server, and in the browser (its cookie kept).
     still = httpx.get(f"{server.url}/api/v1/tasks", cookies={"hitl_session": cookie}, timeout=10)
     assert still.status_code == 200, still.text
@@ -358,11 +395,12 @@ def test_csrf_from_another_origin_changes_nothing(
 
 
 def test_csrf_refused_even_when_the_cookie_is_sent(
-    start_server: StartServer, anonymous: BrowserContext
+    start_server: StartServer, anonymous: BrowserContext, hook: Receiver
 ) -> None:
     """No SameSite to help: Python sends the cookie with each request, and well-formed JSON
     bodies, from a foreign origin or none: 403 each time, and nothing changes."""
     server = start_server(args=["--flow", FLAKY])
+    delivery = delivered(server, hook)
     waiting = new_task(server, "a task waiting for its review")
     review = open_review(server, waiting)
     failed = new_task(server, "a task that failed", flow="flaky")
@@ -384,25 +422,30 @@ def test_csrf_refused_even_when_the_cookie_is_sent(
         {"Referer": f"http://127.0.0.1:{port}.evil.example/"},
         {},  # neither
     ]
-    requests: list[tuple[str, dict[str, Any] | None]] = [
-        ("/submit", {"data": "csrf via /submit"}),
-        (f"/feedback/{waiting}", {"feedback": "approved"}),
-        ("/api/v1/tasks", {"input": "csrf via the API"}),
-        (f"/api/v1/tasks/{waiting}/cancel", None),
-        (f"/api/v1/tasks/{failed}/retry", None),
-        (f"/api/v1/reviews/{review}/decision", {"decision": "approve"}),
-        ("/logout", None),
+    requests: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", "/submit", {"data": "csrf via /submit"}),
+        ("POST", f"/feedback/{waiting}", {"feedback": "approved"}),
+        ("POST", "/api/v1/tasks", {"input": "csrf via the API"}),
+        ("POST", f"/api/v1/tasks/{waiting}/cancel", None),
+        ("POST", f"/api/v1/tasks/{failed}/retry", None),
+        ("POST", f"/api/v1/reviews/{review}/decision", {"decision": "approve"}),
+        ("POST", "/api/v1/channels", {"name": "evil", "kind": "webhook", "url": EVIL_HOOK}),
+        ("DELETE", "/api/v1/channels/ops", None),
+        ("POST", f"/api/v1/deliveries/{delivery}/replay", None),
+        ("POST", "/logout", None),
     ]
+    channels_before = api(server, "GET", "/api/v1/channels").json()
     with httpx.Client(base_url=server.url, cookies=cookie, timeout=10) as client:
-        for path, body in requests:
+        for method, path, body in requests:
             for headers in foreign:
-                answer = client.post(path, json=body, headers=headers)
-                assert answer.status_code == 403, (path, headers, answer.text)
+                answer = client.request(method, path, json=body, headers=headers)
+                assert answer.status_code == 403, (method, path, headers, answer.text)
                 assert "cross-site request refused" in answer.json()["detail"]
                 assert "set-cookie" not in answer.headers
     assert api(server, "GET", "/api/v1/tasks").json()["count"] == tasks_before
     assert wait_task(server, waiting, "waiting_for_review")["reviews"][0]["status"] == "open"
     assert wait_task(server, failed, "failed")["status"] == "failed"
+    assert api(server, "GET", "/api/v1/channels").json() == channels_before
     assert audit(server) == audit_before
     # The same request from the server's own origin goes through: the 403s were the CSRF check.
     with httpx.Client(base_url=server.url, cookies=cookie, timeout=10) as client:
@@ -496,7 +539,7 @@ def literal_json(value: Any) -> str:
 
 
 def test_script_shaped_text_is_shown_never_run(
-    start_server: StartServer, anonymous: BrowserContext
+    start_server: StartServer, anonymous: BrowserContext, stub: tuple[Stub, str]
 ) -> None:
     server = start_server()
     identity_call(server.db_url, lambda i: i.add_user(NAME, ["admin"]))
@@ -635,6 +678,27 @@ def test_script_shaped_text_is_shown_never_run(
     page.goto(f"{server.url}/docs")
     expect(page.locator('.opblock [data-path="/submit"]')).to_be_visible()
     assert_inert(tab, "docs")
+
+    # The settings page: a refusal that quotes the URL typed, a channel named and addressed
+    # by payloads, and a receiver that answers with one (the delivery log shows the answer).
+    receiver_answer, receiver_url = stub
+    receiver_answer.status, receiver_answer.body = 500, PAYLOAD.encode()
+    page.goto(f"{server.url}/settings")
+    page.get_by_test_id("ch-name").fill(NAME)
+    page.get_by_test_id("ch-url").fill("javascript:window.__xss=1")
+    page.get_by_test_id("add-submit").click()
+    expect(page.get_by_test_id("add-error")).to_contain_text("not 'javascript:window.__xss=1'")
+    hook_url = f'{receiver_url}/?q="><svg/onload=window.__xss=1>'
+    page.get_by_test_id("ch-url").fill(hook_url)
+    page.get_by_test_id("add-submit").click()
+    expect(page.get_by_test_id("secret-name")).to_have_text(NAME)
+    expect(page.get_by_test_id("channel-url")).to_have_text(hook_url)
+    expect(page.get_by_test_id("channels")).to_contain_text(f"Added by {NAME}")
+    new_task(server, "heard by the payload-named channel")
+    answer = page.get_by_test_id("delivery-rows").locator(".why")
+    expect(answer).to_have_attribute("title", PAYLOAD)
+    expect(answer).to_have_text(PAYLOAD[:79] + "…")
+    assert_inert(tab, "settings")
 
 
 # --- 3. secrets --------------------------------------------------------------------------------

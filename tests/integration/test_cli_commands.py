@@ -54,14 +54,15 @@ def wait_for_review(server: Server, task_id: str, round: int = 1) -> dict[str, A
         events = client.events(task_id, read_timeout=READ_TIMEOUT)
         with contextlib.closing(events):
             for event in events:
-                if event["type"] == "review.requested" and event["data"]["round"] == round:
+                if event.type == "review.requested" and event.data["round"] == round:
                     break
             else:
                 raise AssertionError(f"task {task_id} ended before review round {round}")
         task = client.get_task(task_id)
-    review: dict[str, Any] = task["reviews"][-1]
-    assert review["status"] == "open" and review["round"] == round, task
-    return review
+    assert task.reviews is not None
+    review = task.reviews[-1]
+    assert review.status == "open" and review.round == round, task
+    return review.model_dump(mode="json")
 
 
 def watched(output: str) -> list[str]:
@@ -159,7 +160,7 @@ def test_unknown_and_ambiguous_ids(server: Server) -> None:
 
     # Two tasks made one after the other share the start of their ids (their time).
     with Client(server.url, token=server.token) as client:
-        ids = [client.create_task("twin")["id"] for _ in range(2)]
+        ids = [client.create_task("twin").id for _ in range(2)]
         common = os.path.commonprefix(ids)
         assert len(common) >= 8, ids
         for args in (["approve", common], ["watch", common[:8]]):

@@ -157,7 +157,7 @@ def test_run_workers_false_from_the_environment_leaves_tasks_queued(
     assert not [line for line in full.lines if "one-time link" in line]  # an admin exists
     with Client(f"http://127.0.0.1:{port}", token=env["HITL_TOKEN"]) as client:
         for event in client.events(tid, read_timeout=READ_TIMEOUT):
-            if event["type"] == "review.requested":
+            if event.type == "review.requested":
                 break
         else:
             raise AssertionError("the task ended without a review")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import pytest
 
-from hitl.client import AsyncClient, Client, HitlAPIError
+from hitl.client import AsyncClient, Client, Event, HitlAPIError
 from tests.conftest import Server
 
 # A stream that sends nothing, not even a heartbeat, for this long fails the test.
@@ -17,7 +16,6 @@ READ_TIMEOUT = 30.0
 # Ids are UUIDv7: tasks made within a minute share their first 8 characters (the time), so a
 # prefix that finds one task is longer than git's usual 7.
 UNIQUE = 23
-Event = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +29,9 @@ def read_until(events: Iterator[Event], kind: str) -> list[Event]:
     with contextlib.closing(events):  # type: ignore[type-var]
         for event in events:
             seen.append(event)
-            if event["type"] == kind:
+            if event.type == kind:
                 return seen
-    raise AssertionError(f"the stream ended before {kind}: {[e['type'] for e in seen]}")
+    raise AssertionError(f"the stream ended before {kind}: {[e.type for e in seen]}")
 
 
 async def aread_until(events: AsyncIterator[Event], kind: str) -> list[Event]:
@@ -41,54 +39,56 @@ async def aread_until(events: AsyncIterator[Event], kind: str) -> list[Event]:
     async with contextlib.aclosing(events):  # type: ignore[type-var]
         async for event in events:
             seen.append(event)
-            if event["type"] == kind:
+            if event.type == kind:
                 return seen
-    raise AssertionError(f"the stream ended before {kind}: {[e['type'] for e in seen]}")
+    raise AssertionError(f"the stream ended before {kind}: {[e.type for e in seen]}")
 
 
 def test_client_through_a_task_s_life(server: Server) -> None:
     with Client(server.url, token=server.token) as client:
         key = f"key-{uuid.uuid4()}"
         task = client.create_task("a note on leases", idempotency_key=key)
-        assert task["status"] == "queued" and task["flow"] == "feedback"
-        assert task["input"] == "a note on leases"
-        tid = task["id"]
+        assert task.status == "queued" and task.flow == "feedback"
+        assert task.input == "a note on leases"
+        tid = task.id
         # The same key: the same task, whatever the body; another key: another task.
-        assert client.create_task("a note on leases", idempotency_key=key)["id"] == tid
+        assert client.create_task("a note on leases", idempotency_key=key).id == tid
         other = client.create_task("a note on leases", idempotency_key=key + "-2")
-        assert other["id"] != tid
+        assert other.id != tid
 
         seen = read_until(client.events(tid, read_timeout=READ_TIMEOUT), "review.requested")
-        assert seen[0]["type"] == "task.created" and seen[0]["data"]["task_id"] == tid
+        assert seen[0].type == "task.created" and seen[0].data["task_id"] == tid
         waiting = client.get_task(tid)
-        assert waiting["status"] == "waiting_for_review"
-        [review] = waiting["reviews"]
-        assert review["status"] == "open" and review["output"].startswith("Revision 1:")
+        assert waiting.status == "waiting_for_review"
+        [review] = waiting.reviews or []
+        assert review.status == "open" and str(review.output).startswith("Revision 1:")
+        assert waiting.open_review == review
         assert client.get_task(tid[:UNIQUE]) == waiting  # a unique prefix finds the task
         listed = client.list_tasks(status="waiting_for_review", limit=500)
-        assert tid in {t["id"] for t in listed["data"]} and listed["count"] >= 1
-        assert review["id"] in {r["id"] for r in client.list_reviews(limit=500)["data"]}
+        assert tid in {t.id for t in listed.data} and listed.count >= 1
+        assert review.id in {r.id for r in client.list_reviews(limit=500).data}
 
-        decided = client.decide(review["id"], "approve", comment="fine as it is")
-        assert decided["decision"] == "approve" and decided["comment"] == "fine as it is"
-        rest = list(client.events(tid, after=seen[-1]["id"], read_timeout=READ_TIMEOUT))
-        assert all(e["id"] > seen[-1]["id"] for e in rest)
-        assert rest[0]["type"] == "review.decided" and rest[-1]["type"] == "task.completed"
+        decided = client.decide(review.id, "approve", comment="fine as it is")
+        assert decided.decision == "approve" and decided.comment == "fine as it is"
+        last = seen[-1].id or 0
+        rest = list(client.events(tid, after=last, read_timeout=READ_TIMEOUT))
+        assert all((e.id or 0) > last for e in rest)
+        assert rest[0].type == "review.decided" and rest[-1].type == "task.completed"
         done = client.get_task(tid)
-        assert done["status"] == "completed" and done["result"] == review["output"]
-        assert tid in {t["id"] for t in client.list_tasks(status="completed", limit=500)["data"]}
-        assert review["id"] not in {r["id"] for r in client.list_reviews(limit=500)["data"]}
-        decided_reviews = client.list_reviews(status="decided", limit=500)["data"]
-        assert review["id"] in {r["id"] for r in decided_reviews}
+        assert done.status == "completed" and done.result == review.output and done.finished
+        assert tid in {t.id for t in client.list_tasks(status="completed", limit=500).data}
+        assert review.id not in {r.id for r in client.list_reviews(limit=500).data}
+        decided_reviews = client.list_reviews(status="decided", limit=500).data
+        assert review.id in {r.id for r in decided_reviews}
 
         with pytest.raises(HitlAPIError) as again:
-            client.decide(review["id"], "reject", comment="too late")
+            client.decide(review.id, "reject", comment="too late")
         assert again.value.status_code == 409 and "already decided" in again.value.detail
 
-        cancelled = client.cancel(other["id"])
-        assert cancelled["status"] == "cancelled"
-        final = list(client.events(other["id"], read_timeout=READ_TIMEOUT))
-        assert final[0]["type"] == "task.created" and final[-1]["type"] == "task.cancelled"
+        cancelled = client.cancel(other.id)
+        assert cancelled.status == "cancelled"
+        final = list(client.events(other.id, read_timeout=READ_TIMEOUT))
+        assert final[0].type == "task.created" and final[-1].type == "task.cancelled"
 
 
 def test_client_errors_carry_the_server_s_status_and_detail(server: Server) -> None:
@@ -121,36 +121,37 @@ async def test_async_client_rejects_with_a_comment_then_takes_an_edit(server: Se
         key = f"key-{uuid.uuid4()}"
         task = await client.create_task({"topic": "queues"}, idempotency_key=key)
         again = await client.create_task({"topic": "queues"}, idempotency_key=key)
-        assert again["id"] == task["id"]
-        tid = task["id"]
+        assert again.id == task.id
+        tid = task.id
 
         seen = await aread_until(client.events(tid, read_timeout=READ_TIMEOUT), "review.requested")
-        first = (await client.get_task(tid))["reviews"][-1]
-        await client.decide(first["id"], "reject", comment="Say why leases expire")
-        after = seen[-1]["id"]
+        first = (await client.wait_for_review(tid)).id
+        await client.decide(first, "reject", comment="Say why leases expire")
+        after = seen[-1].id or 0
         more = await aread_until(
             client.events(tid, after=after, read_timeout=READ_TIMEOUT), "review.requested"
         )
-        assert all(e["id"] > after for e in more)
-        second = (await client.get_task(tid[:UNIQUE]))["reviews"][-1]
-        assert second["round"] == 2 and "Say why leases expire" in second["output"]
-        open_ids = {r["id"] for r in (await client.list_reviews(limit=500))["data"]}
-        assert second["id"] in open_ids and first["id"] not in open_ids
+        assert all((e.id or 0) > after for e in more)
+        second = (await client.get_task(tid[:UNIQUE])).open_review
+        assert second is not None and second.round == 2
+        assert "Say why leases expire" in str(second.output)
+        open_ids = {r.id for r in (await client.list_reviews(limit=500)).data}
+        assert second.id in open_ids and first not in open_ids
 
         edited = {"title": "Leases", "body": "They expire so that a dead worker's task moves on."}
-        await client.decide(second["id"], "edit", edited_output=edited, comment="tightened")
-        rest = [e async for e in client.events(tid, after=more[-1]["id"])]
-        assert rest[-1]["type"] == "task.completed" and rest[-1]["data"]["result"] == edited
-        done = await client.get_task(tid)
-        assert done["result"] == edited
-        assert [r["decision"] for r in done["reviews"]] == ["reject", "edit"]
+        await client.decide(second.id, "edit", edited_output=edited, comment="tightened")
+        rest = [e async for e in client.events(tid, after=more[-1].id or 0)]
+        assert rest[-1].type == "task.completed" and rest[-1].data["result"] == edited
+        done = await client.wait_for_result(tid, timeout=60)
+        assert done.result == edited
+        assert [r.decision for r in done.reviews or []] == ["reject", "edit"]
         listed = await client.list_tasks(status="completed", limit=500)
-        assert tid in {t["id"] for t in listed["data"]}
+        assert tid in {t.id for t in listed.data}
 
         doomed = await client.create_task("to be cancelled")
-        assert (await client.cancel(doomed["id"]))["status"] == "cancelled"
+        assert (await client.cancel(doomed.id)).status == "cancelled"
         with pytest.raises(HitlAPIError) as error:
-            await client.cancel(doomed["id"])
+            await client.cancel(doomed.id)
         assert error.value.status_code == 409
         with pytest.raises(HitlAPIError) as error:
             await client.get_task(str(uuid.uuid4()))

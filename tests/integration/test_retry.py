@@ -56,7 +56,7 @@ async def test_a_retried_task_streams_past_its_old_failure(server: Server) -> No
     # The Python client, too, reads past the old failure to the end.
     def watch() -> list[str]:
         with Client(server.url, token=server.token) as sync:
-            return [e["type"] for e in sync.events(task_id)]
+            return [e.type for e in sync.events(task_id)]
 
     types = await asyncio.to_thread(watch)
     assert types.count("task.failed") == 1 and types[-1] == "task.completed", types

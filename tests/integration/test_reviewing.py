@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +23,15 @@ from tests.integration.helpers import (
 )
 
 CAREFUL = "careful=tests.unit.service.flows_for_tests:create_careful_flow"
+BULK = "bulk=tests.unit.service.flows_for_tests:create_bulk_flow"
+STRICT = "strict=tests.unit.service.flows_for_tests:create_strict_flow"
 
 
 @pytest.fixture(scope="module")
 def server(start_module_server: Callable[..., Server]) -> Server:
     exploding = "exploding=tests.unit.service.flows_for_tests:create_exploding_flow"
-    return start_module_server(args=["--flow", CAREFUL, "--flow", exploding])
+    flows = [CAREFUL, exploding, BULK, STRICT]
+    return start_module_server(args=[arg for flow in flows for arg in ("--flow", flow)])
 
 
 def sha256_of(output: Any) -> str:
@@ -150,31 +153,87 @@ async def test_a_failure_s_traceback_is_shown_to_admins_only(server: Server) -> 
         assert own["error"] == failed["error"] and own["traceback"] is None
 
 
+async def test_the_queue_counts_what_you_may_decide_and_bulk_decides_what_was_shown(
+    server: Server,
+) -> None:
+    mark = f"queue-{uuid.uuid4().hex[:8]}"  # this test's reviews, on a shared server
+    max_ = as_user(server, "max-queue", "submitter", "reviewer")
+    rita = as_user(server, "rita-queue", "reviewer")
+    async with client(server) as admin, max_, rita:
+        anyones = await create_task(admin, f"{mark} anyone's", flow="bulk")
+        ritas = await create_task(admin, f"{mark} rita's", flow="bulk", assignees=["rita-queue"])
+        created = await max_.post(
+            "/api/v1/tasks", json={"input": f"{mark} max's own", "flow": "strict"}
+        )
+        assert created.status_code == 201, created.text
+        owns = created.json()
+        reviews = [await open_review(admin, t["id"]) for t in (anyones, ritas, owns)]
+
+        async def listed(who: httpx.AsyncClient, **params: Any) -> tuple[list[str], int]:
+            response = await who.get("/api/v1/reviews", params={"q": mark, **params})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            return [r["task_id"] for r in body["data"]], body["count"]
+
+        everyone = [anyones["id"], ritas["id"], owns["id"]]
+        assert await listed(max_) == (everyone, 3)
+        assert await listed(max_, decidable="true") == ([anyones["id"]], 1)
+        assert await listed(rita, decidable="true") == (everyone, 3)
+        assert await listed(rita, decidable="true", limit=1, offset=1) == ([ritas["id"]], 3)
+        assert await listed(rita, decidable="true", status="decided") == ([], 0)
+        full = (await max_.get("/api/v1/reviews", params={"q": mark})).json()["data"]
+        assert [r["may_decide"] for r in full] == [True, False, False]  # the same rule
+        assert [r["bulk"] for r in full] == [True, True, False]
+
+        # Each item is checked against what was shown of it; each gets its own result.
+        first, second, third = (r["id"] for r in reviews)
+        body = {
+            "review_ids": [first, second, third],
+            "decision": "approve",
+            "seen": {
+                first: {"round": 1, "content_hash": reviews[0]["content_hash"]},
+                second: {"round": 1, "content_hash": "0" * 64},
+            },
+        }
+        answer = await rita.post("/api/v1/reviews/decisions", json=body)
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert [r["status"] for r in results] == [200, 409, 409]
+        assert "other content" in results[1]["detail"]
+        assert "not decided in bulk" in results[2]["detail"]
+        assert (await listed(rita, decidable="true"))[1] == 2
+        audit = (await admin.get(f"/api/v1/tasks/{anyones['id']}/audit")).json()["data"]
+        assert [(e["action"], e["actor"]) for e in audit] == [("review.decide", "rita-queue")]
+
+        unknown = {"review_ids": [second], "decision": "approve", "seen": {first: {"round": 1}}}
+        refused = await rita.post("/api/v1/reviews/decisions", json=unknown)
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == f"seen: {first!r} is not one of review_ids"
+        assert (await listed(rita, decidable="true"))[1] == 2
+
+
 def test_the_python_client_decides_safely(server: Server) -> None:
     """The client's calls for the same rules: stale decisions, forms, claims, the audit."""
     with Client(server.url, token=server.token) as hitl:
         task = hitl.create_task("client memo", flow="careful", assignees=["role:admin"])
-        for _ in range(500):
-            found = hitl.list_reviews(flow="careful", q="client memo", mine=True)["data"]
-            if found:
-                break
-            time.sleep(0.02)  # until its worker has asked for the review
-        [review] = found
-        assert review["task_id"] == task["id"] and review["flow"] == "careful"
-        assert hitl.claim(review["id"])["claimed_by"] is not None
+        opened = hitl.wait_for_review(task.id, timeout=60)  # once its worker has asked for it
+        [review] = hitl.list_reviews(flow="careful", q="client memo", mine=True).data
+        assert review.id == opened.id and review.task_id == task.id and review.flow == "careful"
+        assert hitl.claim(review.id).claimed_by is not None
         with pytest.raises(HitlAPIError) as stale:
-            hitl.decide(review["id"], "approve", round=2, form={"score": 3})
+            hitl.decide(review.id, "approve", round=2, form={"score": 3})
         assert stale.value.status_code == 409
         with pytest.raises(HitlAPIError) as invalid:
-            hitl.decide(review["id"], "approve", form={"score": 0})
+            hitl.decide(review.id, "approve", form={"score": 0})
         assert invalid.value.status_code == 422 and "form.score" in str(invalid.value.detail)
         decided = hitl.decide(
-            review["id"], "approve", round=1, content_hash=review["content_hash"], form={"score": 3}
+            review.id, "approve", round=1, content_hash=review.content_hash, form={"score": 3}
         )
-        assert decided["form_values"] == {"score": 3}
-        [entry] = hitl.audit(task["id"])["data"]
-        assert entry["detail"]["form"] == {"score": 3} and entry["detail"]["claimed_by"]
+        assert decided.form_values == {"score": 3}
+        [entry] = hitl.audit(task.id).data
+        assert isinstance(entry.detail, dict)
+        assert entry.detail["form"] == {"score": 3} and entry.detail["claimed_by"]
         other = hitl.create_task("to stop")
-        cancelled = hitl.cancel(other["id"], reason="not needed")
-        assert cancelled["status"] == "cancelled"
-        assert hitl.audit(other["id"])["data"][0]["detail"] == {"reason": "not needed"}
+        cancelled = hitl.cancel(other.id, reason="not needed")
+        assert cancelled.status == "cancelled"
+        assert hitl.audit(other.id).data[0].detail == {"reason": "not needed"}

@@ -105,6 +105,9 @@ SAMPLES = {
     "default_flow": Sample("from-env", "from-env", ("--default-flow", "from-flag"), "from-flag"),
     "log_level": Sample("debug", "debug", ("--log-level", "warning"), "warning"),
     "log_format": Sample("json", "json", ("--log-format", "text"), "text"),
+    "public_url": Sample("https://hitl.example.com", "https://hitl.example.com"),
+    "delivery_retry_seconds": Sample("60", 60.0),
+    "deadline_warning_seconds": Sample("30", 30.0),
     "max_header_bytes": Sample("4096", 4096),
     "header_timeout_seconds": Sample("2.5", 2.5),
     "auth": Sample("false", False),
@@ -133,6 +136,12 @@ SAMPLES = {
     ),
     "oidc_roles_claim": Sample("groups", "groups"),
     "oidc_scopes": Sample("openid email", "openid email"),
+    "llm_base_url": Sample("http://127.0.0.1:11434/v1/", "http://127.0.0.1:11434/v1"),
+    "llm_model": Sample("llama3.2", "llama3.2"),
+    "llm_api_key": Sample("sk-test", SecretStr("sk-test")),
+    "llm_max_retries": Sample("2", 2),
+    "llm_backoff_seconds": Sample("0.25", 0.25),
+    "llm_timeout_seconds": Sample("5", 5.0),
 }
 
 ROWS = documented_settings()

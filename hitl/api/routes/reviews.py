@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response, status
 
 from hitl.api import jsonio
 from hitl.api.deps import AddressDep, PrincipalDep, ServiceDep
 from hitl.api.errors import status_of
-from hitl.api.responses import errors
+from hitl.api.responses import TASK_CREATED, errors
 from hitl.api.routes.tasks import LimitQuery, OffsetQuery
 from hitl.api.schemas import (
     BulkDecisionCreate,
@@ -15,6 +15,8 @@ from hitl.api.schemas import (
     BulkResultPublic,
     ClaimCreate,
     DecisionCreate,
+    ReviewCreate,
+    ReviewCreated,
     ReviewPublic,
     ReviewsPublic,
 )
@@ -46,13 +48,42 @@ async def list_reviews(
         Literal["oldest", "newest", "deadline"],
         Query(description="oldest or newest first, or the nearest deadline first"),
     ] = "oldest",
+    decidable: Annotated[
+        bool, Query(description="only the open reviews you may decide (`may_decide`)")
+    ] = False,
 ) -> ReviewsPublic:
     """Review rounds with their task's flow and input; by default the open ones, oldest
     first: the reviewers' queue."""
-    rows, count = await service.tasks.list_reviews(status, limit, offset, who, flow, q, mine, sort)
+    rows, count = await service.tasks.list_reviews(
+        status, limit, offset, who, flow, q, mine, sort, decidable
+    )
     may = service.tasks.may_decide
     data = [ReviewPublic.of(r, may(who, r, r.task_created_by)) for r in rows]
     return ReviewsPublic(data=data, count=count)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReviewCreated,
+    responses={**TASK_CREATED, **errors(400, 401, 403, 409, 413, 422, 503)},
+)
+async def create_review(
+    body: ReviewCreate,
+    service: ServiceDep,
+    who: PrincipalDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> ReviewCreated:
+    """Ask a person to review anything: a task of the built-in `review` flow, whose one review
+    asks what the body says and whose result is the decision (wait for its `task.completed`).
+    For whoever may submit tasks. Repeating a request with the same `Idempotency-Key` returns
+    the same task."""
+    row, created = await service.tasks.create_review(body.spec(), idempotency_key, who)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/api/v1/tasks/{row.id}"
+    return ReviewCreated.of(row)
 
 
 @router.post(
@@ -65,8 +96,9 @@ async def decide_many(
 ) -> BulkDecisionsPublic:
     """Approve or reject several reviews at once — those whose node allows it (`bulk`). Each is
     its own decision, in its own transaction, audited alone; each result says how it went."""
+    seen = {key: Seen(s.round, s.content_hash) for key, s in (body.seen or {}).items()}
     outcomes = await service.tasks.decide_many(
-        body.review_ids, body.decision, body.comment, who, address
+        body.review_ids, body.decision, body.comment, who, address, seen
     )
     results = []
     for review_id, outcome in zip(body.review_ids, outcomes, strict=True):

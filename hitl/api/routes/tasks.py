@@ -16,13 +16,19 @@ from hitl.api.schemas import (
     TaskPublic,
     TasksPublic,
 )
-from hitl.service import TaskStatus
+from hitl.service import Service, TaskRow, TaskStatus
+from hitl.service.principal import Principal
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=jsonio.Route)
 
 # Paging: a page of at most 500; an offset as large as the databases' integers.
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="items per page")]
 OffsetQuery = Annotated[int, Query(ge=0, le=2**63 - 1, description="items to skip")]
+
+
+def public(service: Service, who: Principal | None, row: TaskRow) -> TaskPublic:
+    """A task as its caller sees it, with whether they may cancel or retry it."""
+    return TaskPublic.of(row, may=partial(service.tasks.may_change, who, row))
 
 
 @router.post(
@@ -45,7 +51,7 @@ async def create_task(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/v1/tasks/{row.id}"
-    return TaskPublic.of(row)
+    return public(service, who, row)
 
 
 @router.get("", response_model=TasksPublic, responses=errors(401, 422, 503))
@@ -58,16 +64,22 @@ async def list_tasks(
 ) -> TasksPublic:
     """The tasks you may see, newest first."""
     rows, count = await service.tasks.list_tasks(status, limit, offset, who)
-    return TasksPublic(data=[TaskPublic.of(r) for r in rows], count=count)
+    return TasksPublic(data=[public(service, who, r) for r in rows], count=count)
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=errors(401, 404, 409, 422, 503))
 async def get_task(task_id: str, service: ServiceDep, who: PrincipalDep) -> TaskPublic:
-    """A task with every review round: each output, decision and comment. `task_id` may be a
-    unique prefix of the id (at least 4 characters), as git takes a commit's."""
+    """A task with every review round: each output, decision, comment and vote. `task_id` may
+    be a unique prefix of the id (at least 4 characters), as git takes a commit's."""
     row, reviews = await service.tasks.get(task_id, who)
-    may = partial(service.tasks.may_decide, who, created_by=row.created_by)
-    return TaskPublic.of(row, reviews, may, service.tasks.sees_traceback(who))
+    return TaskPublic.of(
+        row,
+        reviews,
+        partial(service.tasks.may_decide, who, created_by=row.created_by),
+        service.tasks.sees_traceback(who),
+        partial(service.tasks.may_change, who, row),
+        await service.tasks.votes_of(reviews),
+    )
 
 
 @router.post(
@@ -84,7 +96,7 @@ async def cancel_task(
 ) -> TaskPublic:
     """Stop a queued, running or waiting task; its open review is cancelled."""
     reason = body.reason if body is not None else None
-    return TaskPublic.of(await service.tasks.cancel(task_id, who, address, reason))
+    return public(service, who, await service.tasks.cancel(task_id, who, address, reason))
 
 
 @router.post(
@@ -96,7 +108,7 @@ async def retry_task(
     task_id: str, service: ServiceDep, who: PrincipalDep, address: AddressDep
 ) -> TaskPublic:
     """Queue a failed task again: it resumes from its last checkpoint."""
-    return TaskPublic.of(await service.tasks.retry(task_id, who, address))
+    return public(service, who, await service.tasks.retry(task_id, who, address))
 
 
 @router.get(

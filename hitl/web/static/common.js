@@ -40,6 +40,21 @@ window.hitl = (function () {
     return Math.floor(hrs / 24) + " d" + (hrs % 24 ? " " + (hrs % 24) + " h" : "");
   }
   function waited(at) { return "waiting " + span(Date.now() - time(at).getTime()); }
+  // How long ago, in words: "just now", "42 s ago", "3 min ago", "5 h ago", "3 d ago".
+  function ago(at) {
+    var ms = Date.now() - time(at).getTime();
+    if (ms < 5000) return "just now";
+    var s = Math.floor(ms / 1000), m = Math.floor(s / 60), hrs = Math.floor(m / 60);
+    if (s < 60) return s + " s ago";
+    if (m < 60) return m + " min ago";
+    return hrs < 48 ? hrs + " h ago" : Math.floor(hrs / 24) + " d ago";
+  }
+  // A <time> that says how long ago `at` was, kept current, with the date and time on hover.
+  function timeAgo(at, attrs) {
+    var date = time(at);
+    return el("time", Object.assign({datetime: date.toISOString(), title: date.toLocaleString(),
+                                     "data-ago": String(at), text: ago(at)}, attrs || {}));
+  }
   // A deadline counting down: "4:59 left", "1 h 3 min left", or "past its deadline".
   function left(at) {
     var ms = time(at).getTime() - Date.now();
@@ -56,10 +71,11 @@ window.hitl = (function () {
       ? "Decided “" + onDeadline + "” automatically at " + clock + " unless someone decides first"
       : "The task fails at " + clock + " unless someone decides first";
   }
-  // Elements whose text follows the clock: each `data-since` / `data-until` element is
-  // rewritten every second (display only: nothing is fetched).
+  // Elements whose text follows the clock: each `data-since` / `data-until` / `data-ago`
+  // element is rewritten every second (display only: nothing is fetched).
   function tickNow() {
     document.querySelectorAll("[data-since]").forEach(function (n) { n.textContent = waited(n.dataset.since); });
+    document.querySelectorAll("[data-ago]").forEach(function (n) { n.textContent = ago(n.dataset.ago); });
     document.querySelectorAll("[data-until]").forEach(function (n) {
       n.textContent = left(n.dataset.until);
       n.classList.toggle("overdue", time(n.dataset.until).getTime() <= Date.now());
@@ -108,9 +124,12 @@ window.hitl = (function () {
   // one that returns false leaves the key to the browser. Plain keys do nothing while the
   // person types in a field (unless named in `whileTyping`) or a dialog is open; keys with
   // Ctrl (or ⌘) work everywhere but in dialogs.
+  // A check box or a button takes no text: keys still work when one has the focus.
+  var NOT_TYPED = {checkbox: 1, radio: 1, button: 1, submit: 1, reset: 1};
   function typing(target) {
     var tag = target && target.tagName;
-    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || !!(target && target.isContentEditable);
+    if (tag === "INPUT") return !NOT_TYPED[target.type];
+    return tag === "TEXTAREA" || tag === "SELECT" || !!(target && target.isContentEditable);
   }
   function keys(handlers, whileTyping) {
     document.addEventListener("keydown", function (e) {
@@ -178,7 +197,8 @@ window.hitl = (function () {
     var badge = document.getElementById("queue-count");
     if (!badge) return;
     try {
-      var data = await api("GET", "/api/v1/reviews?status=open&limit=1");
+      // Only the open reviews this person may decide (the server's rule: `may_decide`).
+      var data = await api("GET", "/api/v1/reviews?status=open&decidable=true&limit=1");
       badge.textContent = data.count ? String(data.count) : "";
     } catch (e) { /* the count is a hint; the queue page shows errors */ }
   }
@@ -205,6 +225,7 @@ window.hitl = (function () {
     refreshQueueCount(); followAll();
   });
   return {el: el, show: show, shorten: shorten, shortId: shortId, when: when, time: time, waited: waited,
+          ago: ago, timeAgo: timeAgo,
           left: left, deadline: deadline, tick: tickNow, me: me, mayDecide: mayDecide,
           claimHolder: claimHolder, api: api, keys: keys, typing: typing, ask: ask, help: help,
           onAnyEvent: onAnyEvent, refreshQueueCount: refreshQueueCount};

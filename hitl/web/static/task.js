@@ -5,6 +5,9 @@
 // decided. Whether the person may decide is the server's word (`may_decide`): otherwise the
 // review is shown read-only. Deciding one claims it (renewed each minute while the page is in
 // view, given up when the page goes): others see who is reviewing it, and may take it over.
+// Every round stands beside the one before it, with what changed marked, and with every
+// decision and vote (who, and how long ago); the flow is drawn with the task's node marked; a
+// failure says where and why, and offers a retry to those the server says may (`may_retry`).
 "use strict";
 (function () {
   var h = window.hitl;
@@ -16,13 +19,22 @@
   var VERBS = {approve: "approved", reject: "rejected", edit: "edited and approved"};
   var CHOICES = {approve: "Approve", reject: "Reject with comment", edit: "Approve my edit"};
   var TO = {approve: "approve", reject: "reject", edit: "approve an edit"};
+  var VOTED = {approve: "approved", reject: "rejected", edit: "approved an edit"};
+  var UNFINISHED = {queued: 1, running: 1, waiting_for_review: 1};
+  // Where the task is, by its status, for the line above the flow.
+  var AT = {queued: "Resumes at", running: "Running", waiting_for_review: "Waiting for a review at",
+            failed: "Failed at"};
+  // Events after which the task's API answer says more: times, votes, a traceback, may_*.
+  var ASK_AGAIN = {"review.requested": 1, "review.voted": 1, "review.decided": 1, "review.escalated": 1,
+                   "task.completed": 1, "task.failed": 1, "task.cancelled": 1, "task.retried": 1};
   // What the review API may say of a round beyond its event (newer servers say more).
   var DETAILS = ["round", "content_hash", "dangerous", "comment_required", "assignees", "form",
                  "may_decide", "flow", "input"];
   var RENEW_MS = 60 * 1000;  // a claim lasts 5 minutes; the page renews it every minute
   var QUEUE_KEY = "hitl.queue";  // sessionStorage: the task this tab opened from the queue
   var state = {status: null, rounds: [], open: null, source: null, finished: false,
-               choice: null, sending: null, known: {}, kept: null, me: null};
+               choice: null, sending: null, known: {}, kept: null, me: null,
+               task: null, node: null, visited: {}, lastId: null, flow: null};
 
   function session(key, value) {
     try {
@@ -39,7 +51,76 @@
     badge.textContent = status.replace(/_/g, " ");
     badge.className = "badge " + status;
     $("node").textContent = node ? "node: " + node : "";
-    $("actions").hidden = !(status === "queued" || status === "running" || status === "waiting_for_review");
+    if (node) { state.node = node; state.visited[node] = true; }
+    showActions();
+    markFlow();
+  }
+
+  // Cancel and Retry show for those the server says may (`may_cancel`, `may_retry`).
+  function showActions() {
+    var task = state.task || {};
+    $("actions").hidden = !(UNFINISHED[state.status] && task.may_cancel === true);
+    $("retry-row").hidden = !(state.status === "failed" && task.may_retry === true);
+  }
+
+  // --- what the API says beyond the events: times, votes, a traceback, may_cancel/may_retry ---
+
+  var asking = null, askAgain = false;
+  // Ask for the task again; one request at a time, and one more if events came meanwhile.
+  function refresh() {
+    if (asking) { askAgain = true; return asking; }
+    asking = h.api("GET", "/api/v1/tasks/" + taskId).then(learn, function () { /* the next event asks again */ })
+      .then(function () {
+        asking = null;
+        if (askAgain) { askAgain = false; refresh(); }
+      });
+    return asking;
+  }
+  function learn(task) {
+    state.task = task;
+    (task.reviews || []).forEach(function (r) { state.known[r.id] = r; });
+    var meta = $("meta");
+    meta.replaceChildren("submitted " + (task.created_by ? "by " + task.created_by + " " : ""), h.timeAgo(task.created_at));
+    showActions();
+    showTrace();
+    if (state.open) describe(state.open);
+    renderRounds();
+  }
+
+  // --- a failure: where, why, the traceback (admins: the server sends it to them only) -------
+
+  function showFailure(error, node) {
+    $("failure").hidden = false;
+    $("failure-node").textContent = node ? " in node " + node : "";
+    $("failure-error").textContent = error || "";
+    $("retry-error").textContent = "";
+    showTrace();
+  }
+  function showTrace() {
+    var task = state.task;
+    var trace = task && task.status === "failed" && state.status === "failed" ? task.traceback : null;
+    $("failure-trace").hidden = !trace;
+    $("failure-trace-text").textContent = trace || "";
+  }
+
+  // --- the flow, drawn, with the task's node marked ------------------------------------------
+
+  function drawFlow(name) {
+    $("flow-name").textContent = name;
+    h.api("GET", "/api/v1/flows/" + encodeURIComponent(name)).then(function (graph) {
+      state.flow = window.flowGraph.draw($("flow-graph"), graph);
+      markFlow();
+    }, function (err) {
+      $("flow-now").textContent = err.status === 404
+        ? "This server no longer runs the flow “" + name + "”, so it cannot be drawn." : err.message;
+    });
+  }
+  function markFlow() {
+    var here = state.node && AT[state.status] ? state.node : null;
+    if (state.flow) state.flow.mark(here, state.status, state.visited);
+    if (!state.flow) return;
+    $("flow-now").textContent = here ? AT[state.status] + ": " + here.split("/").join(" › ")
+      : state.status === "completed" ? "Completed." : state.status === "cancelled" ? "Cancelled." : "";
   }
 
   function timeline(type, data) {
@@ -50,38 +131,91 @@
     if (type === "review.decided") text += " · " + data.decision + (data.comment ? ": “" + data.comment + "”" : "") + (data.decided_by ? " by " + data.decided_by : "") + (data.on_behalf_of ? " for " + data.on_behalf_of : "");
     if (type === "task.failed") text += " · " + data.error;
     if (type === "task.cancelled" && data.reason) text += " · “" + data.reason + "”";
+    if (type === "review.voted") text += " · " + data.voter + " " + (VOTED[data.decision] || data.decision) + " (" + data.approvals + " of " + data.quorum + " approvals)";
+    if (type === "review.escalated") text += " · to " + (data.assignees || []).join(", ");
     $("timeline").appendChild(h.el("li", {cls: "ev " + type.replace(".", "-"), text: text}));
+  }
+
+  function text(value) { return document.createTextNode(value); }
+
+  // Two texts side by side (one above the other on a narrow screen): `before` with what went
+  // marked, `after` with what came; `attrs` for the `after` text.
+  function sideBySide(before, after, labels, attrs, testid) {
+    var ops = window.wordDiff(before, after);
+    var changed = ops.some(function (op) { return op[0] !== "="; });
+    var left = window.renderDiff(ops.filter(function (op) { return op[0] !== "+"; }));
+    var right = window.renderDiff(ops.filter(function (op) { return op[0] !== "-"; }));
+    right.className += " " + attrs.cls;
+    if (attrs.testid) right.setAttribute("data-testid", attrs.testid);
+    return h.el("div", {cls: "sides", "data-testid": testid}, [
+      h.el("figure", {cls: "side before"}, [h.el("figcaption", {text: labels[0]}), left]),
+      h.el("figure", {cls: "side after"}, [h.el("figcaption", {text: labels[1] + (changed ? "" : " · unchanged")}), right]),
+    ]);
+  }
+
+  // Who decided a round and when; or why nobody did.
+  function verdict(r, known) {
+    var p, when = null;
+    if (r.decision) {
+      var words = (WORDS[r.decision] || r.decision) + (r.decided_by ? " by " + r.decided_by : "") +
+        (r.on_behalf_of ? " for " + r.on_behalf_of : "");
+      p = h.el("p", {cls: "decision " + r.decision, "data-testid": "round-decision"}, [
+        h.el("strong", {text: words}),
+        r.comment ? h.el("span", {cls: "comment", text: " — “" + r.comment + "”"}) : null,
+      ]);
+      if (known.decided_at) when = h.el("span", {cls: "when"}, [text("· "), h.timeAgo(known.decided_at, {"data-testid": "round-decided-at"})]);
+    } else if (r.cancelled) {
+      p = h.el("p", {cls: "decision muted", text: "cancelled"});
+    } else if (r.expired) {
+      p = h.el("p", {cls: "decision muted", text: "no decision by its deadline"});
+    } else {
+      p = h.el("p", {cls: "decision muted", text: "waiting for a decision"});
+    }
+    return h.el("div", {cls: "verdict"}, [p, when]);
+  }
+
+  // A review that several people decide: each vote, who cast it and when.
+  function voteList(known) {
+    var quorum = known.quorum || 1;
+    if (quorum < 2 || !known.votes) return null;
+    var approvals = known.votes.filter(function (v) { return v.decision !== "reject"; }).length;
+    var items = known.votes.map(function (v) {
+      return h.el("li", {cls: "vote " + v.decision, "data-testid": "vote", "data-voter": v.voter}, [
+        h.el("strong", {text: v.voter + " " + (VOTED[v.decision] || v.decision)}), text(" · "), h.timeAgo(v.at),
+        v.comment ? h.el("span", {cls: "comment", text: " — “" + v.comment + "”"}) : null,
+      ]);
+    });
+    var sum = "Votes: " + quorum + " approvals from different people decide it" +
+      (known.status === "open" ? "; " + approvals + " so far" : "");
+    return h.el("div", {cls: "votes", "data-testid": "round-votes"}, [
+      h.el("p", {cls: "muted", text: sum}),
+      items.length ? h.el("ul", {}, items) : null,
+    ]);
   }
 
   function renderRounds() {
     var list = $("rounds");
     list.replaceChildren.apply(list, state.rounds.map(function (r, i) {
-      var parts = [h.el("h3", {text: "Round " + r.round})];
-      parts.push(h.el("pre", {cls: "output", "data-testid": "round-output", text: h.show(r.output)}));
+      var known = state.known[r.review_id] || {};
+      var parts = [h.el("div", {cls: "round-head"}, [
+        h.el("h3", {text: "Round " + r.round}),
+        known.created_at ? h.el("span", {cls: "muted"}, [text("asked "), h.timeAgo(known.created_at)]) : null,
+      ])];
       if (i > 0) {
         var prev = state.rounds[i - 1];
-        var diff = window.renderDiff(window.wordDiff(h.show(prev.output), h.show(r.output)));
-        diff.setAttribute("data-testid", "round-diff");
-        parts.push(h.el("div", {cls: "diff-box"}, [h.el("p", {cls: "muted", text: "Changes since round " + prev.round + ":"}), diff]));
-      }
-      var verdict;
-      if (r.decision) {
-        var text = (WORDS[r.decision] || r.decision) + (r.decided_by ? " by " + r.decided_by : "") +
-          (r.on_behalf_of ? " for " + r.on_behalf_of : "");
-        verdict = h.el("p", {cls: "decision " + r.decision, "data-testid": "round-decision"}, [
-          h.el("strong", {text: text}),
-          r.comment ? h.el("span", {cls: "comment", text: " — “" + r.comment + "”"}) : null,
-        ]);
-        if (r.decision === "edit") parts.push(h.el("pre", {cls: "output edited", text: h.show(r.edited_output)}));
-      } else if (r.cancelled) {
-        verdict = h.el("p", {cls: "decision muted", text: "cancelled"});
-      } else if (r.expired) {
-        verdict = h.el("p", {cls: "decision muted", text: "no decision by its deadline"});
+        parts.push(sideBySide(h.show(prev.output), h.show(r.output), ["Round " + prev.round, "Round " + r.round],
+                              {cls: "output", testid: "round-output"}, "round-diff"));
       } else {
-        verdict = h.el("p", {cls: "decision muted", text: "waiting for a decision"});
+        parts.push(h.el("pre", {cls: "output", "data-testid": "round-output", text: h.show(r.output)}));
       }
-      parts.push(verdict);
-      return h.el("li", {cls: "round", "data-testid": "round"}, parts);
+      parts.push(verdict(r, known));
+      if (r.decision === "edit") {
+        parts.push(sideBySide(h.show(r.output), h.show(r.edited_output),
+                              ["As shown", "As " + (r.decided_by || "the reviewer") + " edited it"],
+                              {cls: "output edited"}, "round-edit"));
+      }
+      parts.push(voteList(known));
+      return h.el("li", {cls: "round", "data-testid": "round", "data-round": String(r.round)}, parts);
     }));
   }
 
@@ -115,7 +249,7 @@
           if (state.open === round) {
             drawFields(round);
             describe(round);
-            if (round.may_decide !== false) claim(round, false);
+            if (round.may_decide !== false && !myVote(round)) claim(round, false);
           }
           return round;
         });
@@ -160,7 +294,7 @@
   // claim ran out (a closed tab that never said so).
   function renew() {
     var round = state.open;
-    if (!round || !round.detailed || round.may_decide === false || state.sending) return;
+    if (!round || !round.detailed || round.may_decide === false || myVote(round) || state.sending) return;
     if (document.visibilityState !== "visible") return;
     var c = claimState(round);
     if (c.state === "pending") return;
@@ -206,6 +340,19 @@
     if (claimState(round).state === "other") claim(round, false);
   }
 
+  // This person's vote on a review that several people decide, if they cast one.
+  function myVote(round) {
+    var votes = (state.known[round.review_id] || {}).votes || [];
+    return votes.filter(function (v) { return v.voter === myName(); })[0] || null;
+  }
+  function votedWhy(round, vote) {
+    var known = state.known[round.review_id] || {}, quorum = known.quorum || 1;
+    var approvals = (known.votes || []).filter(function (v) { return v.decision !== "reject"; }).length;
+    return [text("You " + (VOTED[vote.decision] || vote.decision) + " "), h.timeAgo(vote.at),
+            text(". It takes " + quorum + " approvals from different people; it has " + approvals +
+                 ". The others' votes show here as they come.")];
+  }
+
   // Why the person may read this review but not decide it, in plain words.
   function readOnlyWhy(round) {
     return round.assignees && round.assignees.length
@@ -216,10 +363,12 @@
   // The parts that depend on what the review asks, whether the person may decide it, and who
   // else is reviewing it.
   function describe(round) {
-    var readOnly = round.may_decide === false, c = claimState(round);
+    var vote = myVote(round), readOnly = round.may_decide === false || !!vote, c = claimState(round);
     $("review-title").textContent = readOnly ? "Review" : "Your review";
-    $("review-readonly").hidden = !readOnly;
-    $("review-readonly").textContent = readOnly ? readOnlyWhy(round) : "";
+    $("review-readonly").hidden = !readOnly || !!vote;
+    $("review-readonly").textContent = readOnly && !vote ? readOnlyWhy(round) : "";
+    $("review-voted").hidden = !vote;
+    $("review-voted").replaceChildren.apply($("review-voted"), vote ? votedWhy(round, vote) : []);
     $("review-controls").hidden = readOnly || !round.detailed;
     $("edit").readOnly = readOnly;
     $("edit-label").textContent = readOnly ? "Output" : "Output (edit it to approve a corrected version)";
@@ -477,6 +626,7 @@
     else if (type === "task.retried") {
       setStatus("queued");
       $("result-card").hidden = true;  // the failure is history now
+      $("failure").hidden = true;
     }
     else if (type === "task.running" || type === "node.started") setStatus("running", data.node);
     else if (type === "review.requested") {
@@ -502,7 +652,7 @@
       $("result").textContent = h.show(data.result);
       $("result-card").hidden = false;
     } else if (type === "task.failed") {
-      setStatus("failed");
+      setStatus("failed", data.node);
       state.rounds.forEach(function (r) {
         if (r.review_id === data.review_id && !r.decision) {
           r.expired = true;
@@ -510,8 +660,7 @@
         }
       });
       if (state.open && state.open.review_id === data.review_id) showReview(null);
-      $("result").textContent = "Failed: " + data.error;
-      $("result-card").hidden = false;
+      showFailure(data.error, data.node || state.node);
     } else if (type === "task.cancelled") {
       setStatus("cancelled");
       state.rounds.forEach(function (r) {
@@ -523,6 +672,7 @@
       showReview(null);
     }
     renderRounds();
+    if (ASK_AGAIN[type]) refresh();
   }
 
   // --- deciding ----------------------------------------------------------------------------
@@ -585,10 +735,16 @@
     buttons.forEach(function (b) { b.disabled = true; });
     $("form-error").textContent = "";
     try {
-      await h.api("POST", "/api/v1/reviews/" + round.review_id + "/decision", sent);
+      var review = await h.api("POST", "/api/v1/reviews/" + round.review_id + "/decision", sent);
       round.claim = {state: "none"};  // decided: nothing to renew, nothing to give up
       window.drafts.clear(round.review_id);
       $("review-error").textContent = "";
+      if (review && review.status === "open") {
+        // A vote, of several the review needs: it stays open, and its claim goes, for the others.
+        state.known[review.id] = review;
+        renderRounds();
+        h.api("DELETE", "/api/v1/reviews/" + review.id + "/claim").catch(function () { /* it runs out */ });
+      }
       if (fromQueue) openNext(round.review_id);
     } catch (err) {
       var form = err.status === 422 && round.form && round.form.length && /(^|\W)form\b/.test(err.message);
@@ -661,6 +817,19 @@
     $("kept").hidden = true;
   };
   $("help-open").onclick = h.help;
+  $("retry").onclick = async function () {
+    var button = $("retry");
+    button.disabled = true;
+    $("retry-error").textContent = "";
+    try {
+      await h.api("POST", "/api/v1/tasks/" + taskId + "/retry");
+      follow();
+    } catch (err) {
+      $("retry-error").textContent = err.message;
+    } finally {
+      button.disabled = false;
+    }
+  };
   $("cancel").onclick = async function () {
     var answer = await h.ask({
       title: "Cancel this task?",
@@ -707,9 +876,11 @@
   // --- the stream --------------------------------------------------------------------------
 
   var TYPES = ["task.created", "task.running", "node.started", "node.finished", "review.requested",
-               "review.claimed", "review.released", "review.decided", "task.completed", "task.failed", "task.cancelled", "task.retried"];
-  function connect() {
-    var source = new EventSource("/api/v1/tasks/" + taskId + "/events");
+               "review.claimed", "review.released", "review.voted", "review.escalated", "review.decided",
+               "task.completed", "task.failed", "task.cancelled", "task.retried", "node.progress"];
+  // `after`: the last event this page has (a stream that ended is followed again from there).
+  function connect(after) {
+    var source = new EventSource("/api/v1/tasks/" + taskId + "/events" + (after ? "?after=" + after : ""));
     state.source = source;
     source.onopen = function () { $("live").textContent = "● live"; };
     // The server ends the stream after the task's final event. A final event in the replay
@@ -721,16 +892,30 @@
     };
     TYPES.forEach(function (type) {
       source.addEventListener(type, function (ev) {
+        if (source !== state.source) return;  // a stream this page left
+        if (ev.lastEventId) state.lastId = ev.lastEventId;
         state.finished = !!FINAL[type];
-        apply(type, JSON.parse(ev.data));
+        var data = JSON.parse(ev.data);
+        // Other parts of the page (progress.js) follow the task on this one stream: a page
+        // holds one stream per task, not one per part (browsers allow 6 per host).
+        document.dispatchEvent(new CustomEvent("hitl:task-event", {detail: {type: type, data: data}}));
+        if (type !== "node.progress") apply(type, data);
       });
     });
   }
 
+  // The server ends a task's stream after its failure: a retry from this page follows it again.
+  function follow() {
+    if (state.source) state.source.close();
+    state.finished = false;
+    connect(state.lastId);
+  }
+
   window.drafts.prune();
   h.api("GET", "/api/v1/tasks/" + taskId).then(function (task) {
-    (task.reviews || []).forEach(function (r) { state.known[r.id] = r; });
+    learn(task);
     $("flow").textContent = task.flow ? "flow: " + task.flow : "";
+    drawFlow(task.flow);
     connect();
   }, function (err) {
     setStatus("unknown");

@@ -47,6 +47,7 @@ from hitl.config import Settings
 from hitl.service.identity import Identity
 from hitl.store import migrate
 from tests.conftest import identity_call
+from tests.receiver import receiver
 
 FLOWS = "tests.unit.service.flows_for_tests"
 MAX_BYTES = 10_000
@@ -132,6 +133,8 @@ class Seeds:
     prefix: str  # a prefix that all of these ids share
     submitters: str  # waiting for its review; submitted by the submitter, not the admin
     submitters_review: str  # its open review, which the submitter sees but may not decide
+    delivered: str  # a delivery its receiver took
+    sending: str  # a delivery still being tried (its receiver refuses connections)
 
 
 def task_in(client: requests.Session, task_id: str, status: str) -> dict[str, Any]:
@@ -170,6 +173,7 @@ def seed(client: requests.Session) -> Seeds:
     assert len(prefix) >= 4, tasks
     submitters = submit(who="submitter")
     submitters_review = task_in(client, submitters, "waiting_for_review")["reviews"][-1]["id"]
+    delivered, sending = deliveries(client, submit)
     return Seeds(
         waiting_task,
         review,
@@ -182,7 +186,34 @@ def seed(client: requests.Session) -> Seeds:
         prefix,
         submitters,
         str(submitters_review),
+        delivered,
+        sending,
     )
+
+
+def deliveries(client: requests.Session, submit: Any) -> tuple[str, str]:
+    """A delivered delivery (to a real receiver), and one still being tried."""
+
+    def channel(name: str, url: str) -> None:
+        body = {"name": name, "kind": "webhook", "url": url, "events": ["task.created"]}
+        assert client.post("/api/v1/channels", json=body).status_code == 201
+
+    def one(name: str, status: str) -> str:
+        deadline = time.monotonic() + 15
+        while True:
+            query = {"channel": name, "status": status}
+            rows = client.get("/api/v1/deliveries", params=query).json()["data"]
+            if rows:
+                return str(rows[0]["id"])
+            assert time.monotonic() < deadline, f"no {status} delivery to {name}"
+            time.sleep(0.02)
+
+    with receiver() as hook:
+        channel("taken", hook.url)
+        channel("refused", "http://127.0.0.1:9/")  # nothing listens on the discard port
+        submit()
+        delivered = one("taken", "delivered")
+    return delivered, one("refused", "pending")
 
 
 # A token of each kind of caller, by name, for the database being served: each database gets
@@ -263,6 +294,10 @@ TASK_AUDIT = "GET /api/v1/tasks/{task_id}/audit"
 BULK = "POST /api/v1/reviews/decisions"
 BULK_BODY = {"review_ids": [NO_SUCH], "decision": "approve"}
 RELEASE = "DELETE /api/v1/reviews/{review_id}/claim"
+REVIEWS = "POST /api/v1/reviews"
+REVIEW = {"output": "a", "form": [{"name": "score", "type": "integer", "min": 1, "max": 5}]}
+REPLAY = "POST /api/v1/deliveries/{delivery_id}/replay"
+HOOK = {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/", "events": ["task.failed"]}
 
 CASES: list[Row] = [
     ("POST /api/v1/tasks", "/api/v1/tasks", {"json": {"input": "a"}}, 201),
@@ -324,6 +359,20 @@ CASES: list[Row] = [
     ("POST /api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{failed}/retry", BAD_TOKEN, 401),
     # A reviewer sees a task that reached a review, but may not retry it.
     ("POST /api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{completed}/retry", REVIEWER, 403),
+    (REVIEWS, "/api/v1/reviews", {"json": {"output": {"to": "ops"}, "prompt": "Send?"}}, 201),
+    (REVIEWS, "/api/v1/reviews", {"json": REVIEW, "headers": {"idempotency-key": "r"}}, 201),
+    (  # a replay: the same task, `Idempotent-Replayed: true`
+        REVIEWS,
+        "/api/v1/reviews",
+        {"json": REVIEW, "headers": {"idempotency-key": "r"}},
+        201,
+    ),
+    (REVIEWS, "/api/v1/reviews", {"json": {"output": 2}, "headers": {"idempotency-key": "r"}}, 409),
+    (REVIEWS, "/api/v1/reviews", DEEP, 400),
+    (REVIEWS, "/api/v1/reviews", BIG, 413),
+    (REVIEWS, "/api/v1/reviews", {"json": REVIEW, **ANONYMOUS}, 401),
+    (REVIEWS, "/api/v1/reviews", {"json": REVIEW, **REVIEWER}, 403),
+    (REVIEWS, "/api/v1/reviews", {"json": {"output": 1, "on_deadline": "approve"}}, 422),
     ("GET /api/v1/reviews", "/api/v1/reviews?status=decided", {}, 200),
     ("GET /api/v1/reviews", "/api/v1/reviews?status=maybe", {}, 422),
     ("GET /api/v1/reviews", "/api/v1/reviews?flow=feedback&q=seed&sort=deadline&mine=1", {}, 200),
@@ -443,6 +492,39 @@ CASES: list[Row] = [
     ("GET /api/v1/audit", "/api/v1/audit", ANONYMOUS, 401),
     ("GET /api/v1/audit", "/api/v1/audit", REVIEWER, 403),
     ("GET /api/v1/audit", "/api/v1/audit?limit=0", {}, 422),
+    ("POST /api/v1/channels", "/api/v1/channels", {"json": HOOK}, 201),
+    ("POST /api/v1/channels", "/api/v1/channels", {"json": HOOK}, 409),
+    ("POST /api/v1/channels", "/api/v1/channels", {"json": {**HOOK, "url": "ftp://x"}}, 422),
+    ("POST /api/v1/channels", "/api/v1/channels", DEEP, 400),
+    ("POST /api/v1/channels", "/api/v1/channels", BIG, 413),
+    ("POST /api/v1/channels", "/api/v1/channels", {"json": HOOK, **ANONYMOUS}, 401),
+    ("POST /api/v1/channels", "/api/v1/channels", {"json": HOOK, **REVIEWER}, 403),
+    ("GET /api/v1/channels", "/api/v1/channels", {}, 200),
+    ("GET /api/v1/channels", "/api/v1/channels", ANONYMOUS, 401),
+    ("GET /api/v1/channels", "/api/v1/channels", REVIEWER, 403),
+    ("DELETE /api/v1/channels/{name}", "/api/v1/channels/hook", {}, 200),
+    ("DELETE /api/v1/channels/{name}", "/api/v1/channels/nope", {}, 404),
+    ("DELETE /api/v1/channels/{name}", "/api/v1/channels/a%01b", {}, 422),
+    ("DELETE /api/v1/channels/{name}", "/api/v1/channels/hook", ANONYMOUS, 401),
+    ("DELETE /api/v1/channels/{name}", "/api/v1/channels/hook", REVIEWER, 403),
+    ("GET /api/v1/deliveries", "/api/v1/deliveries?status=failed", {}, 200),
+    ("GET /api/v1/deliveries", "/api/v1/deliveries?channel=nope", {}, 404),
+    ("GET /api/v1/deliveries", "/api/v1/deliveries?status=lost", {}, 422),
+    ("GET /api/v1/deliveries", "/api/v1/deliveries", ANONYMOUS, 401),
+    ("GET /api/v1/deliveries", "/api/v1/deliveries", REVIEWER, 403),
+    (REPLAY, "/api/v1/deliveries/{delivered}/replay", {}, 200),
+    (REPLAY, "/api/v1/deliveries/{sending}/replay", {}, 409),
+    (REPLAY, f"/api/v1/deliveries/{NO_SUCH}/replay", {}, 404),
+    (REPLAY, "/api/v1/deliveries/not%20an%20id/replay", {}, 422),
+    (REPLAY, "/api/v1/deliveries/{delivered}/replay", ANONYMOUS, 401),
+    (REPLAY, "/api/v1/deliveries/{delivered}/replay", REVIEWER, 403),
+    ("GET /metrics", "/metrics", {}, 200),
+    ("GET /metrics", "/metrics", ANONYMOUS, 401),
+    ("GET /metrics", "/metrics", REVIEWER, 403),
+    ("GET /api/v1/flows/{name}", "/api/v1/flows/feedback", {}, 200),
+    ("GET /api/v1/flows/{name}", "/api/v1/flows/exploding", REVIEWER, 200),
+    ("GET /api/v1/flows/{name}", "/api/v1/flows/nope", {}, 404),
+    ("GET /api/v1/flows/{name}", "/api/v1/flows/feedback", ANONYMOUS, 401),
     ("GET /healthz", "/healthz", {}, 200),
     ("GET /readyz", "/readyz", {}, 200),
 ]
@@ -455,6 +537,7 @@ OUTAGE: list[Row] = [
     ("POST /api/v1/tasks/{task_id}/cancel", "/api/v1/tasks/{waiting}/cancel", {}, 503),
     ("POST /api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{failed}/retry", {}, 503),
     ("GET /api/v1/reviews", "/api/v1/reviews", {}, 503),
+    (REVIEWS, "/api/v1/reviews", {"json": REVIEW}, 503),
     ("GET /api/v1/reviews/{review_id}", "/api/v1/reviews/{review}", {}, 503),
     (DECISION, "/api/v1/reviews/{review}/decision", {"json": {"decision": "approve"}}, 503),
     (CLAIM, "/api/v1/reviews/{review}/claim", {}, 503),
@@ -471,6 +554,12 @@ OUTAGE: list[Row] = [
     ("POST /feedback/{task_id}", "/feedback/{waiting}", {"json": {"feedback": "approved"}}, 503),
     ("GET /stream/{task_id}", "/stream/{completed}", {}, 503),
     ("GET /api/v1/audit", "/api/v1/audit", {}, 503),
+    ("POST /api/v1/channels", "/api/v1/channels", {"json": HOOK}, 503),
+    ("GET /api/v1/channels", "/api/v1/channels", {}, 503),
+    ("DELETE /api/v1/channels/{name}", "/api/v1/channels/hook", {}, 503),
+    ("GET /api/v1/deliveries", "/api/v1/deliveries", {}, 503),
+    (REPLAY, "/api/v1/deliveries/{delivered}/replay", {}, 503),
+    ("GET /metrics", "/metrics", {}, 503),
     ("GET /readyz", "/readyz", {}, 503),
 ]
 
@@ -483,6 +572,7 @@ NEVER_ANSWERED = {
     (RELEASE, 422),
     (TASK_AUDIT, 422),
     ("GET /stream/{task_id}", 422),
+    ("GET /api/v1/flows/{name}", 422),
 }
 
 
@@ -609,6 +699,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     asgi.shutdown_lifespans()
     tasks = [seeds.waiting, seeds.completed, seeds.cancelled, seeds.failed, seeds.prefix]
     EXISTING.update(task_id=tasks, review_id=[seeds.review, seeds.decided])
+    EXISTING.update(name=["feedback", "exploding"], delivery_id=[seeds.delivered])
     return database
 
 

@@ -11,6 +11,16 @@ import pytest
 from hitl.client import AsyncClient, Client, HitlAPIError
 
 TOKEN = "hitl_" + "A" * 43
+# What the server answers: a page of tasks, and a task.
+PAGE = {"data": [], "count": 0}
+TASK = {
+    "id": "0123abcd",
+    "flow": "feedback",
+    "status": "queued",
+    "input": "x",
+    "created_at": "2026-12-01T10:00:00Z",
+    "updated_at": "2026-12-01T10:00:00Z",
+}
 
 
 @pytest.fixture
@@ -24,7 +34,8 @@ def recorder(status: int = 200) -> tuple[list[httpx.Request], httpx.MockTranspor
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        body = {"data": [], "count": 0} if status == 200 else {"detail": "sign in"}
+        page = request.method == "GET" and request.url.path == "/api/v1/tasks"
+        body = (PAGE if page else TASK) if status == 200 else {"detail": "sign in"}
         return httpx.Response(status, json=body)
 
     return seen, httpx.MockTransport(answer)

@@ -201,3 +201,72 @@ class BulkReview(HumanReview):
 
 def create_bulk_flow() -> AsyncFlow:
     return AsyncFlow(start=BulkReview())
+
+
+class Draft(Node):  # type: ignore[misc]
+    """Writes a draft of the input, with every note a reviewer sent back."""
+
+    name = "draft"
+
+    def prep(self, shared: dict[str, Any]) -> tuple[str, list[str]]:
+        return str(shared["task_input"]), list(shared.get("notes", []))
+
+    def exec(self, prep_res: tuple[str, list[str]]) -> str:
+        text, notes = prep_res
+        return "\n".join([f"A draft of {text}.", *(f"Fixed: {n}." for n in notes)])
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: str) -> str:
+        shared["draft"] = exec_res
+        return "default"
+
+
+class Approval(HumanReview):
+    name = "approval"
+    decisions = ("approve", "reject")
+    allow_self_review = True
+
+    def prep(self, shared: dict[str, Any]) -> Any:
+        return {"output": shared["draft"], "prompt": "Approve the draft for publishing."}
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        if exec_res.action == "reject":
+            shared.setdefault("notes", []).append(exec_res.comment or "")
+            return "rejected"
+        return "approved"
+
+
+class Ready(Node):  # type: ignore[misc]
+    """The approved draft leaves its flow (PocketFlow warns of an action with no edge)."""
+
+    name = "ready"
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        return "approved"
+
+
+class Drafting(AsyncFlow):  # type: ignore[misc]
+    """A flow used as a node: draft, and ask for approval until it is given."""
+
+    name = "drafting"
+
+
+class Publish(FailsOnce):
+    """Fails the first time (a jammed printer), then publishes the draft."""
+
+    name = "publish"
+    message = "the printer is jammed"
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        shared["final_result"] = shared["draft"]
+        return "done"
+
+
+def create_publishing_flow() -> AsyncFlow:
+    """drafting (draft → approval → ready, rejected → draft) → approved → publish."""
+    draft, approval = Draft(), Approval()
+    draft >> approval
+    approval - "approved" >> Ready()
+    approval - "rejected" >> draft
+    drafting = Drafting(start=draft)
+    drafting - "approved" >> Publish()
+    return AsyncFlow(start=drafting)

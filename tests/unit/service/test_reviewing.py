@@ -57,6 +57,7 @@ async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
             f"capped={FLOWS}:create_capped_flow",
             f"escalating={FLOWS}:create_escalating_flow",
             f"bulk={FLOWS}:create_bulk_flow",
+            f"{FLOWS}:create_strict_flow",
         ],
     )
     svc = Service(settings)
@@ -537,6 +538,61 @@ async def test_bulk_decisions_are_separate_and_only_where_the_node_allows(
         await service.tasks.decide_many([alone.id], "approve", by=SAM)
     with pytest.raises(Invalid, match="only approve or reject"):
         await service.tasks.decide_many([alone.id], "edit", by=ANN)
+
+
+async def test_bulk_decisions_are_checked_against_what_each_review_showed(
+    service: Service,
+) -> None:
+    (_, first), (_, second) = [await open_review(service, "bulk") for _ in range(2)]
+    seen = {
+        first.id: Seen(first.round, shown(first)),
+        second.id: Seen(second.round, "0" * 64),  # the page showed other content
+    }
+    results = await service.tasks.decide_many([first.id, second.id], "approve", by=ANN, seen=seen)
+    assert isinstance(results[0], ReviewRow) and results[0].status == "decided"
+    assert isinstance(results[1], Conflict) and "other content" in results[1].message
+    stale_round = {second.id: Seen(second.round + 1, shown(second))}
+    [late] = await service.tasks.decide_many([second.id], "approve", by=ANN, seen=stale_round)
+    assert isinstance(late, Conflict) and "round 2" in late.message
+    [again] = await service.tasks.decide_many([first.id], "approve", by=ANN)
+    assert isinstance(again, Conflict)  # decided already
+    assert (await service.tasks.get_review(second.id)).status == "open"
+    with pytest.raises(Invalid, match="seen: 'nope' is not one of review_ids"):
+        await service.tasks.decide_many([second.id], "approve", by=ANN, seen={"nope": Seen()})
+
+
+async def test_the_queue_keeps_only_what_you_may_decide_when_asked(service: Service) -> None:
+    anyones, _ = await open_review(service)
+    ritas, _ = await open_review(service, "ritas")
+    both = Principal("max", frozenset({"submitter", "reviewer"}))
+    own, _ = await service.tasks.submit("max's own", flow="strict", by=both)  # no self-review
+    for _ in range(500):
+        if (await service.tasks.get(own.id))[1]:
+            break
+        await asyncio.sleep(0.01)
+
+    async def ids(by: Principal, **filters: Any) -> tuple[list[str], int]:
+        rows, count = await service.tasks.list_reviews("open", 50, 0, by, decidable=True, **filters)
+        return [r.task_id for r in rows], count
+
+    assert await ids(ANN) == ([anyones.id, own.id], 2)  # rita's is not hers
+    assert await ids(RITA) == ([anyones.id, ritas.id, own.id], 3)
+    assert await ids(both) == ([anyones.id], 1)  # not rita's, not his own
+    assert await ids(ADMIN) == ([anyones.id, ritas.id, own.id], 3)
+    assert await ids(RITA, order="newest") == ([own.id, ritas.id, anyones.id], 3)
+    assert await ids(RITA, flow="ritas") == ([ritas.id], 1)
+    assert await ids(RITA, mine=True) == ([ritas.id], 1)
+    page, count = await service.tasks.list_reviews("open", 1, 1, RITA, decidable=True)
+    assert [r.task_id for r in page] == [ritas.id] and count == 3
+    decided, count = await service.tasks.list_reviews("decided", 50, 0, RITA, decidable=True)
+    assert (decided, count) == ([], 0)
+    # Every open review is still listed without it, and each says the same through may_decide.
+    rows, count = await service.tasks.list_reviews("open", 50, 0, ANN)
+    assert count == 3
+    assert [r.task_id for r in rows if service.tasks.may_decide(ANN, r, r.task_created_by)] == [
+        anyones.id,
+        own.id,
+    ]
 
 
 # -- failures ---------------------------------------------------------------------------------

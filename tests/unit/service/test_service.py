@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,6 +218,24 @@ def test_flow_specs() -> None:
     for bad in ("nocolon", f"{FLOWS}:missing", "no.such.module:f"):
         with pytest.raises(BadFlowSpec):
             load_factory(bad)
+
+
+def test_a_flow_spec_may_name_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`path/to/file.py:factory`, relative to the working directory, as the LLM example is
+    served (`--flow examples/llm_review.py:create_llm_review_flow`)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "mine.py").write_text(
+        "from pocketflow import AsyncFlow, Node\n\n"
+        "def create_tiny_flow():\n    return AsyncFlow(start=Node())\n"
+    )
+    name, factory = load_factory("flows/mine.py:create_tiny_flow")
+    assert name == "tiny" and load_factory("flows/mine.py:create_tiny_flow")[1] is factory
+    assert load_factory("other=flows/mine.py:create_tiny_flow")[0] == "other"
+    with pytest.raises(BadFlowSpec, match="cannot load flow 'flows/gone.py:f': no file"):
+        load_factory("flows/gone.py:f")
+    with pytest.raises(BadFlowSpec, match="has no attribute 'missing'"):
+        load_factory("flows/mine.py:missing")
 
 
 async def test_cancel_stops_a_running_node(new_database: Callable[[], str]) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from hitl.store import (
     ConstraintError,
     EventRow,
     PrincipalRow,
+    ReviewRow,
     SqlStore,
     SqlTx,
     TaskRow,
@@ -379,3 +382,196 @@ async def test_identity_rows_insert_select_change_and_unique_names(store: SqlSto
     assert [a.action for a in await store.read(lambda r: r.audit_since(0, log[0].id or 0, 10))] == [
         "act2"
     ]
+
+
+# -- the queue's text search (`search.py`, migration 0006) -------------------------------------
+
+
+def _review(
+    review_id: str, task_id: str, output: Any, prompt: str = "", at: float = 0.0, **values: Any
+) -> ReviewRow:
+    request = json.dumps({"output": output, "prompt": prompt, "decisions": ["approve"]})
+    return ReviewRow(review_id, task_id, 1, "open", "review", request, at or time.time(), **values)
+
+
+def _task_with(task_id: str, input: Any) -> TaskRow:
+    return replace(_task(task_id, "waiting_for_review"), input=json.dumps(input))
+
+
+async def _open(store: SqlStore, n: str, input: Any, output: Any, prompt: str = "") -> None:
+    """A task (`t<n>`, input `input`) waiting on its review (`r<n>`)."""
+
+    def write(tx: Tx) -> None:
+        tx.insert_task(_task_with(f"t{n}", input))
+        tx.insert_review(_review(f"r{n}", f"t{n}", output, prompt))
+
+    await store.write(write)
+
+
+async def _found(store: SqlStore, text: str, status: str | None = "open") -> list[str]:
+    rows, count = await store.list_reviews(status, 50, 0, text=text)
+    assert count == len(rows)
+    return sorted(r.id for r in rows)
+
+
+async def test_the_queue_finds_text_values_in_output_prompt_and_input(store: SqlStore) -> None:
+    await _open(store, "1", {"customer": "José Núñez"}, {"summary": "Refund 100% of €12"})
+    await _open(store, "2", "李雷 and 韩梅梅", ["STRASSE 5", 42, 1.5, True, None], "Check it")
+    await _open(store, "3", {"a": {"b": [{"c": 'say "hi"!'}]}}, "a_b", "prompt: output")
+
+    assert await _found(store, "josé") == ["r1"]  # the input, any case
+    assert await _found(store, "JOSÉ NÚÑEZ") == ["r1"]
+    assert await _found(store, "refund") == ["r1"]  # the output
+    assert await _found(store, "check IT") == ["r2"]  # the prompt
+    assert await _found(store, "李雷") == ["r2"]  # two characters: read, not looked up
+    assert await _found(store, "韩梅梅") == ["r2"]  # three: looked up
+    assert await _found(store, "雷 and 韩") == ["r2"]
+    assert await _found(store, "straße") == ["r2"]  # folded: ß is ss
+    assert await _found(store, "42") == ["r2"]  # numbers are text a reviewer sees
+    assert await _found(store, "1.5") == ["r2"]
+    assert await _found(store, "true") == [] and await _found(store, "null") == []
+    assert await _found(store, 'say "hi"!') == ["r3"]  # nested values; quotes are literal
+    assert await _found(store, "prompt: output") == ["r3"]  # as a value, it is found
+    # Key names and JSON's punctuation are not what a reviewer sees.
+    for key in ("customer", "summary", "output", "prompt", "decisions", '"c"', "{", '":'):
+        assert await _found(store, key) == ["r3"] * (key in ("output", "prompt")), key
+
+
+async def test_the_queue_s_text_is_literal(store: SqlStore) -> None:
+    """LIKE's and FTS5's special characters match themselves, in either kind of search."""
+    await _open(store, "1", "x", "100% sure, a_b!c")
+    await _open(store, "2", "x", "1000 sure, aXb")
+    assert await _found(store, "100%") == ["r1"]
+    assert await _found(store, "0%") == ["r1"]  # two characters: the scan
+    assert await _found(store, "%") == ["r1"]
+    assert await _found(store, "a_b") == ["r1"]
+    assert await _found(store, "_") == ["r1"]
+    assert await _found(store, "b!c") == ["r1"]
+    assert await _found(store, "!") == ["r1"]
+    for text in ("1_0", "%%", "a%b", '"', "NEAR(sure", "sure OR x", "*", "sure*", "b!!c"):
+        assert await _found(store, text) == [], text
+    assert await _found(store, "sure") == ["r1", "r2"]
+
+
+async def test_the_queue_s_text_filter_keeps_its_status_order_and_pages(store: SqlStore) -> None:
+    base = time.time()
+
+    def write(tx: Tx) -> None:
+        for i in range(6):
+            tx.insert_task(_task_with(f"t{i}", "order"))
+            deadline = base + 100 - i if i % 2 else None
+            tx.insert_review(_review(f"r{i}", f"t{i}", f"item {i}", at=base + i, deadline=deadline))
+
+    await store.write(write)
+    await store.write(lambda tx: tx.update_review("r0", ["open"], status="decided"))
+    for text in ("order", "item", "it"):
+        rows, count = await store.list_reviews("open", 2, 1, text=text)
+        assert [r.id for r in rows] == ["r2", "r3"] and count == 5, text
+        newest, _ = await store.list_reviews("open", 50, 0, text=text, order="newest")
+        assert [r.id for r in newest] == ["r5", "r4", "r3", "r2", "r1"]
+        nearest, _ = await store.list_reviews("open", 50, 0, text=text, order="deadline")
+        assert [r.id for r in nearest] == ["r5", "r3", "r1", "r2", "r4"]
+        assert [r.id for r in (await store.list_reviews("decided", 5, 0, text=text))[0]] == ["r0"]
+    [row], _ = await store.list_reviews("open", 1, 0, text="item 3")
+    assert (row.flow, row.task_input, row.request) == (
+        "feedback",
+        '"order"',
+        _review("r3", "t3", "item 3").request,
+    )
+
+
+async def test_a_review_whose_request_changes_is_found_by_its_new_text(store: SqlStore) -> None:
+    await _open(store, "1", "input", "first draft")
+    request = json.dumps({"output": "second version", "prompt": ""})
+    assert await store.write(lambda tx: tx.update_review("r1", ["open"], request=request))
+    assert await _found(store, "draft") == [] and await _found(store, "dra") == []
+    assert await _found(store, "second") == ["r1"] and await _found(store, "inp") == ["r1"]
+
+
+async def test_the_queue_s_search_uses_the_index(store: SqlStore) -> None:
+    """A query of three characters or more looks the text up; the queue's first page, in each
+    order, reads the reviews in that order from an index, with no sort of them all."""
+    await _open(store, "1", "x", "findable")
+
+    def plan(sql: str, params: dict[str, Any]) -> Callable[[Any], str]:
+        def read(s: Any) -> str:
+            if store.dialect == "sqlite":
+                rows = s.run("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+                return "\n".join(str(r[-1]) for r in rows)
+            s.run("SET LOCAL enable_seqscan = off")  # a tiny table: the index all the same
+            return "\n".join(r[0] for r in s.run("EXPLAIN " + sql, params).fetchall())
+
+        return read
+
+    from hitl.store import queries as q
+
+    # Of any status: the text is then the one thing the index can narrow by (with a status,
+    # PostgreSQL may rightly read that status's few reviews instead).
+    page, count = q.review_queue(False, False, True, 0, "oldest", store.dialect)
+    text = '"findable"' if store.dialect == "sqlite" else "%findable%"
+    params = {"status": "open", "text": text, "limit": 50, "offset": 0}
+    for sql in (page, count):
+        shown = await store.read(plan(sql, params))
+        index = "VIRTUAL TABLE INDEX 0:M" if store.dialect == "sqlite" else "ix_reviews_search"
+        assert index in shown, shown
+    for order in ("oldest", "newest", "deadline"):
+        page, _ = q.review_queue(True, False, None, 0, order, store.dialect)
+        shown = await store.read(plan(page, params))
+        first = shown.split("USE TEMP B-TREE FOR ORDER BY")[0]  # (SQLite: the 50 chosen)
+        assert "ix_reviews_status_created" in first or "ix_reviews_queue_deadline" in first, shown
+    assert await _found(store, "findable") == ["r1"]
+
+
+def _migrate(url: str, revision: str, down: bool = False) -> None:
+    if not down:
+        migrate.upgrade(url, revision)
+        return
+    from alembic import command
+
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = migrate._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+async def test_the_migration_indexes_reviews_written_before_it(
+    new_database: Callable[[], str],
+) -> None:
+    """Reviews written at 0005 are found after the upgrade, and new ones after them; a
+    downgrade and another upgrade give the same answers."""
+    url = new_database()
+    _migrate(url, "0005")
+    engine = create_sync_engine(url)
+    with engine.begin() as conn:
+        for n, (input, output) in enumerate([("José", "first"), ("李雷", {"zq": "second"})]):
+            for row, table in (
+                (_task_with(f"t{n}", input), "tasks"),
+                (_review(f"r{n}", f"t{n}", output, "Look"), "reviews"),
+            ):
+                values = {name: getattr(row, name) for name in row.__slots__}
+                columns = ", ".join(values)
+                marks = ", ".join(f":{c}" for c in values)
+                conn.execute(sa.text(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), values)
+    engine.dispose()
+
+    for n in (1, 2):
+        _migrate(url, "head")
+        store = SqlStore(url)
+        try:
+            assert await _found(store, "JOSÉ") == ["r0"]
+            assert await _found(store, "李雷") == ["r1"]
+            assert await _found(store, "second") == ["r1"]
+            assert await _found(store, "look") == ["r0", "r1"]
+            assert await _found(store, "zq") == []  # a key
+            await _open(store, f"9{n}", "later", "third")  # after them: found too
+            assert await _found(store, "third") == [f"r9{i}" for i in range(1, n + 1)]
+            assert await _found(store, "lat") == [f"r9{i}" for i in range(1, n + 1)]
+            assert await _found(store, "look") == ["r0", "r1"]
+        finally:
+            await store.close()
+        if n == 1:
+            _migrate(url, "0005", down=True)

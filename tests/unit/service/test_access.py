@@ -1,0 +1,74 @@
+"""The queue's "decidable" filter is `access.decide`'s rule run as SQL (`access.decider`): it
+must keep exactly the reviews `may_decide` allows, for every kind of principal and review."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from hitl.flow import ReviewRequest
+from hitl.service import access
+from hitl.service.principal import Principal
+from hitl.service.tasks import TaskService
+from hitl.store import ReviewRow, SqlStore, TaskRow, Tx, migrate
+
+CREATORS = ["max", "ann", "a_b", None]
+ASSIGNEES: list[tuple[str, ...]] = [
+    (),
+    ("max",),
+    ("role:reviewer",),
+    ("role:admin",),
+    ("rita", "role:submitter"),
+    ("aXb",),  # `_` in a name is a character, not LIKE's wildcard
+    ("a_b",),
+    ("max%",),
+]
+PEOPLE = [
+    None,
+    Principal("max", frozenset({"submitter", "reviewer"})),
+    Principal("ann", frozenset({"reviewer"})),
+    Principal("rita", frozenset({"reviewer", "submitter"})),
+    Principal("a_b", frozenset({"reviewer"})),
+    Principal("boss", frozenset({"admin"})),
+    Principal("ann", frozenset({"admin", "reviewer"})),  # an admin's own tasks
+]
+
+
+@pytest.fixture
+async def store(new_database: Callable[[], str]) -> AsyncIterator[SqlStore]:
+    url = new_database()
+    migrate.upgrade(url)
+    s = SqlStore(url)
+    yield s
+    await s.close()
+
+
+async def test_the_decidable_filter_keeps_what_may_decide_allows(store: SqlStore) -> None:
+    kinds = list(itertools.product(CREATORS, ASSIGNEES, [False, True]))
+    now = time.time()
+
+    def write(tx: Tx) -> None:
+        for n, (creator, assignees, own) in enumerate(kinds):
+            at = now + n
+            task = TaskRow(f"t{n}", "feedback", "waiting_for_review", '"x"', "{}", at, at)
+            task.created_by, task.round = creator, 1
+            tx.insert_task(task)
+            request = ReviewRequest(output="x", assignees=assignees, allow_self_review=own)
+            assignee = f",{','.join(assignees)}," if assignees else None
+            text = json.dumps(request.to_json())
+            tx.insert_review(ReviewRow(f"r{n}", f"t{n}", 1, "open", "review", text, at, assignee))
+
+    await store.write(write)
+    every, count = await store.list_reviews("open", 1000, 0)
+    assert count == len(kinds)
+    for who in PEOPLE:
+        allowed = [r.id for r in every if TaskService.may_decide(who, r, r.task_created_by)]
+        rows, count = await store.list_reviews("open", 1000, 0, decider=access.decider(who))
+        assert [r.id for r in rows] == allowed, who
+        assert count == len(allowed), who
+        if who is not None and who.name != "boss":
+            assert 0 < len(allowed) < len(kinds), who  # the rule narrowed, but not to nothing
