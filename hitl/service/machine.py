@@ -612,11 +612,14 @@ def suspend(
     shared: str,
     position: str,
     request: dict[str, Any],
+    task_input: str | None = None,
 ) -> None:
+    """Suspend a task for `review`, which asks `request`; `task_input`: the task's input as
+    stored, if the caller has it (else the store reads it for the review's search text)."""
     values: dict[str, Any] = {"status": SUSPEND.target.value, "shared": shared}
     values |= {"position": position, "node": review.node, "round": review.round}
     _held(tx, SUSPEND, review.task_id, owner, **values, lease_owner=None, lease_expires_at=None)
-    tx.insert_review(review)
+    tx.insert_review(review, request, task_input)
     _event(
         tx,
         SUSPEND,

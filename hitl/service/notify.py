@@ -23,7 +23,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -90,9 +90,6 @@ class Sent:
     ok: bool
     code: int | None = None
     error: str | None = None
-
-
-Send = Callable[[ChannelRow, DeliveryRow, EventRow | None], Awaitable[Sent]]
 
 
 class Notifier:

@@ -205,6 +205,7 @@ class Worker:
         decision = _decision(claimed.last_review) if position and position.waiting else None
         steps = _Steps(self.store, row.lease_owner or "", task_id, row.round)
         steps.assignees = json.loads(row.assignees) if row.assignees else []
+        steps.task_input = row.input
         current = asyncio.current_task()
         run = self._leases.get(current) if current is not None else None
         if run is not None:  # (a test may call `_run` itself)
@@ -376,6 +377,7 @@ class _Steps:
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Future[None] | None = None  # the last write made in the background
         self.assignees: list[str] = []  # the task's, from its submission
+        self.task_input: str | None = None  # the task's input, as stored (its reviews' search)
         self.node: str | None = None  # the node started last: where a failure happened
         self.on_lost: Callable[[], None] | None = None  # stops the run
         self._reports: dict[str, _Report] = {}  # by node: progress not written yet
@@ -555,7 +557,9 @@ class _Steps:
             assignee=f",{','.join(request['assignees'])}," if request["assignees"] else None,
         )
         await self._write(
-            lambda tx: machine.suspend(tx, self.owner, review, shared_text, position, request)
+            lambda tx: machine.suspend(
+                tx, self.owner, review, shared_text, position, request, self.task_input
+            )
         )
 
     async def complete(self, shared: dict[str, Any], action: Any) -> None:

@@ -31,10 +31,10 @@ def fold(text: str) -> str:
     return text.casefold()
 
 
-def searchable(request: str, task_input: str | None) -> str:
-    """A review's searchable text, from its request (JSON text of a `ReviewRequest`) and its
-    task's input (JSON text)."""
-    shown = json.loads(request)
+def searchable(request: str | dict[str, Any], task_input: str | None) -> str:
+    """A review's searchable text, from its request (a `ReviewRequest`'s JSON, as text or
+    already parsed) and its task's input (JSON text)."""
+    shown = json.loads(request) if isinstance(request, str) else request
     values: list[str] = []
     if isinstance(shown, dict):
         _values(shown.get("output"), values)

@@ -274,12 +274,20 @@ class SqlTx(_Session):
         params = {"running": running, "prefix": owner_prefix, "n": len(owner_prefix)}
         return int(self.run(q.EXPIRE_LEASES_OF, params).rowcount)
 
-    def insert_review(self, review: ReviewRow) -> None:
+    def insert_review(
+        self,
+        review: ReviewRow,
+        request: dict[str, Any] | None = None,
+        task_input: str | None = None,
+    ) -> None:
         """Insert a review with its searchable text (`search.py`), which its task's input is
-        part of: the index is written in the review's own transaction."""
+        part of: the index is written in the review's own transaction. `request` (the review's,
+        parsed) and `task_input` (its task's, as stored), when the caller has them, save
+        parsing the one and reading the other again."""
         values = {name: getattr(review, name) for name in review.__slots__}
-        task_input = self.scalar(q.TASK_INPUT, {"id": review.task_id})
-        values["search"] = searchable(review.request, task_input)
+        if task_input is None:
+            task_input = self.scalar(q.TASK_INPUT, {"id": review.task_id})
+        values["search"] = searchable(review.request if request is None else request, task_input)
         self.run(q.insert_review(tuple(values), self.dialect), values)
 
     def update_review(self, review_id: str, expect: Collection[str], **values: Any) -> bool:
