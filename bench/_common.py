@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,30 @@ def sign_in(
     AUTH = f"Authorization: Bearer {made.stdout.strip()}\r\n"
 
 
-class Server:
+class Process:
+    """A server process of a benchmark (`proc`), pinned with taskset, which execs it: the pid
+    is the server's own."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def close(self) -> None:
+        self.stop()
+
+
+class Server(Process):
     """`hitl serve` on a fresh SQLite file, pinned with taskset to one core; with sign-in on
     (unless `auth=False`), and a token for the load generator, made with `hitl token create`.
     `fill`, if given, is called with the file's URL before the server starts."""
@@ -110,19 +133,42 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time the server has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.stop()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+Lifecycle = Callable[["Connection", int, int], Awaitable[None]]
+
+
+async def load(
+    server: Process, lifecycle: Lifecycle, seconds: float, clients: int
+) -> dict[str, float]:
+    """20 lifecycles to warm up, then `clients` clients running lifecycles back to back for
+    `seconds`, each on its own connection: lifecycles a second, the server's CPU per lifecycle
+    (ms) and its CPU use (a fraction of a core) over them."""
+    warm = Connection(server.port)
+    for i in range(20):
+        await lifecycle(warm, server.port, -i)
+    await warm.close()
+    done = 0
+    counter = iter(range(10**9))
+    stop_at = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        conn = Connection(server.port)
+        while time.perf_counter() < stop_at:
+            await lifecycle(conn, server.port, next(counter))
+            done += 1
+        await conn.close()
+
+    start, cpu = time.perf_counter(), server.cpu_seconds()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    cpu = server.cpu_seconds() - cpu
+    return {"rate": done / elapsed, "cpu_ms": cpu / done * 1000, "use": cpu / elapsed}
 
 
 class Connection:

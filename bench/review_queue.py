@@ -11,7 +11,7 @@ then a real server answers over HTTP on 127.0.0.1, to a reviewer signed in with 
    Median and p95 over `loads` loads, each call's and the whole screen's (the slowest of the
    calls made at once, after the page). Also each sort order's first page, and "live": a new
    task's `review.requested` reaching an event-stream client, then the list read again. And
-   the same first screen with 100,000 open reviews, on both databases.
+   the same first screens on PostgreSQL, and with 100,000 open reviews on both databases.
 2. Text filter (100,000 tasks waiting for review): `GET /api/v1/reviews?q=` for a rare word
    (10 tasks), a common word (10%), non-ASCII text looked up by the index (1%), and a
    two-character name (1%, which no trigram index can look up: a scan of the open reviews),
@@ -32,7 +32,8 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -269,39 +270,53 @@ def sqlite_runs(reviews: int, tasks: int, loads: int) -> None:
         server.close()
 
 
-def postgres_runs(tasks: int, loads: int) -> None:
+def postgres_runs(reviews: int, tasks: int, loads: int) -> None:
+    """The first screen with `reviews` open, then the text filter and the first screen with
+    `tasks` open, each on a database of its own on one throwaway server."""
+    cluster = Cluster().start()
+    try:
+        with postgres_server(cluster, reviews) as port:
+            report(
+                f"queue: first screen, {reviews:,} open reviews, PostgreSQL",
+                asyncio.run(first_screen(port, loads)),
+            )
+        with postgres_server(cluster, tasks) as port:
+            report(
+                f"queue: text filter, {tasks:,} tasks waiting for review, PostgreSQL",
+                asyncio.run(searches(port, loads, tasks)),
+            )
+            report(
+                f"queue: first screen, {tasks:,} open reviews, PostgreSQL",
+                asyncio.run(first_screen(port, max(5, loads // 3))),
+            )
+    finally:
+        cluster.stop()
+
+
+@contextmanager
+def postgres_server(cluster: Cluster, count: int) -> Iterator[int]:
+    """A server (no workers) on a new database of `count` tasks waiting for review: its port."""
     import psycopg
 
-    cluster = Cluster().start()
-    proc = None
+    url = cluster.create_database()
+    fill(url, count)
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("VACUUM ANALYZE")
+    as_reviewer(url)
+    port = _common.free_port()
+    proc = spawn(["serve", "--no-workers", "--port", str(port)], url, "/dev/null")
     try:
-        url = cluster.create_database()
-        fill(url, tasks)
-        with psycopg.connect(url, autocommit=True) as db:
-            db.execute("VACUUM ANALYZE")
-        as_reviewer(url)
-        port = _common.free_port()
-        proc = spawn(["serve", "--no-workers", "--port", str(port)], url, "/dev/null")
         wait_up(port)
-        report(
-            f"queue: text filter, {tasks:,} tasks waiting for review, PostgreSQL",
-            asyncio.run(searches(port, loads, tasks)),
-        )
-        report(
-            f"queue: first screen, {tasks:,} open reviews, PostgreSQL",
-            asyncio.run(first_screen(port, max(5, loads // 3))),
-        )
+        yield port
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-        cluster.stop()
+        proc.terminate()
+        proc.wait(10)
 
 
 def main(reviews: int, tasks: int, loads: int) -> None:
     pin_self(0)
     sqlite_runs(reviews, tasks, loads)
-    postgres_runs(tasks, loads)
+    postgres_runs(reviews, tasks, loads)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 
-from _common import Connection, Server, pin_self, report
+from _common import Connection, Server, load, pin_self, report
 from throughput import CLIENTS, lifecycle
 
 EVENTS = [
@@ -61,7 +61,10 @@ class Receiver:
                 body = await reader.readexactly(length)
                 self.arrivals.append((time.time(), json.loads(body)["data"]["event_id"]))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()  # raises once the server is gone
         except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:  # the run is over: the connection with it
             pass
         finally:
             writer.close()
@@ -130,27 +133,7 @@ async def throughput(seconds: float, hook: bool) -> dict[str, float]:
     try:
         if hook:
             await add_webhook(server, receiver)
-        done = 0
-        counter = iter(range(10**9))
-        warm = Connection(server.port)
-        for i in range(20):
-            await lifecycle(warm, server.port, -i)
-        await warm.close()
-        stop_at = time.perf_counter() + seconds
-
-        async def client() -> None:
-            nonlocal done
-            conn = Connection(server.port)
-            while time.perf_counter() < stop_at:
-                await lifecycle(conn, server.port, next(counter))
-                done += 1
-            await conn.close()
-
-        start, cpu = time.perf_counter(), server.cpu_seconds()
-        await asyncio.gather(*(client() for _ in range(CLIENTS)))
-        elapsed = time.perf_counter() - start
-        cpu = server.cpu_seconds() - cpu
-        return {"rate": done / elapsed, "cpu_ms": cpu / done * 1000}
+        return await load(server, lifecycle, seconds, CLIENTS)
     finally:
         server.close()
         await receiver.close()

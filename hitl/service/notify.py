@@ -35,7 +35,7 @@ from hitl.service.errors import Conflict, Invalid, NotFound
 from hitl.service.identity import audit
 from hitl.service.ids import new_id
 from hitl.service.metrics import Metrics
-from hitl.service.poster import BadAnswer, Poster
+from hitl.service.poster import Poster
 from hitl.service.principal import Principal
 from hitl.service.waiting import wait_set
 from hitl.store import ChannelRow, DeliveryRow, EventRow, Store, Tx, Unavailable
@@ -59,14 +59,16 @@ EVENTS = ("task.created", *WEBHOOK_EVENTS, "task.cancelled")
 APPRISE_EVENTS = ("review.requested", "review.escalated", "review.deadline_near")
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-LEASE_SECONDS = 60.0  # a delivery being sent: longer than TIMEOUT, so it is never sent twice
-TIMEOUT = 10.0  # seconds a receiver has to answer
+LEASE_SECONDS = 60.0  # a delivery being sent: longer than its connection may take (4 TIMEOUTs)
+TIMEOUT = 10.0  # seconds a receiver has to answer (each of a batch's answers)
 FIRST_RETRY = 1.0  # seconds; each retry waits twice as long as the one before, up to MAX_WAIT
 MAX_WAIT = 3600.0
 BATCH = 50  # deliveries leased at once
-SENDING = 16  # deliveries in flight at once, per process
+SENDING = 16  # Apprise deliveries in flight at once, per process (webhooks: poster.KEEP)
 SCAN = 1000  # events read at once
+RECORD = 100  # outcomes written by one statement
 GATHER = 0.01  # seconds a wake-up waits, so that one scan takes the commits close behind it
+BUSY, BUSY_GATHER = 32, 0.05  # ... and after a scan that made BUSY deliveries or more
 CHANNELS_TTL = 5.0  # seconds before the channels are read again (another process's changes)
 
 
@@ -90,6 +92,10 @@ class Sent:
     ok: bool
     code: int | None = None
     error: str | None = None
+
+
+# What a delivery is sent to and what it says; or why it can't be sent (None: nothing known).
+_Found = Sent | tuple[DeliveryRow, ChannelRow, EventRow | None] | None
 
 
 class Notifier:
@@ -151,11 +157,13 @@ class Notifier:
         await self._poster.close()
 
     async def _loop(self) -> None:
-        polled = 0.0
+        polled, gather = 0.0, GATHER
         while True:
             self._wake.clear()
             try:
                 batch = await self.scan()
+                # Busy: wait longer for the next, so that the many come in fewer, larger batches.
+                gather = BUSY_GATHER if len(batch) >= BUSY else GATHER
                 now = self.clock()
                 if now >= self._retry_at or time.monotonic() - polled >= self.poll_interval:
                     polled = time.monotonic()
@@ -171,7 +179,7 @@ class Notifier:
                 log.exception("notifications failed", extra={"action": "notify"})
             wait = min(self.poll_interval, max(0.0, self._retry_at - self.clock()))
             if await wait_set(self._wake, wait):
-                await asyncio.sleep(GATHER)  # let the commits close behind it come along
+                await asyncio.sleep(gather)  # let the commits close behind it come along
 
     async def channels(self) -> list[ChannelRow]:
         """The enabled channels, read again after CHANNELS_TTL (or a change made here)."""
@@ -238,12 +246,36 @@ class Notifier:
         )
 
     async def deliver(self, batch: list[DeliveryRow]) -> None:
-        """Send each delivery once, all at once (SENDING at a time), then record every outcome
-        in one transaction."""
-        sent = await asyncio.gather(*(self._send(d) for d in batch))
+        """Send each delivery once, all at once, then record every outcome in one transaction.
+        A webhook's deliveries go together (`Poster.post_many`); Apprise's each on its own,
+        SENDING at a time."""
+        sent: dict[str, Sent | None] = {}
+        webhooks: dict[str, list[tuple[DeliveryRow, ChannelRow, EventRow | None]]] = {}
+        others: list[tuple[DeliveryRow, ChannelRow, EventRow | None]] = []
+        known: dict[str, _Found] = {d.id: self._known(d) for d in batch}
+        unknown = [d for d in batch if known[d.id] is None]  # read, all at once
+        for delivery, found in zip(
+            unknown, await asyncio.gather(*(self._find(d) for d in unknown)), strict=True
+        ):
+            known[delivery.id] = found
+        for delivery in batch:
+            found = known[delivery.id]
+            if found is None or isinstance(found, Sent):
+                sent[delivery.id] = found
+            elif found[1].kind == "webhook":
+                webhooks.setdefault(found[1].id, []).append(found)
+            else:
+                others.append(found)
+        results = await asyncio.gather(
+            *(self._post(items) for items in webhooks.values()),
+            *(self._notify(*item) for item in others),
+        )
+        for each in results:
+            sent.update(each)
         now = self.clock()
         changes: list[tuple[str, dict[str, Any]]] = []
-        for delivery, outcome in zip(batch, sent, strict=True):
+        for delivery in batch:
+            outcome = sent.get(delivery.id)
             if outcome is None:
                 continue  # the database was away: its lease ends, and it is sent again then
             changes.append((delivery.id, self._outcome(delivery, outcome, now)))
@@ -287,8 +319,17 @@ class Notifier:
     def _channel(self, channel_id: str) -> ChannelRow | None:
         return next((c for c in self._channels or [] if c.id == channel_id), None)
 
-    async def _send(self, delivery: DeliveryRow) -> Sent | None:
-        """One attempt; None if the database was away (nothing known, nothing sent)."""
+    def _known(self, delivery: DeliveryRow) -> tuple[DeliveryRow, ChannelRow, EventRow] | None:
+        """A delivery's channel and event, if both are at hand (as a scan's own are)."""
+        channel = self._channel(delivery.channel_id)
+        event = self._recent.get(delivery.event_id)
+        if channel is None or channel.disabled_at is not None or event is None:
+            return None
+        return delivery, channel, event
+
+    async def _find(self, delivery: DeliveryRow) -> _Found:
+        """What a delivery is sent to and what it says; or why it can't be sent (None: the
+        database was away, nothing known, nothing sent)."""
         try:
             channel = self._channel(delivery.channel_id) or await self.store.read(
                 lambda r: _one(r.select(ChannelRow, id=delivery.channel_id))
@@ -298,28 +339,44 @@ class Notifier:
             event = self._recent.get(delivery.event_id) or await self.store.read(
                 lambda r: r.event(delivery.event_id)
             )
-            async with self._slots:
-                return await self.attempt(channel, delivery, event)
         except Unavailable:
             return None
-        except Exception as exc:  # a bug in composing it, say: retried like any failure
+        except Exception as exc:  # a bug, say: retried like any failure, then failed
             log.exception("delivery %s failed", delivery.id, extra={"action": "deliver"})
             return Sent(False, None, f"{type(exc).__name__}: {exc}")
+        return delivery, channel, event
 
-    async def attempt(
-        self, channel: ChannelRow, delivery: DeliveryRow, event: EventRow | None
-    ) -> Sent:
-        """Send one delivery once."""
+    async def _notify(
+        self, delivery: DeliveryRow, channel: ChannelRow, event: EventRow | None
+    ) -> dict[str, Sent]:
+        """Send one Apprise delivery once."""
         data = event.data if event is not None else json.dumps({"task_id": delivery.task_id})
-        if channel.kind == "webhook":
-            return await self._post(channel, delivery, data)
-        return await _apprise(
-            channel.url, *message(delivery.type, json.loads(data), self.public_url)
-        )
+        try:
+            async with self._slots:
+                sent = await _apprise(
+                    channel.url, *message(delivery.type, json.loads(data), self.public_url)
+                )
+        except Exception as exc:  # a bug in composing it, say: retried like any failure
+            log.exception("delivery %s failed", delivery.id, extra={"action": "deliver"})
+            sent = Sent(False, None, f"{type(exc).__name__}: {exc}")
+        return {delivery.id: sent}
 
-    async def _post(self, channel: ChannelRow, delivery: DeliveryRow, data: str) -> Sent:
-        """POST the event: its data (JSON text, an object, as stored) with its id and links
-        added, signed."""
+    async def _post(
+        self, items: list[tuple[DeliveryRow, ChannelRow, EventRow | None]]
+    ) -> dict[str, Sent]:
+        """POST each event to its webhook (one channel), together."""
+        try:
+            return await self._post_all(items)
+        except Exception as exc:  # a bug in composing them, say: retried like any failure
+            log.exception("deliveries to %s failed", items[0][1].name, extra={"action": "deliver"})
+            return {d.id: Sent(False, None, f"{type(exc).__name__}: {exc}") for d, _, _ in items}
+
+    async def _post_all(
+        self, items: list[tuple[DeliveryRow, ChannelRow, EventRow | None]]
+    ) -> dict[str, Sent]:
+        """Each event as its webhook receives it: its data (JSON text, an object, as stored)
+        with its id and links added, signed."""
+        channel = items[0][1]
         assert channel.secret is not None
         signer = self._signers.get(channel.secret)
         if signer is None:
@@ -328,28 +385,36 @@ class Notifier:
             signer = self._signers[channel.secret] = Webhook(channel.secret)
         at = datetime.fromtimestamp(int(self.clock()), UTC)
         stamp = at.isoformat().replace("+00:00", "Z")
-        task = f"{self.public_url}/tasks/{delivery.task_id}"
-        extra = f'"event_id":{delivery.event_id},"links":{{"task":{json.dumps(task)}}}'
-        body = (
-            f'{{"type":"{delivery.type}","timestamp":"{stamp}","data":'
-            f"{data[:-1]}{',' if len(data) > 2 else ''}{extra}}}}}"
-        )
-        msg_id = f"msg_{delivery.id}"
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "hitl-webhooks",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signer.sign(msg_id, at, body),
-        }
-        try:
-            answer = await self._poster.post(channel.url, body.encode(), headers)
-        except (OSError, TimeoutError, BadAnswer, asyncio.IncompleteReadError) as exc:
-            failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return Sent(False, None, failure)
-        ok = 200 <= answer.status < 300
-        why = None if ok else (answer.body.decode(errors="replace") or answer.reason)
-        return Sent(ok, answer.status, why)
+        seconds = str(int(at.timestamp()))
+        posts: list[tuple[bytes, dict[str, str]]] = []
+        for delivery, _, event in items:
+            data = event.data if event is not None else json.dumps({"task_id": delivery.task_id})
+            task = f"{self.public_url}/tasks/{delivery.task_id}"
+            extra = f'"event_id":{delivery.event_id},"links":{{"task":{json.dumps(task)}}}'
+            body = (
+                f'{{"type":"{delivery.type}","timestamp":"{stamp}","data":'
+                f"{data[:-1]}{',' if len(data) > 2 else ''}{extra}}}}}"
+            )
+            msg_id = f"msg_{delivery.id}"
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "hitl-webhooks",
+                "webhook-id": msg_id,
+                "webhook-timestamp": seconds,
+                "webhook-signature": signer.sign(msg_id, at, body),
+            }
+            posts.append((body.encode(), headers))
+        answers = await self._poster.post_many(channel.url, posts)
+        sent: dict[str, Sent] = {}
+        for (delivery, _, _), answer in zip(items, answers, strict=True):
+            if isinstance(answer, Exception):
+                name = type(answer).__name__
+                sent[delivery.id] = Sent(False, None, f"{name}: {answer}" if str(answer) else name)
+                continue
+            ok = 200 <= answer.status < 300
+            why = None if ok else (answer.body.decode(errors="replace") or answer.reason)
+            sent[delivery.id] = Sent(ok, answer.status, why)
+        return sent
 
     # -- managing channels (admins) -------------------------------------------------------------
 
@@ -489,13 +554,18 @@ def _advance(tx: Tx, moves: list[tuple[ChannelRow, int]], made: list[DeliveryRow
     for channel, cursor in moves:
         if not tx.change(ChannelRow, {"id": channel.id, "cursor": channel.cursor}, cursor=cursor):
             raise Conflict("a channel's cursor moved")
-    for delivery in made:
-        tx.insert(delivery)
+    tx.insert_all(made)
 
 
 def _record(tx: Tx, changes: list[tuple[str, dict[str, Any]]]) -> None:
+    """Each delivery's outcome; those with the same (most, delivered together) in one
+    statement."""
+    alike: dict[tuple[tuple[str, Any], ...], list[str]] = {}
     for delivery_id, values in changes:
-        tx.change(DeliveryRow, {"id": delivery_id}, **values)
+        alike.setdefault(tuple(values.items()), []).append(delivery_id)
+    for same, ids in alike.items():
+        for start in range(0, len(ids), RECORD):
+            tx.change_all(DeliveryRow, ids[start : start + RECORD], **dict(same))
 
 
 T = TypeVar("T")

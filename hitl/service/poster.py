@@ -1,10 +1,14 @@
 """JSON POSTs to webhook receivers over kept-alive HTTP/1.1 connections, and nothing more.
 
 A general client (httpx) spends most of a small request's time on what a webhook does not
-use (cookies, redirects, auth flows, proxies, many layers of objects); here a delivery is one
-write and one read. Connections are kept per origin (scheme, host, port), a few at once; a
-connection the receiver closed is dropped, and a request on it is retried once on a new one
-only if nothing of the answer was read (the receiver then never saw it whole).
+use (cookies, redirects, auth flows, proxies, many layers of objects); here the deliveries of
+a batch to one receiver are a few writes and reads: HTTP/1.1 pipelining, several requests
+written at once on a connection and their answers read in order, which any HTTP/1.1 server
+must accept. Connections are kept per origin (scheme, host, port), a few at once. A
+connection the receiver closed is dropped; a request on it is sent again once on a new one
+only if nothing of the answer was read (the receiver then never saw it whole), and the
+requests behind an answer that closed the connection are sent again on a new one (the
+receiver read none of them).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
-KEEP = 16  # idle connections kept per origin: as many as may be sending at once
+KEEP = 16  # connections sending at once, and idle connections kept per origin
+PIPELINE = 16  # requests written at once on one connection
+MAX_INTERIM = 10  # interim (1xx) answers skipped before a final one
 ERROR_BODY = 500  # bytes of an error answer kept, for the delivery log
 
 
@@ -37,51 +43,113 @@ Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class Poster:
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
+    def __init__(self, timeout: float, total: float | None = None) -> None:
+        self.timeout = timeout  # seconds for each answer
+        self.total = total if total is not None else 4 * timeout  # for a connection's all
         self._idle: dict[Origin, list[Stream]] = defaultdict(list)
         self._tls: ssl.SSLContext | None = None
+        self._slots = asyncio.Semaphore(KEEP)
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         """POST `body`; the answer, or an OSError/TimeoutError/BadAnswer."""
+        (answer,) = await self.post_many(url, [(body, headers)])
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def post_many(
+        self, url: str, posts: list[tuple[bytes, dict[str, str]]]
+    ) -> list[Answer | Exception]:
+        """POST each (body, headers) to `url`: for each, its answer or the OSError,
+        TimeoutError or BadAnswer that stopped it. Up to PIPELINE requests are written at once
+        on one connection (HTTP/1.1 pipelining: one write, then the answers in order), on up
+        to KEEP connections at once."""
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
-        origin = (scheme, host, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         netloc = host if parts.port is None else f"{host}:{parts.port}"
         if ":" in host and not netloc.startswith("["):
             netloc = f"[{host}]" + (f":{parts.port}" if parts.port else "")
-        lines = [f"POST {target} HTTP/1.1", f"Host: {netloc}", f"Content-Length: {len(body)}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        async with asyncio.timeout(self.timeout):
-            for fresh in (False, True):
-                reader, writer = await self._connect(origin, fresh)
-                try:
-                    writer.write(request)
-                    answer, keep = await _read_answer(reader)
-                except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                    writer.close()
-                    if fresh or not getattr(exc, "nothing_read", False):
-                        raise
-                    continue  # an idle connection the receiver had closed: once more
-                except BaseException:
-                    writer.close()
-                    raise
-                if keep and len(self._idle[origin]) < KEEP:
-                    self._idle[origin].append((reader, writer))
-                else:
-                    writer.close()
-                return answer
-        raise AssertionError("unreachable")
+        head = f"POST {target} HTTP/1.1\r\nHost: {netloc}\r\n"
+        requests = [
+            (
+                head
+                + f"Content-Length: {len(body)}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                + "\r\n"
+            ).encode("latin-1")
+            + body
+            for body, headers in posts
+        ]
+        chunks = [requests[i : i + PIPELINE] for i in range(0, len(requests), PIPELINE)]
+        origin = (scheme, host, port)
+        answered = await asyncio.gather(*(self._pipeline(origin, chunk) for chunk in chunks))
+        return [answer for chunk in answered for answer in chunk]
 
-    async def _connect(self, origin: Origin, fresh: bool) -> Stream:
+    async def _pipeline(self, origin: Origin, requests: list[bytes]) -> list[Answer | Exception]:
+        """Send `requests` on one connection, written together, and read their answers, each
+        within `timeout` of the one before (and all within `total`). A receiver that closes the
+        connection after an answer (`Connection: close`, or HTTP/1.0) reads none of the
+        requests after it (RFC 9112, 9.6): those go again, one at a time."""
+        answers: list[Answer | Exception] = []
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            started = loop.time()
+            try:
+                async with asyncio.timeout(self.timeout) as deadline:
+                    one_by_one = False
+                    while len(answers) < len(requests):
+                        pending = requests[len(answers) :]
+                        if one_by_one:
+                            pending = pending[:1]
+                        reader, writer, reused = await self._connect(origin)
+                        keep, before = True, len(answers)
+                        try:
+                            writer.write(b"".join(pending))
+                            for _ in pending:
+                                answer, keep = await _read_answer(reader)
+                                answers.append(answer)
+                                deadline.reschedule(
+                                    min(loop.time() + self.timeout, started + self.total)
+                                )
+                                if not keep:
+                                    break
+                        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                            writer.close()
+                            stale = reused and getattr(exc, "nothing_read", False)
+                            if stale and len(answers) == before:
+                                continue  # an idle connection the receiver had closed
+                            answers += [_as_error(exc)] * (len(requests) - len(answers))
+                            return answers
+                        except BaseException:
+                            writer.close()
+                            raise
+                        if keep and len(answers) - before == len(pending):
+                            if len(self._idle[origin]) < KEEP:
+                                self._idle[origin].append((reader, writer))
+                            else:
+                                writer.close()
+                        else:
+                            writer.close()
+                            one_by_one = True
+            except (OSError, TimeoutError, BadAnswer) as exc:
+                answers += [exc] * (len(requests) - len(answers))
+            except Exception as exc:  # an answer malformed some other way: none is lost
+                why = BadAnswer(f"a malformed answer: {type(exc).__name__}: {exc}")
+                answers += [why] * (len(requests) - len(answers))
+        return answers
+
+    async def _connect(
+        self, origin: Origin
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """A connection to `origin`, and whether it was kept from before (it may have been
+        closed by the receiver since)."""
         idle = self._idle[origin]
-        while idle and not fresh:
+        while idle:
             reader, writer = idle.pop()
             if not writer.is_closing() and not reader.at_eof():
-                return reader, writer
+                return reader, writer, True
             writer.close()
         scheme, host, port = origin
         tls = None
@@ -89,7 +157,8 @@ class Poster:
             if self._tls is None:
                 self._tls = ssl.create_default_context()
             tls = self._tls
-        return await asyncio.open_connection(host, port, ssl=tls)
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+        return reader, writer, False
 
     async def close(self) -> None:
         for streams in self._idle.values():
@@ -100,8 +169,27 @@ class Poster:
         self._idle.clear()
 
 
+def _as_error(exc: BaseException) -> Exception:
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return ConnectionResetError("the receiver closed the connection before answering")
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
-    """The answer, and whether the connection may be used again."""
+    """The final answer (past any interim 1xx one), and whether the connection may be used
+    again."""
+    for _ in range(MAX_INTERIM):
+        answer = await _read_head(reader)
+        status = answer[1]
+        if status == 101:
+            raise BadAnswer("the receiver switched protocols")
+        if not 100 <= status < 200:
+            return await _read_rest(reader, *answer)
+    raise BadAnswer("too many interim answers")
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[str, int, list[str], dict[str, str]]:
+    """An answer's head: (version, status, reason, fields)."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
@@ -127,12 +215,23 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
         name, _, value = line.partition(":")
         if name:
             fields[name.strip().lower()] = value.strip()
+    return version, status, reason, fields
+
+
+async def _read_rest(
+    reader: asyncio.StreamReader,
+    version: str,
+    status: int,
+    reason: list[str],
+    fields: dict[str, str],
+) -> tuple[Answer, bool]:
+    """A final answer's body, read as its head says."""
     keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
     if "chunked" in fields.get("transfer-encoding", "").lower():
         body = await _read_chunked(reader)
     elif "content-length" in fields:
         body = await reader.readexactly(int(fields["content-length"]))
-    elif status in (204, 304) or 100 <= status < 200:
+    elif status in (204, 304):
         body = b""
     else:  # the body runs to the connection's end
         body = await reader.read(-1)

@@ -8,7 +8,7 @@ raises, nothing does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -96,6 +96,8 @@ class Tx(Reader, Protocol):
     def add_event(self, task_id: str, type: str, data: str) -> None: ...
     def insert(self, row: Record) -> None: ...
     def change(self, kind: type[Record], where: dict[str, Any], **values: Any) -> int: ...
+    def insert_all(self, rows: Sequence[Record]) -> None: ...
+    def change_all(self, kind: type[Record], ids: Sequence[str], **values: Any) -> int: ...
 
 
 class Store(Protocol):

@@ -310,6 +310,14 @@ def select_rows(table: str, columns: tuple[str, ...], where: Where, order: str |
     return sql + (f" ORDER BY {order}" if order else "") + " LIMIT :limit"
 
 
+@lru_cache(maxsize=64)
+def update_ids(table: str, columns: tuple[str, ...], count: int) -> str:
+    """`UPDATE table SET columns WHERE id IN (:_i0, ..., :_i<count-1>)`."""
+    sets = ", ".join(f"{c} = :{c}" for c in columns)
+    ids = ", ".join(f":_i{n}" for n in range(count))
+    return f"UPDATE {table} SET {sets} WHERE id IN ({ids})"
+
+
 @lru_cache(maxsize=128)
 def update_rows(table: str, columns: tuple[str, ...], where: Where) -> str:
     sets = ", ".join(f"{c} = :{c}" for c in columns)

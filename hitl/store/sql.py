@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -199,6 +199,22 @@ class SqlTx(_Session):
         if isinstance(row, AuditRow):
             del values["id"]
         self.run(q.insert(TABLE_OF[type(row)], tuple(values)), values)
+
+    def insert_all(self, rows: Sequence[Record]) -> None:
+        """Insert rows of one kind (not audit rows) with one statement, run for each."""
+        if not rows:
+            return
+        names = type(rows[0]).__slots__
+        sql = q.for_dialect(q.insert(TABLE_OF[type(rows[0])], tuple(names)), self.dialect)
+        self.cursor.executemany(sql, [{n: getattr(row, n) for n in names} for row in rows])
+
+    def change_all(self, kind: type[Record], ids: Sequence[str], **values: Any) -> int:
+        """Set `values` in the rows of `kind` with these ids; how many changed."""
+        if not ids:
+            return 0
+        sql = q.update_ids(TABLE_OF[kind], tuple(values), len(ids))
+        params = {f"_i{n}": id for n, id in enumerate(ids)}
+        return int(self.run(sql, params | values).rowcount)
 
     def change(self, kind: type[Record], where: dict[str, Any], **values: Any) -> int:
         """Update the identity rows whose columns equal `where`; how many changed."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from hitl.client import Client, Review
 from tests.conftest import ROOT, Server, user_token
 from tests.integration.helpers import Event, client, read_stream
 
@@ -44,7 +45,10 @@ def filled(form: list[dict[str, Any]]) -> dict[str, Any]:
     return values
 
 
-async def approve_the_asker_s_reviews(server: Server) -> None:
+async def approve_the_asker_s_reviews(server: Server, seen: Callable[[str], Any]) -> None:
+    """Approve each review of the asker's tasks: a standalone review's at once (its example
+    waits in `ask()`), a flow task's once the example has read it (`seen(review_id)`: it
+    waits for the review first, and would find its task already done)."""
     async with client(server) as admin:
 
         async def decide(event: Event) -> None:
@@ -53,6 +57,8 @@ async def approve_the_asker_s_reviews(server: Server) -> None:
             task = (await admin.get(f"/api/v1/tasks/{event.data['task_id']}")).json()
             if task["created_by"] != ASKER:
                 return
+            if task["flow"] != "review":
+                await seen(event.data["review_id"])
             body = {"decision": "approve", "form": filled(event.data["form"])}
             url = f"/api/v1/reviews/{event.data['review_id']}/decision"
             answered = await admin.post(url, json=body)
@@ -69,7 +75,24 @@ async def test_every_example_runs(server: Server, monkeypatch: pytest.MonkeyPatc
     assert len(EXAMPLES) >= 7, "the examples were not found"
     asker = user_token(server.db_url, ASKER, "submitter")
     monkeypatch.setenv("HITL_SERVER", server.url)
-    reviewing = asyncio.create_task(approve_the_asker_s_reviews(server))
+    loop = asyncio.get_running_loop()
+    read: dict[str, asyncio.Event] = {}
+
+    def reading(review_id: str) -> asyncio.Event:
+        return read.setdefault(review_id, asyncio.Event())
+
+    async def seen(review_id: str) -> None:
+        await reading(review_id).wait()
+
+    waits = Client.wait_for_review
+
+    def wait_for_review(self: Client, task_id: str, timeout: float | None = None) -> Review:
+        review = waits(self, task_id, timeout)
+        loop.call_soon_threadsafe(lambda: reading(review.id).set())
+        return review
+
+    monkeypatch.setattr(Client, "wait_for_review", wait_for_review)
+    reviewing = asyncio.create_task(approve_the_asker_s_reviews(server, seen))
     try:
         for number, example in enumerate(EXAMPLES, 1):
             reviews = "hitl.decide(" in example

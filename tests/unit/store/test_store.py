@@ -349,6 +349,29 @@ def test_head_is_the_newest_migration() -> None:
     assert migrate.head_revision() == migrate.newest_migration()
 
 
+async def test_rows_insert_and_change_many_at_once(store: SqlStore) -> None:
+    """`insert_all` writes every row it is given, and `change_all` changes the rows with the
+    ids it names, no others (the notifier's deliveries, made and recorded by the batch)."""
+    now = time.time()
+    await store.write(lambda tx: tx.insert(PrincipalRow("p1", "ann", "user", "reviewer", now)))
+    tokens = [TokenRow(f"t{i}", f"n{i}", f"{i}" * 64, "p1", "reviewer", now) for i in range(5)]
+    await store.write(lambda tx: tx.insert_all(tokens))
+    await store.write(lambda tx: tx.insert_all([]))
+    assert await store.read(lambda r: r.select(TokenRow, order="name")) == tokens
+    changed = await store.write(
+        lambda tx: tx.change_all(TokenRow, ["t1", "t3", "missing"], revoked_at=now + 1)
+    )
+    assert changed == 2
+    revoked = await store.read(lambda r: r.select(TokenRow, order="name", revoked_at=now + 1))
+    assert [t.id for t in revoked] == ["t1", "t3"]
+    assert await store.write(lambda tx: tx.change_all(TokenRow, [], revoked_at=now)) == 0
+    with pytest.raises(ConstraintError):  # one statement: none of it is written
+        await store.write(
+            lambda tx: tx.insert_all([replace(tokens[0], id="t9", hash="9" * 64), tokens[1]])
+        )
+    assert len(await store.read(lambda r: r.select(TokenRow))) == 5
+
+
 async def test_identity_rows_insert_select_change_and_unique_names(store: SqlStore) -> None:
     """The records of identity: look-ups by equal columns (None: IS NULL), updates by them,
     unique names and hashes, and the audit log in id order from a time on."""

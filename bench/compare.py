@@ -1,0 +1,93 @@
+"""hitl against the in-memory cookbook example (`baseline_server.py`), side by side.
+
+Each run starts a fresh server process pinned to core 1 (hitl: a fresh SQLite file, every
+request signed in with a token, every step persisted; the baseline: nothing persisted), and
+16 clients on core 0 run lifecycles over the cookbook API for the run's seconds: POST /submit,
+GET /stream until waiting_for_review, POST /feedback (rejected for the first `rejections`
+rounds, then approved), the stream read to its end. Runs alternate between the servers, plain
+and with one rejection, for `rounds` rounds; the medians of each are printed, with the server
+CPU per lifecycle (user + system, from /proc) and hitl's rate as a multiple of the baseline's.
+
+    .venv/bin/python bench/compare.py [seconds per run] [rounds]   (defaults: 10 s, 3)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+
+import httpx
+from _common import HOST, ROOT, Process, Server, free_port, load, pin_self, report
+from throughput import lifecycle
+
+CLIENTS = 16
+
+
+class Baseline(Process):
+    """`uvicorn baseline_server:app`, pinned to one core, logging warnings only (as hitl's
+    benchmark server does)."""
+
+    def __init__(self, core: int = 1) -> None:
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench")]
+        cmd += ["baseline_server:app", "--host", HOST, "--port", str(self.port)]
+        cmd += ["--log-level", "warning", "--no-access-log"]
+        if (os.cpu_count() or 1) > core:
+            cmd = ["taskset", "-c", str(core), *cmd]
+        self.proc = subprocess.Popen(cmd)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://{HOST}:{self.port}/docs", timeout=1)
+                return
+            except httpx.HTTPError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.close()
+        raise RuntimeError("the baseline server did not start")
+
+
+async def run(kind: str, seconds: float, rejections: int) -> dict[str, float]:
+    server = Server(core=1, process_delay=0) if kind == "hitl" else Baseline(core=1)
+    try:
+        return await load(server, partial(lifecycle, rejections=rejections), seconds, CLIENTS)
+    finally:
+        server.close()
+
+
+async def main(seconds: float, rounds: int) -> None:
+    pin_self(0)
+    kinds = [(server, rejections) for rejections in (0, 1) for server in ("baseline", "hitl")]
+    results: dict[tuple[str, int], list[dict[str, float]]] = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for server, rejections in kinds:
+            results[server, rejections].append(await run(server, seconds, rejections))
+    for rejections, name in ((0, "plain"), (1, "with one rejection")):
+        figures = {}
+        rate, cpu = {}, {}
+        for server in ("baseline", "hitl"):
+            runs = results[server, rejections]
+            rate[server] = statistics.median(r["rate"] for r in runs)
+            cpu[server] = statistics.median(r["cpu_ms"] for r in runs)
+            each = ", ".join(f"{r['rate']:.0f}" for r in runs)
+            figures[f"{server}: lifecycles/s"] = f"{rate[server]:.0f} (runs {each})"
+            figures[f"{server}: server CPU per lifecycle (ms)"] = f"{cpu[server]:.2f}"
+        figures["hitl's rate / the baseline's"] = f"{rate['hitl'] / rate['baseline']:.2f}"
+        figures["hitl's CPU / the baseline's"] = f"{cpu['hitl'] / cpu['baseline']:.2f}"
+        report(
+            f"hitl (SQLite, signed in) against the in-memory example, {name}: {CLIENTS} clients, "
+            f"delay 0, median of {rounds} alternating runs of {seconds:g} s",
+            figures,
+        )
+
+
+if __name__ == "__main__":
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    asyncio.run(main(seconds, rounds))

@@ -1,0 +1,200 @@
+"""The webhook poster against real receivers on 127.0.0.1: requests written together on one
+connection (HTTP/1.1 pipelining) get their own answers in order; a receiver that closes the
+connection after each answer, or drops it, gets each request again or has it failed, never
+answered for another."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from hitl.service.poster import PIPELINE, Answer, Poster
+
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter, list[int]], Awaitable[None]]
+
+
+@asynccontextmanager
+async def receiver(serve: Serve) -> AsyncIterator[tuple[str, list[int], list[int]]]:
+    """(url, the `n` of each request read, in order, one entry per connection opened)."""
+    seen: list[int] = []
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            await serve(reader, writer, seen)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/hook", seen, connections
+    finally:
+        server.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return int(json.loads(await reader.readexactly(length))["n"])
+
+
+def answer(n: int, close: bool = False) -> bytes:
+    body = str(n).encode()
+    extra = b"Connection: close\r\n" if close else b""
+    return b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def posts(count: int) -> list[tuple[bytes, dict[str, str]]]:
+    return [
+        (json.dumps({"n": n}).encode(), {"Content-Type": "application/json"}) for n in range(count)
+    ]
+
+
+async def test_pipelined_requests_get_their_own_answers_in_order() -> None:
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        while True:
+            n = await read_request(reader)
+            seen.append(n)
+            writer.write(answer(n))
+
+    async with receiver(serve) as (url, seen, connections):
+        poster = Poster(timeout=10)
+        count = PIPELINE * 2 + 3
+        answers = await poster.post_many(url, posts(count))
+        assert [a.body for a in answers if isinstance(a, Answer)] == [
+            str(n).encode() for n in range(count)
+        ]
+        assert sorted(seen) == list(range(count))
+        assert len(connections) == 3  # one a PIPELINE of requests
+        again = await poster.post_many(url, posts(2))  # on a kept connection
+        assert [a.body for a in again if isinstance(a, Answer)] == [b"0", b"1"]
+        assert len(connections) == 3
+        await poster.close()
+
+
+async def test_a_receiver_that_closes_after_each_answer_gets_every_request_once() -> None:
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        n = await read_request(reader)  # the rest written behind it are never read
+        seen.append(n)
+        writer.write(answer(n, close=True))
+        await writer.drain()
+
+    async with receiver(serve) as (url, seen, connections):
+        poster = Poster(timeout=10)
+        answers = await poster.post_many(url, posts(5))
+        assert [a.body for a in answers if isinstance(a, Answer)] == [b"0", b"1", b"2", b"3", b"4"]
+        assert seen == [0, 1, 2, 3, 4]
+        assert len(connections) == 5
+        await poster.close()
+
+
+async def test_a_connection_dropped_mid_pipeline_fails_the_unanswered_only() -> None:
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        for _ in range(2):
+            n = await read_request(reader)
+            seen.append(n)
+            writer.write(answer(n))
+        await writer.drain()
+        writer.transport.abort()  # gone, without a word, with requests unanswered
+
+    async with receiver(serve) as (url, seen, connections):
+        poster = Poster(timeout=10)
+        answers = await poster.post_many(url, posts(4))
+        assert [a.body for a in answers[:2] if isinstance(a, Answer)] == [b"0", b"1"]
+        assert all(isinstance(a, ConnectionError) for a in answers[2:]), answers
+        assert len(connections) == 1
+        await poster.close()
+
+
+async def test_a_receiver_that_never_answers_times_out_each_request() -> None:
+    done = asyncio.Event()
+
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        seen.append(await read_request(reader))
+        await done.wait()
+
+    async with receiver(serve) as (url, seen, _):
+        poster = Poster(timeout=0.2)
+        answers = await poster.post_many(url, posts(3))
+        assert all(isinstance(a, TimeoutError) for a in answers), answers
+        assert seen == [0]
+        with pytest.raises(TimeoutError):
+            await poster.post(url, b'{"n": 9}', {})
+        done.set()
+        await poster.close()
+
+
+async def test_interim_answers_are_skipped_and_http_1_0_is_sent_one_at_a_time() -> None:
+    """A 1xx before each final answer is not taken for it; an HTTP/1.0 receiver (no keep-alive)
+    reads one request a connection, and each of the others is sent once more, alone."""
+
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        n = await read_request(reader)
+        seen.append(n)
+        body = b"%d" % n
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+    async with receiver(serve) as (url, seen, connections):
+        poster = Poster(timeout=10)
+        answers = await poster.post_many(url, posts(4))
+        assert [a.body for a in answers if isinstance(a, Answer)] == [b"0", b"1", b"2", b"3"]
+        assert seen == [0, 1, 2, 3]  # each read once: after the first, one a connection
+        assert len(connections) == 4
+        await poster.close()
+
+
+async def test_a_kept_connection_closed_while_idle_is_replaced_once() -> None:
+    """The receiver answers one request a connection, then closes it while the poster keeps it:
+    the next batch goes on a new connection, not the closed one, and what that one leaves
+    unanswered fails (no answer, no resend); a new connection that drops at once fails its
+    requests and is not tried again."""
+    drop = asyncio.Event()
+
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        if drop.is_set():
+            return  # a new connection, closed at once
+        n = await read_request(reader)
+        seen.append(n)
+        writer.write(answer(n))
+        await writer.drain()  # then it closes, idle, while the poster keeps it
+
+    async with receiver(serve) as (url, seen, connections):
+        poster = Poster(timeout=10)
+        assert [a.body for a in await poster.post_many(url, posts(1)) if isinstance(a, Answer)] == [
+            b"0"
+        ]
+        answers = await poster.post_many(url, posts(2))
+        assert [a.body for a in answers if isinstance(a, Answer)] == [b"0"]
+        assert isinstance(answers[1], ConnectionError), answers
+        assert len(connections) == 2  # the kept one (closed), then one new for the batch
+        drop.set()
+        dropped = await poster.post_many(url, posts(2))
+        assert all(isinstance(a, ConnectionError) for a in dropped), dropped
+        assert len(connections) == 3  # a new connection is not tried twice
+        await poster.close()
