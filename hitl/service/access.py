@@ -16,6 +16,8 @@ the process itself (workers, deadlines, tests that drive the service directly).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from hitl.flow import ReviewRequest
 from hitl.service.errors import Forbidden, NotFound
 from hitl.service.principal import Principal
@@ -72,13 +74,19 @@ def change(who: Principal | None, task: TaskRow, what: str) -> None:
     )
 
 
-def may_decide(who: Principal | None, created_by: str | None, request: ReviewRequest) -> bool:
-    """Whether `who` may decide a review (for a page: its controls, or a read-only view)."""
+def may_decide(
+    who: Principal | None,
+    created_by: str | None,
+    request: ReviewRequest,
+    voters: Collection[str] = (),
+) -> bool:
+    """Whether `who` may decide a review (for a page: its controls, or a read-only view);
+    `voters`: who has voted on it already (a quorum's review), who may not again."""
     try:
         decide(who, created_by, request, None)
     except Forbidden:
         return False
-    return True
+    return who is None or who.name not in voters
 
 
 def decide(
@@ -105,9 +113,10 @@ def decide(
 
 
 def decider(who: Principal | None) -> Decider | None:
-    """`decide`'s rule for a reviewer (`see_queue`) as the queue's filter (`decidable`), which
-    the store applies in its query: not their own tasks' reviews unless self-review is allowed,
-    and (unless an admin) only those assigned to nobody or to them. None: the process itself,
+    """`may_decide`'s rule for a reviewer (`see_queue`) as the queue's filter (`decidable`),
+    which the store applies in its query: not their own tasks' reviews unless self-review is
+    allowed, not those they have voted on, and (unless an admin) only those assigned to nobody
+    or to them. None: the process itself,
     which may decide every one. tests/unit/service/test_access.py checks that it keeps exactly
     the reviews `may_decide` allows."""
     if who is None:

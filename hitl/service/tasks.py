@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal, Protocol
@@ -301,12 +301,18 @@ class TaskService:
         return task.status in move.sources and access.may_change(by, task)
 
     @staticmethod
-    def may_decide(by: Principal | None, review: ReviewRow, created_by: str | None) -> bool:
-        """Whether `by` may decide `review` (of a task `created_by` submitted), if it is open."""
+    def may_decide(
+        by: Principal | None,
+        review: ReviewRow,
+        created_by: str | None,
+        votes: Collection[VoteRow] = (),
+    ) -> bool:
+        """Whether `by` may decide `review` (of a task `created_by` submitted, with `votes`
+        cast on it so far), if it is open."""
         if review.status != "open":
             return False
         request = ReviewRequest.from_json(json.loads(review.request))
-        return access.may_decide(by, created_by, request)
+        return access.may_decide(by, created_by, request, {v.voter for v in votes})
 
     async def get_review(self, review_id: str, by: Principal | None = None) -> ReviewRow:
         return (await self.review_of(review_id, by))[0]
@@ -315,7 +321,7 @@ class TaskService:
         """The votes on a review that needs several, in the order they came."""
         return await self.store.read(lambda r: r.select(VoteRow, "at", review_id=review_id))
 
-    async def votes_of(self, reviews: list[ReviewRow]) -> dict[str, list[VoteRow]]:
+    async def votes_of(self, reviews: Sequence[ReviewRow]) -> dict[str, list[VoteRow]]:
         """The votes on each of `reviews` that needs several (a quorum), by review id, in one
         read; a review that one person decides has none."""
         polled = [r.id for r in reviews if (json.loads(r.request).get("quorum") or 1) > 1]

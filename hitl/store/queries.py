@@ -140,6 +140,10 @@ QUEUE_OWN_REVIEWS = (
     "r.id IN (SELECT own.id FROM tasks mine JOIN reviews own ON own.task_id = mine.id "
     "WHERE mine.created_by = :decider)"
 )
+# Not a review the decider has voted on already (a quorum's: `votes`' key, review and voter).
+QUEUE_NOT_VOTED = (
+    "NOT EXISTS (SELECT 1 FROM votes v WHERE v.review_id = r.id AND v.voter = :decider)"
+)
 QUEUE_SELF_REVIEW = {
     "sqlite": "json_extract(r.request, '$.allow_self_review') = 1",
     "postgresql": "(CAST(r.request AS json) ->> 'allow_self_review') = 'true'",
@@ -186,6 +190,7 @@ def review_queue(
             terms.append(f"({names})")
         own = QUEUE_SELF_REVIEW[dialect]
         terms.append(f"CASE WHEN {QUEUE_OWN_REVIEWS} THEN {own} ELSE TRUE END")
+        terms.append(QUEUE_NOT_VOTED)
     where = (" WHERE " + " AND ".join(terms)) if terms else ""
     tasks = " JOIN tasks t ON t.id = r.task_id" if flow else ""
     reviews = QUEUE_MATCHES if dialect == "sqlite" and text else "reviews r"

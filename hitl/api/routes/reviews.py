@@ -58,7 +58,8 @@ async def list_reviews(
         status, limit, offset, who, flow, q, mine, sort, decidable
     )
     may = service.tasks.may_decide
-    data = [ReviewPublic.of(r, may(who, r, r.task_created_by)) for r in rows]
+    votes = await service.tasks.votes_of(rows)
+    data = [ReviewPublic.of(r, may(who, r, r.task_created_by, votes.get(r.id, ()))) for r in rows]
     return ReviewsPublic(data=data, count=count)
 
 
@@ -116,8 +117,9 @@ async def decide_many(
 @router.get("/{review_id}", response_model=ReviewPublic, responses=errors(401, 404, 422, 503))
 async def get_review(review_id: str, service: ServiceDep, who: PrincipalDep) -> ReviewPublic:
     review, task = await service.tasks.review_of(review_id, who)
-    may = service.tasks.may_decide(who, review, task.created_by)
-    return ReviewPublic.of(review, may, await service.tasks.votes(review.id))
+    votes = await service.tasks.votes(review.id)
+    may = service.tasks.may_decide(who, review, task.created_by, votes)
+    return ReviewPublic.of(review, may, votes)
 
 
 @router.post(

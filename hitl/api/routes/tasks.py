@@ -72,13 +72,14 @@ async def get_task(task_id: str, service: ServiceDep, who: PrincipalDep) -> Task
     """A task with every review round: each output, decision, comment and vote. `task_id` may
     be a unique prefix of the id (at least 4 characters), as git takes a commit's."""
     row, reviews = await service.tasks.get(task_id, who)
+    votes = await service.tasks.votes_of(reviews)
     return TaskPublic.of(
         row,
         reviews,
-        partial(service.tasks.may_decide, who, created_by=row.created_by),
+        lambda r: service.tasks.may_decide(who, r, row.created_by, votes.get(r.id, ())),
         service.tasks.sees_traceback(who),
         partial(service.tasks.may_change, who, row),
-        await service.tasks.votes_of(reviews),
+        votes,
     )
 
 

@@ -416,6 +416,15 @@ async def test_two_of_three_approvals_decide_and_each_vote_is_recorded(service: 
     assert first.status == "open"  # one approval of two
     with pytest.raises(Conflict, match="ann has voted on this review already"):
         await service.tasks.decide(review.id, "approve", by=ANN)
+    # Ann may not decide it any more, and her queue of what she may decide leaves it out;
+    # Bob's keeps it.
+    open_now = await service.tasks.get_review(review.id)
+    cast = await service.tasks.votes(review.id)
+    assert not service.tasks.may_decide(ANN, open_now, task.created_by, cast)
+    assert service.tasks.may_decide(BOB, open_now, task.created_by, cast)
+    for who, listed in ((ANN, []), (BOB, [review.id])):
+        rows, _ = await service.tasks.list_reviews("open", 50, 0, who, decidable=True)
+        assert [r.id for r in rows] == listed, who
     decided = await service.tasks.decide(review.id, "approve", by=BOB)
     assert decided.status == "decided" and decided.decided_by == "bob"
     done = await finished(service, task.id)
