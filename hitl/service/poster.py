@@ -7,7 +7,7 @@ written at once on a connection and their answers read in order, which any HTTP/
 must accept. Connections are kept per origin (scheme, host, port), a few at once. A
 connection the receiver closed is dropped; a request on it is sent again once on a new one
 only if nothing of the answer was read (the receiver then never saw it whole), and the
-requests behind an answer that closed the connection are sent again on a new one (the
+requests behind an answer that closed the connection are sent again, one at a time (the
 receiver read none of them).
 """
 

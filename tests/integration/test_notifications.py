@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
@@ -308,3 +311,67 @@ async def test_the_command_line_manages_channels_and_replays(
     assert again[0].headers["webhook-id"] == again[1].headers["webhook-id"]
     assert "removed cli" in ok(hitl(server, "channel", "remove", "cli"))
     assert "no channel named 'nope'" in failed(hitl(server, "channel", "remove", "nope"), 1)
+
+
+@contextmanager
+def uvicorn_receiver(http: str) -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A webhook receiver as many are written: an ASGI app under a real uvicorn (its `http`
+    implementation, h11 or httptools) on 127.0.0.1, answering 204 to each POST."""
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        got.append((headers, body))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the receiver did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}/hook", got
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_a_batch_pipelined_to_a_uvicorn_receiver_arrives_once_each(
+    start_server: Callable[..., Server], http: str
+) -> None:
+    """Many events at once go out pipelined, several requests a connection: a receiver under
+    uvicorn (either HTTP implementation) gets each once, signed, and each is logged delivered
+    at the first attempt."""
+    server = start_server()
+    with uvicorn_receiver(http) as (url, got):
+        async with client(server) as c:
+            name = f"batch-{http}"
+            channel = await add_channel(
+                c, name=name, kind="webhook", url=url, events=["task.created"]
+            )
+            tasks = await asyncio.gather(*(create_task(c, f"batch {n}") for n in range(40)))
+
+            async def all_delivered() -> list[dict[str, Any]] | None:
+                rows = await deliveries(c, channel=name)
+                done = len(rows) == 40 and all(r["status"] == "delivered" for r in rows)
+                return rows if done else None
+
+            logged = await wait_for(all_delivered, what="forty deliveries logged as delivered")
+        assert all(r["attempts"] == 1 and r["last_code"] == 204 for r in logged)
+        payloads = [Webhook(channel["secret"]).verify(body, headers) for headers, body in got]
+        assert sorted(p["data"]["task_id"] for p in payloads) == sorted(t["id"] for t in tasks)
+        assert len({headers["webhook-id"] for headers, _ in got}) == len(got) == 40
