@@ -50,13 +50,6 @@ class Poster:
         self._tls: ssl.SSLContext | None = None
         self._slots = asyncio.Semaphore(KEEP)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """POST `body`; the answer, or an OSError/TimeoutError/BadAnswer."""
-        (answer,) = await self.post_many(url, [(body, headers)])
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
     async def post_many(
         self, url: str, posts: list[tuple[bytes, dict[str, str]]]
     ) -> list[Answer | Exception]:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -27,7 +28,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import TOKENS_BY_PORT
+from tests.conftest import TOKENS_BY_PORT, Server, login_link
 
 CHROMIUM = Path(os.environ.get("HITL_E2E_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
@@ -94,6 +95,40 @@ def open_sign_in_link(page: Page, url: str) -> None:
     page.goto(url)
     page.get_by_test_id("sign-in-confirm").click()
     page.wait_for_load_state()
+
+
+def signed_in_tab(
+    browser: Browser, server: Server, name: str, viewport: dict[str, int]
+) -> tuple[BrowserContext, Page]:
+    """A tab in a browser profile of `name`'s own, signed in with a one-time link of theirs as
+    a person does (no admin token), its page errors kept in `tab.errors`; and its profile, for
+    the caller to close."""
+    ctx = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    ctx.set_default_timeout(TIMEOUT_MS)
+    tab = ctx.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.errors = errors  # type: ignore[attr-defined]
+    open_sign_in_link(tab, f"{server.url}/login/{login_link(server.db_url, name)}?next=/")
+    expect(tab.get_by_test_id("signed-in-as")).to_have_text(f"signed in as {name}")
+    return ctx, tab
+
+
+def cancel_unfinished(server: Server) -> None:
+    """Cancel every task not finished yet (and any a finishing one starts), so that a test on
+    a shared server starts with no open review."""
+    with httpx.Client(base_url=server.url, timeout=10, headers=server.headers) as http:
+        while True:
+            ids = [
+                task["id"]
+                for status in ("queued", "running", "waiting_for_review")
+                for task in http.get("/api/v1/tasks", params={"status": status}).json()["data"]
+            ]
+            if not ids:
+                return
+            for task_id in ids:
+                response = http.post(f"/api/v1/tasks/{task_id}/cancel")
+                assert response.status_code in (200, 409), response.text  # 409: it finished
 
 
 @pytest.fixture

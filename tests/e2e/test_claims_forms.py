@@ -15,12 +15,15 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import Server, identity_call, login_link
-from tests.e2e.conftest import TIMEOUT_MS, js_errors, open_sign_in_link
+from tests.conftest import Server, identity_call
+from tests.e2e.conftest import (
+    cancel_unfinished,
+    js_errors,
+    signed_in_tab,
+)
 from tests.e2e.test_reviewer import api, open_review, wait_task
 
 pytestmark = pytest.mark.e2e
@@ -47,11 +50,7 @@ def _server(start_module_server: StartServer) -> Server:
 @pytest.fixture
 def server(_server: Server) -> Server:
     """This module's server, with no open review until the test submits."""
-    with httpx.Client(base_url=_server.url, timeout=10, headers=_server.headers) as http:
-        for status in ("queued", "running", "waiting_for_review"):
-            for task in http.get("/api/v1/tasks", params={"status": status}).json()["data"]:
-                response = http.post(f"/api/v1/tasks/{task['id']}/cancel")
-                assert response.status_code in (200, 409), response.text
+    cancel_unfinished(_server)
     return _server
 
 
@@ -62,15 +61,8 @@ def people(browser: Browser, server: Server) -> Iterator[Callable[[str], Page]]:
     contexts: list[BrowserContext] = []
 
     def sign_in(name: str) -> Page:
-        ctx = browser.new_context(viewport={"width": 1100, "height": 900})
-        ctx.set_default_timeout(TIMEOUT_MS)
+        ctx, tab = signed_in_tab(browser, server, name, {"width": 1100, "height": 900})
         contexts.append(ctx)
-        tab = ctx.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.errors = errors  # type: ignore[attr-defined]
-        open_sign_in_link(tab, f"{server.url}/login/{login_link(server.db_url, name)}?next=/")
-        expect(tab.get_by_test_id("signed-in-as")).to_have_text(f"signed in as {name}")
         return tab
 
     yield sign_in

@@ -13,12 +13,15 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, Route, expect
 
-from tests.conftest import Server, identity_call, login_link, user_token
-from tests.e2e.conftest import TIMEOUT_MS, js_errors, open_sign_in_link
+from tests.conftest import Server, identity_call, user_token
+from tests.e2e.conftest import (
+    cancel_unfinished,
+    js_errors,
+    signed_in_tab,
+)
 from tests.e2e.test_reviewer import api, open_review
 
 pytestmark = pytest.mark.e2e
@@ -53,18 +56,8 @@ def rita_token(_server: Server) -> str:
 @pytest.fixture
 def server(_server: Server) -> Server:
     """This module's server, with no open review until the test submits."""
-    with httpx.Client(base_url=_server.url, timeout=10, headers=_server.headers) as http:
-        while True:
-            ids = [
-                task["id"]
-                for status in ("queued", "running", "waiting_for_review")
-                for task in http.get("/api/v1/tasks", params={"status": status}).json()["data"]
-            ]
-            if not ids:
-                return _server
-            for task_id in ids:
-                response = http.post(f"/api/v1/tasks/{task_id}/cancel")
-                assert response.status_code in (200, 409), response.text
+    cancel_unfinished(_server)
+    return _server
 
 
 @pytest.fixture
@@ -73,15 +66,8 @@ def people(browser: Browser, server: Server) -> Iterator[Callable[[str], Page]]:
     contexts: list[BrowserContext] = []
 
     def sign_in(name: str) -> Page:
-        ctx = browser.new_context(viewport=WIDE)
-        ctx.set_default_timeout(TIMEOUT_MS)
+        ctx, tab = signed_in_tab(browser, server, name, WIDE)
         contexts.append(ctx)
-        tab = ctx.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.errors = errors  # type: ignore[attr-defined]
-        open_sign_in_link(tab, f"{server.url}/login/{login_link(server.db_url, name)}?next=/")
-        expect(tab.get_by_test_id("signed-in-as")).to_have_text(f"signed in as {name}")
         return tab
 
     yield sign_in

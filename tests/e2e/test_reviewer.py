@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Dialog, Page, Request, Route, expect
 
 from tests.conftest import Server, user_token
-from tests.e2e.conftest import js_errors
+from tests.e2e.conftest import cancel_unfinished, js_errors
 
 pytestmark = pytest.mark.e2e
 
@@ -46,18 +46,8 @@ def rita(_server: Server) -> str:
 @pytest.fixture
 def server(_server: Server) -> Server:
     """This module's server, with no open review and none to come until the test submits."""
-    with httpx.Client(base_url=_server.url, timeout=10, headers=_server.headers) as http:
-        while True:
-            ids = [
-                task["id"]
-                for status in ("queued", "running", "waiting_for_review")
-                for task in http.get("/api/v1/tasks", params={"status": status}).json()["data"]
-            ]
-            if not ids:
-                return _server
-            for task_id in ids:
-                response = http.post(f"/api/v1/tasks/{task_id}/cancel")
-                assert response.status_code in (200, 409), response.text  # 409: it finished
+    cancel_unfinished(_server)
+    return _server
 
 
 # --- helpers -----------------------------------------------------------------------------------
