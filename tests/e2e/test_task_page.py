@@ -118,6 +118,7 @@ def test_two_of_three_reviewers_decide_and_both_votes_show(server: Server, peopl
     expect(voted).to_contain_text("You approved")
     expect(voted).to_contain_text("It takes 2 approvals from different people; it has 1.")
     expect(ann.get_by_test_id("review-controls")).to_be_hidden()  # one vote each
+    expect(ann.locator("#queue-count")).to_have_text("")  # hers no more to decide: not counted
     ann.screenshot(path=SHOT.format("quorum_voted"), full_page=True)
     assert api(server, "GET", f"/api/v1/reviews/{review['id']}")["status"] == "open"
 

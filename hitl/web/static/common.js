@@ -208,8 +208,9 @@ window.hitl = (function () {
     var source = new EventSource("/api/v1/events");
     // On every (re)connection, pages reload their lists: nothing that changed meanwhile is missed.
     source.onopen = function () { refreshQueueCount(); listeners.forEach(function (fn) { fn("open", {}); }); };
-    ["task.created", "task.running", "review.requested", "review.decided", "review.escalated",
-     "review.claimed", "review.released", "task.completed", "task.failed",
+    // review.voted too: a voter may not decide that review again, so their count and queue drop it.
+    ["task.created", "task.running", "review.requested", "review.voted", "review.decided",
+     "review.escalated", "review.claimed", "review.released", "task.completed", "task.failed",
      "task.cancelled"].forEach(function (type) {
       source.addEventListener(type, function (ev) {
         var data = JSON.parse(ev.data);
