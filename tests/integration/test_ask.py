@@ -424,28 +424,18 @@ async def test_a_standalone_review_is_an_ordinary_review(server: Server, asker: 
     audited, and its task page shows it."""
     mark = marker()
     async with AsyncClient(server.url, token=asker) as hitl:
-        created = await hitl.create_review(
-            {"invoice": mark},
-            prompt="Pay it?",
-            decisions=["approve", "reject"],
-            dangerous=["approve"],
-            form=[FormField(name="note", max_length=20)],
-            assignees=["role:admin"],
-            deadline_seconds=3600,
-            on_deadline="reject",
-            idempotency_key=mark,
-        )
-        again = await hitl.create_review(
-            {"invoice": mark},
-            prompt="Pay it?",
-            decisions=["approve", "reject"],
-            dangerous=["approve"],
-            form=[FormField(name="note", max_length=20)],
-            assignees=["role:admin"],
-            deadline_seconds=3600,
-            on_deadline="reject",
-            idempotency_key=mark,
-        )
+        asked: dict[str, Any] = {
+            "prompt": "Pay it?",
+            "decisions": ["approve", "reject"],
+            "dangerous": ["approve"],
+            "form": [FormField(name="note", max_length=20)],
+            "assignees": ["role:admin"],
+            "deadline_seconds": 3600,
+            "on_deadline": "reject",
+            "idempotency_key": mark,
+        }
+        created = await hitl.create_review({"invoice": mark}, **asked)
+        again = await hitl.create_review({"invoice": mark}, **asked)  # the same request again
         assert again.task_id == created.task_id
         assert created.links.task == f"/api/v1/tasks/{created.task_id}"
         assert created.links.events.endswith("/events")
