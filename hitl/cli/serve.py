@@ -217,7 +217,7 @@ async def _work(settings: Settings, home: str | None) -> None:
     from hitl.service import Service
     from hitl.service.admin import safe_url
 
-    service = Service(settings, home=home)
+    service = Service(settings, home=home, streams=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -150,10 +150,12 @@ def _local_url(host: str, port: int) -> str:
 
 class Service:
     """`home` names where this process runs (host and port, or host and worker name): a
-    process that starts at the home of one that died takes back its leases at once."""
+    process that starts at the home of one that died takes back its leases at once. A process
+    that serves no event streams (`streams=False`: `hitl worker`) reads no events."""
 
-    def __init__(self, settings: Settings, home: str | None = None) -> None:
+    def __init__(self, settings: Settings, home: str | None = None, streams: bool = True) -> None:
         self.settings = settings
+        self.streams = streams
         self.registry = build_registry(settings)
         self.store: Store = SqlStore(settings.database_url, settings.pool_size)
         self.broker = EventBroker(self.store, poll_interval=settings.poll_interval)
@@ -180,7 +182,8 @@ class Service:
             if settings.run_workers
             else None
         )
-        self.store.on_commit(self.broker.committed)
+        if streams:
+            self.store.on_commit(self.broker.committed)
         self.metrics = Metrics()
         self.store.timed = self.metrics.database
         self.metrics.count_streams(lambda: self.broker.listening)
@@ -211,7 +214,8 @@ class Service:
 
     def _other_events(self) -> None:
         """Another process committed events."""
-        self.broker.poke()
+        if self.streams:
+            self.broker.poke()
         if self.sends:
             self.notifier.wake()
 
@@ -238,7 +242,8 @@ class Service:
         await asyncio.to_thread(
             prepare_database, self.settings.database_url, 0.0, self.settings.create_database
         )
-        await self.broker.start()
+        if self.streams:
+            await self.broker.start()
         if self.listener is not None:
             await self.listener.start()
         if self.worker is not None:

@@ -452,8 +452,8 @@ class TaskService:
         task_id = _id(task_id, "task")
 
         def find(tx: Tx) -> tuple[ReviewRow, TaskRow]:
-            task = access.see(by, tx.get_task(task_id), task_id)
-            review = tx.last_review(task_id)
+            found, review, _ = tx.task_and_last_review(task_id)
+            task = access.see(by, found, task_id)
             if review is None:
                 raise Conflict(
                     f"task is {task.status} and has no review open; wait for waiting_for_review",

@@ -80,6 +80,13 @@ class Tx(Reader, Protocol):
     def expire_leases(self, running: str, owner_prefix: str | None = None) -> int: ...
     def get_review(self, review_id: str) -> ReviewRow | None: ...
     def last_review(self, task_id: str) -> ReviewRow | None: ...
+    def task_and_last_review(
+        self, task_id: str, last_event: bool = False
+    ) -> tuple[TaskRow | None, ReviewRow | None, int]:
+        """A task, its latest review and (with `last_event`) its last event's id, 0 if none,
+        all as of one moment."""
+        ...
+
     def insert_review(
         self,
         review: ReviewRow,

@@ -35,6 +35,16 @@ TASK_BY_KEY = f"SELECT {T} FROM tasks WHERE idempotency_key = :key"
 GET_REVIEW = f"SELECT {R} FROM reviews WHERE id = :id"
 LAST_REVIEW = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round DESC LIMIT 1"
 REVIEWS_OF = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round"
+# A task, its latest review (NULLs if none) and, with `LAST_EVENT_TOO`, its last event's id, in
+# one statement: one round trip on PostgreSQL, and one moment without a transaction around it.
+_TR = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS)
+_TT = ", ".join(f"t.{c}" for c in TASK_COLUMNS)
+TASK_AND_LAST_REVIEW = (
+    f"SELECT {_TT}, {_TR}{{last}} FROM tasks t LEFT JOIN reviews r ON r.id = ("
+    "SELECT id FROM reviews WHERE task_id = t.id ORDER BY round DESC LIMIT 1) "
+    "WHERE t.id = :task_id"
+)
+LAST_EVENT_TOO = ", (SELECT max(id) FROM events WHERE task_id = t.id)"
 ADD_EVENT = (
     "INSERT INTO events (task_id, type, data, created_at) "
     "VALUES (:task_id, :type, :data, :created_at)"
@@ -259,7 +269,7 @@ def claim(pick: str, dialect: str) -> str:
 # ids become visible in order. The statement also notifies the listening processes.
 _ADD_EVENTS_IN_ORDER = (
     "WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock(72627)), "
-    "noted AS MATERIALIZED (SELECT pg_notify(:channel, '') FROM ordered) "
+    "noted AS MATERIALIZED (SELECT pg_notify(:channel, ''){work} FROM ordered) "
     "INSERT INTO events (task_id, type, data, created_at) "
     "SELECT v.task_id, v.type, v.data, v.created_at FROM noted, (VALUES {rows}) "
     "AS v(n, task_id, type, data, created_at) ORDER BY v.n"
@@ -267,12 +277,13 @@ _ADD_EVENTS_IN_ORDER = (
 
 
 @lru_cache(maxsize=64)
-def add_events_in_order(count: int) -> str:
+def add_events_in_order(count: int, work: bool = False) -> str:
+    """`count` events; with `work`, the workers' notice too (channel `:work`)."""
     rows = ", ".join(
         f"({i}, :task_id{i}, :type{i}, :data{i}, CAST(:created_at{i} AS DOUBLE PRECISION))"
         for i in range(count)
     )
-    return _ADD_EVENTS_IN_ORDER.format(rows=rows)
+    return _ADD_EVENTS_IN_ORDER.format(rows=rows, work=", pg_notify(:work, '')" if work else "")
 
 
 @lru_cache(maxsize=256)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 
 from hitl.store import queries as q
@@ -26,7 +27,9 @@ from hitl.store.engine import create_sync_engine
 from hitl.store.guard import Fault, Guard
 from hitl.store.listen import EVENTS, WORK
 from hitl.store.rows import (
+    REVIEW_COLUMNS,
     TABLE_OF,
+    TASK_COLUMNS,
     AuditRow,
     ChannelRow,
     DeliveryRow,
@@ -139,8 +142,8 @@ class _Session:
 
     def snapshot(self) -> None:
         """Make the reads that follow, up to the next rollback, see one consistent state."""
-        if self.dialect == "postgresql":
-            self.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if self.dialect == "postgresql":  # (reads run in autocommit: `SqlStore._read_batch`)
+            self.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         elif not self.cursor.connection.in_transaction:
             self.run("BEGIN")
 
@@ -174,6 +177,19 @@ class _Session:
     def last_review(self, task_id: str) -> ReviewRow | None:
         return self.row(ReviewRow, q.LAST_REVIEW, {"task_id": task_id})
 
+    def task_and_last_review(
+        self, task_id: str, last_event: bool = False
+    ) -> tuple[TaskRow | None, ReviewRow | None, int]:
+        """A task, its latest review, and (with `last_event`) its last event's id, 0 if none,
+        read by one statement, so of one moment."""
+        sql = q.TASK_AND_LAST_REVIEW.format(last=q.LAST_EVENT_TOO if last_event else "")
+        row = self.run(sql, {"task_id": task_id}).fetchone()
+        if row is None:
+            return None, None, 0
+        t, r = len(TASK_COLUMNS), len(TASK_COLUMNS) + len(REVIEW_COLUMNS)
+        review = ReviewRow(*row[t:r]) if row[t] is not None else None
+        return TaskRow(*row[:t]), review, int(row[r] or 0) if last_event else 0
+
     def reviews_of(self, task_id: str) -> list[ReviewRow]:
         return self.rows(ReviewRow, q.REVIEWS_OF, {"task_id": task_id})
 
@@ -186,6 +202,19 @@ class SqlTx(_Session):
         self.events_written = 0
         self.appended: list[EventRow] = []  # SQLite: the events appended, with their ids
         self._pending: list[Row] = []
+        self._work = False  # PostgreSQL: tell the workers, on commit (`notify_work`)
+        # Tasks this transaction changed: the statuses each may have now and its lease's owner
+        # (ANY_OWNER: not known); and the values of updates sure to apply, not written yet.
+        self._known: dict[str, tuple[frozenset[str], object]] = {}
+        self._later: dict[str, Row] = {}
+
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        if self._known and not sql.startswith(_NO_TASK_READ):
+            # Anything but an event's or a review's insert may read or change a task: it
+            # sees the updates not written yet, and what is known of the tasks is forgotten.
+            self._write_later()
+            self._known.clear()
+        return super().run(sql, params)
 
     def task_by_key(self, key: str) -> TaskRow | None:
         return self.row(TaskRow, q.TASK_BY_KEY, {"key": key})
@@ -234,9 +263,38 @@ class SqlTx(_Session):
         owner: object = ANY_OWNER,
         **values: Any,
     ) -> bool:
-        """Change a task only if its status is one of `expect` (and its lease is `owner`'s)."""
+        """Change a task only if its status is one of `expect` (and its lease is `owner`'s).
+
+        One UPDATE a task a transaction, or nearly: a change that is sure to apply, because
+        this transaction's last change of the task left it in a status of `expect` and (if
+        `owner` is asked for) under that lease, is held back and written with the next ones,
+        before any statement that may read the task, or at the commit. (A worker's step —
+        the node's start, its checkpoint, the next node's start, the review request — is
+        four changes of one task in one transaction.) The rows the transaction changed are
+        its own to the commit, so nothing else can change them in between."""
         values["updated_at"] = time.time()
-        return self._update(q.TASK, "id", task_id, expect, owner, values) == 1
+        known = self._known.get(task_id, (frozenset(), None))
+        sure_owner = owner is ANY_OWNER or (owner is not None and owner == known[1])
+        if known[0] and sure_owner and known[0] <= set(expect):
+            self._later.setdefault(task_id, {}).update(values)
+            self._learn(task_id, known, values)
+            return True
+        changed = self._update(q.TASK, "id", task_id, expect, owner, values) == 1
+        if changed:
+            self._learn(task_id, (frozenset(expect), owner), values)
+        return changed
+
+    def _learn(self, task_id: str, known: tuple[frozenset[str], object], values: Row) -> None:
+        statuses, owner = known
+        if "status" in values:
+            statuses = frozenset((values["status"],))
+        self._known[task_id] = (statuses, values.get("lease_owner", owner))
+
+    def _write_later(self) -> None:
+        later, self._later = self._later, {}
+        for task_id, values in later.items():
+            params = {**values, "_i0": task_id}
+            super().run(q.update_ids(q.TASK, tuple(values), 1), params)
 
     def _update(
         self, table: str, by: str, key: str, expect: Collection[str], owner: object, values: Row
@@ -316,9 +374,9 @@ class SqlTx(_Session):
         return self._update(q.REVIEW, "task_id", task_id, [expect], ANY_OWNER, values)
 
     def notify_work(self) -> None:
-        """Tell every process's workers, on commit, that a task became runnable."""
-        if self.dialect == "postgresql":
-            self.run(q.NOTIFY, {"channel": WORK})
+        """Tell every process's workers, on commit, that a task became runnable (PostgreSQL:
+        sent by `flush_events`, with the events)."""
+        self._work = self.dialect == "postgresql"
 
     def add_event(self, task_id: str, type: str, data: str) -> None:
         """Append an event. On PostgreSQL it is written by `flush_events`, last, just before the
@@ -334,13 +392,53 @@ class SqlTx(_Session):
         self.events_written += 1
 
     def flush_events(self) -> None:
-        if not self._pending:
+        """PostgreSQL: write the pending events, and send the work notice (`notify_work`)."""
+        statement = self._flush()
+        if statement is not None:
+            self.run(*statement)
+
+    def commit(self) -> None:
+        """Write the pending events, and commit. PostgreSQL: the events' statement takes the
+        lock that orders event ids, held to the commit while every other writer of events
+        waits for it; so the statement and the COMMIT go as one query, in one round trip, and
+        the lock is held for no wait on the network. (A query of two statements takes its
+        values bound by the client: psycopg's `ClientCursor` quotes them.)"""
+        connection = self.cursor.connection
+        self._write_later()
+        statement = self._flush()
+        if statement is None:
+            connection.commit()
             return
-        params: dict[str, Any] = {"channel": EVENTS}
+        sql, params = statement
+        with psycopg.ClientCursor(connection) as cursor:
+            cursor.execute(q.for_dialect(sql, self.dialect) + "; COMMIT", params)
+
+    def _flush(self) -> tuple[str, dict[str, Any]] | None:
+        """The statement that writes the pending events and sends the work notice with them;
+        None if no event is pending (a work notice alone is sent now)."""
+        work, self._work = self._work, False
+        if not self._pending:
+            if work:
+                self.run(q.NOTIFY, {"channel": WORK})
+            return None
+        params: dict[str, Any] = {"channel": EVENTS, "work": WORK}
         for i, event in enumerate(self._pending):
             params.update({f"{key}{i}": value for key, value in event.items()})
-        self.run(q.add_events_in_order(len(self._pending)), params)
+        sql = q.add_events_in_order(len(self._pending), work)
         self._pending = []
+        return sql, params
+
+
+# Statements that read no task (`SqlTx.run`).
+_NO_TASK_READ = ("INSERT INTO events ", "INSERT INTO reviews ")
+
+
+def _autocommit(conn: Any, on: bool) -> None:
+    """PostgreSQL: reads run in autocommit, so that a read is one round trip, without the
+    BEGIN and ROLLBACK around it (`_Session.snapshot` begins a transaction when a read needs
+    one); writes never do. A pooled connection serves both, so each sets it."""
+    if conn.dbapi_connection.autocommit != on:
+        conn.dbapi_connection.autocommit = on
 
 
 class SqlStore:
@@ -439,14 +537,15 @@ class SqlStore:
         """Run `fns` in one transaction and commit; each yields (result, wrote events)."""
         conn = self.engine.raw_connection()
         try:
+            if self.dialect == "postgresql":
+                _autocommit(conn, False)
             tx = SqlTx(conn, self.dialect)
             done: list[tuple[Any, bool]] = []
             for fn in fns:
                 before = tx.events_written
                 done.append((fn(tx), tx.events_written > before))
-            tx.flush_events()
             self._guard.check()
-            conn.commit()
+            tx.commit()
             self._guard.after_commit(wrote=any(wrote for _, wrote in done))
             if tx.appended:
                 self._tell(tx.appended)
@@ -466,6 +565,8 @@ class SqlStore:
             conn = self.engine.raw_connection()
             try:
                 self._guard.check()
+                if self.dialect == "postgresql":
+                    _autocommit(conn, True)
                 session = _Session(conn, self.dialect)
                 for fn, _ in jobs:
                     try:
@@ -474,7 +575,7 @@ class SqlStore:
                         outcomes.append((None, self._translate(exc)))
                         if self._broken(conn, exc):
                             raise  # the rest fail with it; the connection is dropped
-                    conn.rollback()  # end PostgreSQL's implicit transaction: next read is fresh
+                    conn.rollback()  # end a snapshot's transaction: the next read is fresh
             except BaseException as exc:
                 self._drop_if_broken(conn, exc)
                 raise
@@ -686,9 +787,4 @@ class SqlStore:
         """A task, its latest review, and the id of its last event, all of one moment: a
         subscriber that starts after that id sees each later change once, and nothing twice."""
 
-        def read(s: _Session) -> tuple[TaskRow | None, ReviewRow | None, int]:
-            s.snapshot()
-            last = s.scalar(q.LAST_TASK_EVENT, {"task_id": task_id})
-            return s.get_task(task_id), s.last_review(task_id), int(last or 0)
-
-        return await self.read(read)
+        return await self.read(lambda s: s.task_and_last_review(task_id, last_event=True))

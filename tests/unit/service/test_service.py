@@ -316,3 +316,21 @@ async def test_a_task_is_found_by_a_unique_prefix_of_its_id(service: Service) ->
         await service.tasks.get("zzzz")
     with pytest.raises(NotFound):
         await service.tasks.get("ffff")
+
+
+async def test_a_process_without_streams_reads_no_events(new_database: Callable[[], str]) -> None:
+    """`hitl worker` serves no event streams: it runs tasks, and never reads the events back
+    (on PostgreSQL, each commit of every process would otherwise cost it a query)."""
+    settings = Settings(database_url=new_database(), process_delay=0, poll_interval=0.05)
+    svc = Service(settings, streams=False)
+    await svc.start()
+    try:
+        task, _ = await svc.tasks.submit("x")
+        for _ in range(200):
+            if (await svc.tasks.get(task.id))[0].status == "waiting_for_review":
+                break
+            await asyncio.sleep(0.02)
+        assert len(await events_of(svc, task.id)) > 2
+        assert svc.broker.last_id == 0 and not svc.broker._events
+    finally:
+        await svc.stop()

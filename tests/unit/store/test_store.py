@@ -22,7 +22,6 @@ from hitl.store import (
     TaskRow,
     TokenRow,
     Tx,
-    Unavailable,
     migrate,
 )
 from hitl.store.engine import create_sync_engine
@@ -257,6 +256,96 @@ async def test_sqlite_commits_waiting_writes_together(store: SqlStore) -> None:
         assert store.commits - before == 100  # many writers: each write is its own transaction
 
 
+async def test_events_are_stored_as_written(store: SqlStore) -> None:
+    """An event's text comes back exactly as written, whatever it holds (on PostgreSQL the
+    events of a commit go with it in one query, their values quoted by the client)."""
+    awkward = [
+        "it's",
+        "back\\slash \\' and \\\\",
+        "$$ dollar $tag$ ; COMMIT; --",
+        "%(task_id0)s %s %% {rows}",
+        "line\nbreak\ttab\r",
+        "émoji 🎉 李雷 \u202e",
+        json.dumps({"output": "x'); DROP TABLE events; --"}),
+    ]
+
+    def write(tx: Tx) -> None:
+        tx.insert_task(_task("q1"))
+        for i, text in enumerate(awkward):
+            tx.add_event("q1", f"type'{i}", text)
+        tx.notify_work()
+
+    await store.write(write)
+    events = await store.events_after(0, "q1")
+    assert [(e.type, e.data) for e in events] == [(f"type'{i}", t) for i, t in enumerate(awkward)]
+    assert [e.id for e in events] == sorted(e.id for e in events)
+
+
+class _Counting:
+    """A cursor that counts the UPDATE statements run through it."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor, self.updates = cursor, 0
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        self.updates += sql.startswith("UPDATE")
+        return self.cursor.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cursor, name)
+
+
+async def test_a_transaction_changes_a_task_with_as_few_updates_as_it_can(
+    store: SqlStore,
+) -> None:
+    """A change sure to apply (the transaction's last change left the task in an expected
+    status, under the expected lease) is written with the next, before anything that reads the
+    task, or at the commit; a change that is not sure is checked, and refused if it must be."""
+    await store.write(lambda tx: tx.insert_task(_task("c1")))
+    seen: dict[str, Any] = {}
+
+    def step(tx: Any) -> None:
+        tx.cursor = counting = _Counting(tx.cursor)
+        claim = tx.update_task("c1", ["queued"], status="running", lease_owner="w#1")
+        node = tx.update_task("c1", ["running"], owner="w#1", node="process")
+        tx.add_event("c1", "node.started", "{}")
+        saved = tx.update_task("c1", ["running"], owner="w#1", shared='{"a":1}', position="p")
+        seen["written"] = (claim, node, saved, counting.updates)
+        seen["read"] = tx.get_task("c1")  # sees the changes not written yet
+        seen["others"] = tx.update_task("c1", ["running"], owner="w#2", node="theirs")
+        seen["wrong status"] = tx.update_task("c1", ["queued"], owner="w#1", node="no")
+        tx.update_task("c1", ["running"], owner="w#1", node="review")
+        tx.update_task("c1", ["running"], owner="w#1", status="waiting_for_review")
+        seen["done"] = tx.update_task("c1", ["waiting_for_review"], lease_owner=None)
+        seen["after"] = tx.update_task("c1", ["waiting_for_review"], owner="w#1", node="x")
+        seen["updates"] = counting.updates
+
+    await store.write(step)
+    assert seen["written"] == (True, True, True, 1)  # the first change alone was written
+    read = seen["read"]
+    assert (read.status, read.node, read.shared, read.position) == (
+        "running",
+        "process",
+        '{"a":1}',
+        "p",
+    )
+    assert seen["others"] is False and seen["wrong status"] is False
+    assert seen["done"] is True and seen["after"] is False  # the lease was let go
+    # The claim; the two held back, written before the read; the two refused (checked); the
+    # next, checked (the read forgot what was known); the two held back after it, written
+    # before the last one's check; that check.
+    assert seen["updates"] == 7
+    task = await store.get_task("c1")
+    assert task is not None
+    assert (task.status, task.node, task.lease_owner, task.shared, task.position) == (
+        "waiting_for_review",
+        "review",
+        None,
+        '{"a":1}',
+        "p",
+    )
+
+
 async def test_event_ids_become_visible_in_order(store: SqlStore) -> None:
     """A transaction that appends events waits for an earlier one that has not committed, so
     no reader sees id n+1 and moves past it before id n is visible."""
@@ -289,30 +378,60 @@ async def test_event_ids_become_visible_in_order(store: SqlStore) -> None:
 @pytest.mark.parametrize("backend", ["postgresql"])  # an SQLite file has no connection to drop
 async def test_connections_dropped_by_the_server_are_replaced(store: SqlStore) -> None:
     """After PostgreSQL ends every connection the store holds (a restart, an idle timeout),
-    reads and writes work again; a write that met a dead connection did not half-commit."""
+    reads and writes work again at once: the pool finds each dropped connection when it hands
+    it out (the server's last message is waiting on it), with no round trip for the rest."""
     await asyncio.gather(
         *(store.write(lambda tx, i=i: tx.insert_task(_task(f"a{i}"))) for i in range(10))
     )
     assert await store.read(lambda s: s.scalar("SELECT count(*) FROM tasks")) == 10
+    others = (
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    terminate = f"SELECT pid, pg_terminate_backend(pid) FROM ({others}) o"
+    dropped = {r["pid"] for r in await store.write(lambda tx: tx.all(terminate))}
+    assert dropped
 
-    def terminate_others(tx: Tx) -> int:
-        sql = (
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return int(tx.scalar(sql))
+    async def ended() -> None:
+        while dropped & {r["pid"] for r in await store.write(lambda tx: tx.all(others))}:
+            await asyncio.sleep(0.01)
 
-    assert await store.write(terminate_others) > 0
+    await asyncio.wait_for(ended(), 10)  # (the pool now holds only dropped connections)
     outcomes = await asyncio.gather(
         *(store.write(lambda tx, i=i: tx.insert_task(_task(f"b{i}"))) for i in range(10)),
+        *(store.read(lambda s: s.scalar("SELECT count(*) FROM tasks")) for _ in range(10)),
         return_exceptions=True,
     )
-    assert all(o is None or isinstance(o, Unavailable) for o in outcomes), outcomes
-    retried = [i for i, o in enumerate(outcomes) if o is not None]
-    for i in retried:  # what a client does with a 503
-        await store.write(lambda tx, i=i: tx.insert_task(_task(f"b{i}")))
+    assert all(o is None or isinstance(o, int) for o in outcomes), outcomes
     ids = await store.read(lambda s: sorted(r["id"] for r in s.all("SELECT id FROM tasks")))
     assert ids == sorted([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
+
+
+async def test_a_task_and_its_latest_review_are_read_together(store: SqlStore) -> None:
+    """`task_and_last_review`, in a read and in a write: the task, the review of its highest
+    round (None before the first), and its last event's id if asked for (0 if none)."""
+    await store.write(lambda tx: tx.insert_task(_task("t1")))
+    task, review, last = await store.read(lambda s: s.task_and_last_review("t1", True))
+    assert task == await store.get_task("t1") and review is None and last == 0
+
+    def two_rounds(tx: Tx) -> None:
+        tx.insert_review(replace(_review("r1", "t1", "first"), round=1))
+        tx.insert_review(replace(_review("r2", "t1", "second"), round=2))
+        tx.insert_review(_review("r3", "t3", "another task's"))
+        tx.add_event("t1", "x", "{}")
+        tx.add_event("t1", "y", "{}")
+        tx.add_event("t3", "z", "{}")
+
+    await store.write(lambda tx: tx.insert_task(_task("t3")))
+    await store.write(two_rounds)
+    events = [e.id for e in await store.events_after(0, "t1")]
+    task, review, last = await store.read(lambda s: s.task_and_last_review("t1", True))
+    assert task is not None and task.id == "t1"
+    assert review == await store.get_review("r2") and last == max(events)
+    in_write = await store.write(lambda tx: tx.task_and_last_review("t1"))
+    assert in_write == (task, review, 0)
+    assert await store.snapshot("t1") == (task, review, last)
+    assert await store.read(lambda s: s.task_and_last_review("nope", True)) == (None, None, 0)
 
 
 async def test_a_snapshot_reads_one_moment(store: SqlStore) -> None:
@@ -521,6 +640,7 @@ async def test_the_queue_s_search_uses_the_index(store: SqlStore) -> None:
             if store.dialect == "sqlite":
                 rows = s.run("EXPLAIN QUERY PLAN " + sql, params).fetchall()
                 return "\n".join(str(r[-1]) for r in rows)
+            s.snapshot()  # a transaction (reads are in autocommit), for SET LOCAL
             s.run("SET LOCAL enable_seqscan = off")  # a tiny table: the index all the same
             return "\n".join(r[0] for r in s.run("EXPLAIN " + sql, params).fetchall())
 
