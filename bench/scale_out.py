@@ -3,7 +3,8 @@ with two of each, against a throwaway PostgreSQL server on 127.0.0.1; and, under
 how long a decision posted to one API process takes to reach an SSE client of the other.
 
 One lifecycle: POST /submit → GET /stream until waiting_for_review → POST /feedback approved →
-stream until completed; 16 clients spread over the API processes; processing delay 0.
+stream until completed; 16 clients spread over the API processes; processing delay 0. The
+same lifecycles on SQLite, run as `throughput.py` runs them, give the ratio.
 
     .venv/bin/python bench/scale_out.py [seconds]
 """
@@ -17,7 +18,8 @@ import sys
 import time
 
 import httpx
-from _common import ROOT, Connection, free_port, report, sign_in, sse
+import throughput
+from _common import ROOT, Connection, free_port, pin_self, report, sign_in, sse
 from throughput import lifecycle
 
 sys.path.insert(0, str(ROOT))
@@ -118,9 +120,21 @@ async def cross_process(cluster: Cluster, rounds: int = 30) -> list[float]:
     return sorted(latencies)
 
 
+async def sqlite_rate(seconds: float) -> float:
+    """The same lifecycles on SQLite, as `throughput.py` runs them (server on core 1, clients
+    on core 0), for the ratio."""
+    pin_self(0)
+    try:
+        return (await throughput.run(seconds, 0))["rate"]
+    finally:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 async def main(seconds: float) -> None:
     cluster = Cluster().start()
     try:
+        sqlite = await sqlite_rate(seconds)
         one = await run(cluster, 1, seconds)
         two = await run(cluster, 2, seconds)
         latencies = await cross_process(cluster)
@@ -131,6 +145,9 @@ async def main(seconds: float) -> None:
         {
             "1 API + 1 worker (lifecycles/s)": f"{one:.0f}",
             "2 APIs + 2 workers (lifecycles/s)": f"{two:.0f}",
+            "SQLite in the same run (lifecycles/s)": f"{sqlite:.0f}",
+            "1 API + 1 worker / SQLite": f"{one / sqlite:.2f}",
+            "target": "at least 0.5",
         },
     )
     report(

@@ -13,6 +13,8 @@ ever. `LimitedHttpProtocol` is that protocol with both limits:
   byte on a kept-alive connection, is answered 408 (or, if not a byte of it came, the
   connection is closed).
 
+Its transport sends what is written in one turn of the event loop together (`Corked`).
+
 Everything else — keep-alive, pipelining, flow control, SSE streams — is uvicorn's own.
 """
 
@@ -57,6 +59,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = Corked(transport, self.loop)  # type: ignore[assignment]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -180,6 +183,70 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         self.flow.resume_reading()
         self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class Corked:
+    """A connection's transport that sends what is written to it in one turn of the event loop
+    in one write, at the end of the turn (as TCP_CORK would).
+
+    uvicorn writes a response's status line and headers, and then each body message, with a
+    write each: a system call each, and a segment each that the client wakes up for. Corked,
+    a JSON answer is one write, and so are the SSE frames of the events that one commit made.
+    Past `MAX_HELD` bytes it writes at once, so that the transport's flow control (which
+    pauses a response whose client reads slowly) sees what is being sent; closing, or ending
+    the writes, sends what is held first."""
+
+    MAX_HELD = 64 * 1024
+
+    __slots__ = ("_transport", "_loop", "_held", "_size")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data)
+        self._size += len(data)
+        if self._size > self.MAX_HELD:
+            self.flush()
+
+    def writelines(self, data: Any) -> None:
+        for piece in data:
+            self.write(piece)
+
+    def flush(self) -> None:
+        if not self._held:
+            return
+        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+        self._held.clear()
+        self._size = 0
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held.clear()
+        self._size = 0
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + self._size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def protocol_class(max_header_bytes: int, header_timeout: float) -> type[LimitedHttpProtocol]:
