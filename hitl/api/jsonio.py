@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
+from hitl.flow.checkpoint import compact
+
 # A `\u` escape of a surrogate (D800–DFFF); only then can the parsed value hold one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -49,7 +51,7 @@ def dumps(value: Any) -> bytes:
         ).encode()
     except UnicodeEncodeError:
         # A flow may put a lone surrogate in its output: send it escaped rather than fail.
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        return compact(value).encode()
 
 
 class JSONResponse(StarletteJSONResponse):

@@ -8,6 +8,10 @@ from typing import Any
 
 Shared = dict[str, Any]
 
+# What is stored: compact JSON, NaN and Infinity refused (JSON has neither). One encoder,
+# made once (`json.dumps` with these arguments makes a new one at every call).
+compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
 
 class SharedNotJSON(TypeError):
     """The shared store holds a value that is not JSON."""
@@ -83,7 +87,7 @@ class Checkpoint:
 def dump_shared(shared: Shared) -> str:
     """Serialise the shared store, naming the first key whose value is not JSON."""
     try:
-        return json.dumps(shared, allow_nan=False, separators=(",", ":"))
+        return compact(shared)
     except (TypeError, ValueError):
         pass
     for key, value in shared.items():
@@ -92,10 +96,3 @@ def dump_shared(shared: Shared) -> str:
         except (TypeError, ValueError):
             raise SharedNotJSON(str(key), value) from None
     raise SharedNotJSON("<keys>", next(k for k in shared if not isinstance(k, str)))
-
-
-def dump_json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} is not JSON: {exc}") from None

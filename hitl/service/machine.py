@@ -30,6 +30,7 @@ from typing import Any
 
 from hitl.flow import ReviewRequest, content_hash
 from hitl.flow import review as flow_review
+from hitl.flow.checkpoint import compact
 from hitl.service.errors import Conflict, Invalid, LeaseLost, NotFound
 from hitl.store import ANY_OWNER, ReviewRow, TaskRow, Tx, VoteRow
 
@@ -173,7 +174,7 @@ def can_move(source: TaskStatus, target: TaskStatus) -> bool:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return compact(value)
 
 
 def _event(tx: Tx, transition: Transition, task_id: str, **data: Any) -> None:

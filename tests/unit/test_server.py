@@ -39,41 +39,45 @@ async def _connected() -> tuple[_Counting, Peer, asyncio.AbstractServer]:
     return _Counting(transport), await accepted.get(), server
 
 
-async def test_writes_of_one_turn_go_together_and_in_order() -> None:
+async def test_a_response_head_goes_with_the_first_of_its_body() -> None:
     counting, (reader, writer), server = await _connected()
     corked = Corked(counting, asyncio.get_running_loop())  # type: ignore[arg-type]
     try:
-        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        corked.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+        assert counting.writes == [] and corked.get_write_buffer_size() == 38
         corked.write(b"")
         corked.write(b"body")
-        assert counting.writes == [] and corked.get_write_buffer_size() == 23
-        await asyncio.sleep(0)  # the turn ends
-        assert counting.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        assert counting.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody"]
+        corked.write(b"more")  # not a head: at once
         corked.writelines([b"a", b"b"])
+        assert counting.writes[1:] == [b"more", b"a", b"b"]
+        await asyncio.sleep(0)  # the turn ends: nothing was held
+        assert len(counting.writes) == 4
+        corked.write(b"HTTP/1.1 204 No Content\r\n\r\n")
         corked.close()  # sends what is held first
-        assert counting.writes[1:] == [b"ab"]
-        assert await reader.read() == b"HTTP/1.1 200 OK\r\n\r\nbodyab"
+        assert counting.writes[4:] == [b"HTTP/1.1 204 No Content\r\n\r\n"]
+        assert (await reader.read()).endswith(b"No Content\r\n\r\n")
     finally:
         writer.close()
         server.close()
         await server.wait_closed()
 
 
-async def test_a_large_write_is_sent_at_once_for_flow_control() -> None:
+async def test_a_head_alone_is_sent_when_the_turn_ends_or_on_close() -> None:
     counting, (reader, writer), server = await _connected()
     corked = Corked(counting, asyncio.get_running_loop())  # type: ignore[arg-type]
     try:
-        corked.write(b"x" * 10)
-        corked.write(b"y" * Corked.MAX_HELD)
-        assert counting.writes == [b"x" * 10 + b"y" * Corked.MAX_HELD]  # without waiting
-        corked.write(b"end")
+        corked.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        await asyncio.sleep(0)  # a stream whose first chunk is not ready yet
+        assert counting.writes == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
+        corked.write(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
         corked.write_eof()  # sends what is held first
-        assert counting.writes[1:] == [b"end"]
-        assert len(await reader.read()) == 10 + Corked.MAX_HELD + 3
+        assert counting.writes[1:] == [b"HTTP/1.1 408 Request Timeout\r\n\r\n"]
+        assert (await reader.read()).endswith(b"Timeout\r\n\r\n")
         await asyncio.sleep(0)  # the turn's flush finds nothing left to send
         assert len(counting.writes) == 2
-    finally:
         counting.close()
+    finally:
         writer.close()
         server.close()
         await server.wait_closed()
