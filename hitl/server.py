@@ -208,7 +208,7 @@ class Corked:
             return
         if self._head:
             data, self._head = self._head + data, b""
-        elif data.startswith(b"HTTP/"):
+        elif data[:5] == b"HTTP/":  # (a memoryview has no startswith)
             self._head = data
             self._loop.call_soon(self.flush)
             return

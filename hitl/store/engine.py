@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,15 +60,27 @@ def create_sync_engine(url: str, pool_size: int = 5) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = sa.create_engine(target, pool_size=pool_size, max_overflow=pool_size)
+    sa.event.listen(engine, "checkin", _returned)
     sa.event.listen(engine, "checkout", _alive)
     return engine
 
 
-def _alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+# A pooled connection idle longer than this is pinged before use, whatever its socket says: a
+# firewall's or a load balancer's idle timeout, or a server host that vanished, ends it
+# without a word.
+QUIET_SECONDS = 30.0
+
+
+def _returned(_dbapi_connection: Any, record: Any) -> None:
+    record.info["returned"] = time.monotonic()
+
+
+def _alive(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """A pooled PostgreSQL connection is checked before use, without a round trip on the way
-    to every read and write (which `pool_pre_ping` costs): an idle connection the server has
-    said nothing to is alive. One it has written to — a restart or `pg_terminate_backend`
-    sends a last message before it closes — is pinged, and if that fails the pool replaces it
+    to every read and write (which `pool_pre_ping` costs): one that was back in the pool for
+    a moment and that the server has said nothing to is alive. One the server has written to
+    (a restart or `pg_terminate_backend` sends a last message before it closes it), or that
+    sat idle for `QUIET_SECONDS`, is pinged, and if that fails the pool replaces it
     (`DisconnectionError` makes it take another)."""
     try:
         poll = select.poll()
@@ -75,7 +88,8 @@ def _alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         said = poll.poll(0)
     except Exception as exc:  # closed already
         raise sa.exc.DisconnectionError(str(exc)) from exc
-    if not said:
+    quiet = time.monotonic() - record.info.get("returned", time.monotonic())
+    if not said and quiet < QUIET_SECONDS:
         return
     try:
         dbapi_connection.execute(";")

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -22,6 +25,7 @@ from hitl.store import (
     TaskRow,
     TokenRow,
     Tx,
+    Unavailable,
     migrate,
 )
 from hitl.store.engine import create_sync_engine
@@ -393,7 +397,12 @@ async def test_connections_dropped_by_the_server_are_replaced(store: SqlStore) -
     assert dropped
 
     async def ended() -> None:
-        while dropped & {r["pid"] for r in await store.write(lambda tx: tx.all(others))}:
+        while True:
+            try:  # (a connection whose end was still on its way fails here: another is taken)
+                if not dropped & {r["pid"] for r in await store.write(lambda tx: tx.all(others))}:
+                    return
+            except Unavailable:
+                pass
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(ended(), 10)  # (the pool now holds only dropped connections)
@@ -432,6 +441,82 @@ async def test_a_task_and_its_latest_review_are_read_together(store: SqlStore) -
     assert in_write == (task, review, 0)
     assert await store.snapshot("t1") == (task, review, last)
     assert await store.read(lambda s: s.task_and_last_review("nope", True)) == (None, None, 0)
+
+
+class _Cuttable:
+    """A TCP proxy to PostgreSQL whose connections can be cut without a word, as a firewall
+    that forgets an idle flow does: a cut connection stays silent until the client sends,
+    and is then reset."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.cut = False
+        self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        cut_from_birth = self.cut
+        self.links.append((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, out: bool) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    if out and self.cut and not cut_from_birth:
+                        linger = struct.pack("ii", 1, 0)  # close with a reset, not a FIN
+                        writer.get_extra_info("socket").setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, linger
+                        )
+                        writer.transport.abort()
+                        up_writer.close()
+                        return
+                    dst.write(data)
+                    await dst.drain()
+
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+
+    def close(self) -> None:
+        self.server.close()
+        for down, up in self.links:
+            down.close()
+            up.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # an SQLite file has no connection to cut
+async def test_a_connection_cut_silently_while_idle_is_replaced(
+    new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection that sat idle for `QUIET_SECONDS` is pinged before use even if its
+    socket is quiet, and replaced if the ping fails; one idle for less is used as it is, and a
+    silent death then fails that one request with Unavailable (a 503), not more."""
+    from sqlalchemy.engine import make_url
+
+    from hitl.store import engine
+
+    url = new_database()
+    migrate.upgrade(url)
+    target = make_url(url)
+    proxy = _Cuttable(target.host or "127.0.0.1", target.port or 5432)
+    via = target.set(port=await proxy.start()).render_as_string(hide_password=False)
+    store = SqlStore(via, pool_size=1)
+    try:
+        assert await store.read(lambda s: s.scalar("SELECT 1")) == 1
+        proxy.cut = True  # the pooled connection is now dead, silently
+        with pytest.raises(Unavailable):
+            await store.read(lambda s: s.scalar("SELECT 2"))  # idle a moment: not pinged
+        proxy.cut = False
+        assert await store.read(lambda s: s.scalar("SELECT 3")) == 3  # a new one took its place
+        proxy.cut = True
+        monkeypatch.setattr(engine, "QUIET_SECONDS", 0.0)  # as if it sat idle for long
+        assert await store.read(lambda s: s.scalar("SELECT 4")) == 4
+        await store.write(lambda tx: tx.insert_task(_task("after the cut")))
+        assert await store.get_task("after the cut") is not None
+    finally:
+        await store.close()
+        proxy.close()
 
 
 async def test_a_snapshot_reads_one_moment(store: SqlStore) -> None:
