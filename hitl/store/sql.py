@@ -210,11 +210,14 @@ class SqlTx(_Session):
 
     def run(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         if self._known and not sql.startswith(_NO_TASK_READ):
-            # Anything but an event's or a review's insert may read or change a task: it
-            # sees the updates not written yet, and what is known of the tasks is forgotten.
-            self._write_later()
-            self._known.clear()
+            self._before_any_other()
         return super().run(sql, params)
+
+    def _before_any_other(self) -> None:
+        """Anything but an event's or a review's insert may read or change a task: it sees
+        the updates not written yet, and what is known of the tasks is forgotten."""
+        self._write_later()
+        self._known.clear()
 
     def task_by_key(self, key: str) -> TaskRow | None:
         return self.row(TaskRow, q.TASK_BY_KEY, {"key": key})
@@ -235,6 +238,7 @@ class SqlTx(_Session):
             return
         names = type(rows[0]).__slots__
         sql = q.for_dialect(q.insert(TABLE_OF[type(rows[0])], tuple(names)), self.dialect)
+        self._before_any_other()
         self.cursor.executemany(sql, [{n: getattr(row, n) for n in names} for row in rows])
 
     def change_all(self, kind: type[Record], ids: Sequence[str], **values: Any) -> int:
