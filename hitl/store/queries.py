@@ -35,16 +35,6 @@ TASK_BY_KEY = f"SELECT {T} FROM tasks WHERE idempotency_key = :key"
 GET_REVIEW = f"SELECT {R} FROM reviews WHERE id = :id"
 LAST_REVIEW = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round DESC LIMIT 1"
 REVIEWS_OF = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round"
-# A task, its latest review (NULLs if none) and, with `LAST_EVENT_TOO`, its last event's id, in
-# one statement: one round trip on PostgreSQL, and one moment without a transaction around it.
-_TR = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS)
-_TT = ", ".join(f"t.{c}" for c in TASK_COLUMNS)
-TASK_AND_LAST_REVIEW = (
-    f"SELECT {_TT}, {_TR}{{last}} FROM tasks t LEFT JOIN reviews r ON r.id = ("
-    "SELECT id FROM reviews WHERE task_id = t.id ORDER BY round DESC LIMIT 1) "
-    "WHERE t.id = :task_id"
-)
-LAST_EVENT_TOO = ", (SELECT max(id) FROM events WHERE task_id = t.id)"
 ADD_EVENT = (
     "INSERT INTO events (task_id, type, data, created_at) "
     "VALUES (:task_id, :type, :data, :created_at)"
@@ -84,6 +74,17 @@ _CLAIM_DELIVERIES = (
 LAST_EVENT = "SELECT max(id) FROM events"
 EVENT = f"SELECT {E} FROM events WHERE id = :id"
 LAST_TASK_EVENT = "SELECT max(id) FROM events WHERE task_id = :task_id"
+# A task, its latest review (NULLs if none) and, in the second, its last event's id, in one
+# statement: one round trip on PostgreSQL, and one moment without a transaction around it.
+_TR = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS)
+_TT = ", ".join(f"t.{c}" for c in TASK_COLUMNS)
+_TASK_AND_LAST_REVIEW = (
+    f"SELECT {_TT}, {_TR}{{last}} FROM tasks t LEFT JOIN reviews r ON r.id = ("
+    "SELECT id FROM reviews WHERE task_id = t.id ORDER BY round DESC LIMIT 1) "
+    "WHERE t.id = :task_id"
+)
+TASK_AND_LAST_REVIEW = _TASK_AND_LAST_REVIEW.format(last="")
+TASK_LAST_REVIEW_AND_EVENT = _TASK_AND_LAST_REVIEW.format(last=f", ({LAST_TASK_EVENT})")
 EVENTS_AFTER = f"SELECT {E} FROM events WHERE id > :after ORDER BY id LIMIT :limit"
 TASK_EVENTS_AFTER = (
     f"SELECT {E} FROM events WHERE task_id = :task_id AND id > :after ORDER BY id LIMIT :limit"

@@ -182,7 +182,7 @@ class _Session:
     ) -> tuple[TaskRow | None, ReviewRow | None, int]:
         """A task, its latest review, and (with `last_event`) its last event's id, 0 if none,
         read by one statement, so of one moment."""
-        sql = q.TASK_AND_LAST_REVIEW.format(last=q.LAST_EVENT_TOO if last_event else "")
+        sql = q.TASK_LAST_REVIEW_AND_EVENT if last_event else q.TASK_AND_LAST_REVIEW
         row = self.run(sql, {"task_id": task_id}).fetchone()
         if row is None:
             return None, None, 0
@@ -379,13 +379,12 @@ class SqlTx(_Session):
 
     def notify_work(self) -> None:
         """Tell every process's workers, on commit, that a task became runnable (PostgreSQL:
-        sent by `flush_events`, with the events)."""
+        sent with the events, `_flush`)."""
         self._work = self.dialect == "postgresql"
 
     def add_event(self, task_id: str, type: str, data: str) -> None:
-        """Append an event. On PostgreSQL it is written by `flush_events`, last, just before the
-        commit: the lock that orders event ids is then held for one round trip, not for the
-        whole transaction."""
+        """Append an event. On PostgreSQL it is written last, with the commit (`commit`): the
+        lock that orders event ids is then held for no round trip, not for the transaction."""
         now = time.time()
         params = {"task_id": task_id, "type": type, "data": data, "created_at": now}
         if self.dialect == "postgresql":
@@ -437,11 +436,11 @@ class SqlTx(_Session):
 _NO_TASK_READ = ("INSERT INTO events ", "INSERT INTO reviews ")
 
 
-def _autocommit(conn: Any, on: bool) -> None:
+def _autocommit(conn: Any, dialect: str, on: bool) -> None:
     """PostgreSQL: reads run in autocommit, so that a read is one round trip, without the
     BEGIN and ROLLBACK around it (`_Session.snapshot` begins a transaction when a read needs
     one); writes never do. A pooled connection serves both, so each sets it."""
-    if conn.dbapi_connection.autocommit != on:
+    if dialect == "postgresql" and conn.dbapi_connection.autocommit != on:
         conn.dbapi_connection.autocommit = on
 
 
@@ -541,8 +540,7 @@ class SqlStore:
         """Run `fns` in one transaction and commit; each yields (result, wrote events)."""
         conn = self.engine.raw_connection()
         try:
-            if self.dialect == "postgresql":
-                _autocommit(conn, False)
+            _autocommit(conn, self.dialect, False)
             tx = SqlTx(conn, self.dialect)
             done: list[tuple[Any, bool]] = []
             for fn in fns:
@@ -569,8 +567,7 @@ class SqlStore:
             conn = self.engine.raw_connection()
             try:
                 self._guard.check()
-                if self.dialect == "postgresql":
-                    _autocommit(conn, True)
+                _autocommit(conn, self.dialect, True)
                 session = _Session(conn, self.dialect)
                 for fn, _ in jobs:
                     try:
