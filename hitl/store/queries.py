@@ -129,8 +129,7 @@ QUEUE_ORDER = {
 # three characters or more, else by reading each candidate's text.
 QUEUE_TEXT = {
     # `review_search` is FTS5 over `reviews.search`, its rowid `reviews.search_id`: the query
-    # starts from its matches (`QUEUE_MATCHES`).
-    ("sqlite", True): "review_search MATCH :text",
+    # starts from its matches (`QUEUE_MATCHES`), which hold the condition.
     ("sqlite", False): "instr(r.search, :text) > 0",
     ("postgresql", True): "r.search LIKE :text ESCAPE '!'",  # the pg_trgm GIN index
     ("postgresql", False): "strpos(r.search, :text) > 0",
@@ -138,8 +137,24 @@ QUEUE_TEXT = {
 # SQLite: the matches first, each looked up in `ix_reviews_search_id` (which holds the status,
 # the sort keys and the assignees): its cost follows the matches, not the status's reviews.
 # Without CROSS JOIN, which fixes the order, SQLite walked every review of the status to find
-# ten matches.
-QUEUE_MATCHES = "review_search CROSS JOIN reviews r ON r.search_id = review_search.rowid"
+# ten matches. The matches are the index's (`:text`, an FTS5 phrase) and the tail's: the few
+# reviews not indexed yet (`search_id` above `search_indexed.upto`, migration 0007), whose
+# text is read (`:tail`, the folded text itself).
+SEARCH_INDEXED = "(SELECT upto FROM search_indexed)"
+QUEUE_MATCHES = (
+    "(SELECT rowid AS search_id FROM review_search WHERE review_search MATCH :text "
+    "UNION ALL SELECT search_id FROM reviews "
+    f"WHERE search_id > {SEARCH_INDEXED} AND instr(search, :tail) > 0) AS matched "
+    "CROSS JOIN reviews r ON r.search_id = matched.search_id"
+)
+# SQLite: the tail into the index, all of it, and `upto` past it (`SqlStore._transact`).
+INDEX_SEARCH_TAIL = (
+    "INSERT INTO review_search (rowid, search) SELECT search_id, search FROM reviews "
+    f"WHERE search_id > {SEARCH_INDEXED} ORDER BY search_id"
+)
+MARK_SEARCH_INDEXED = (
+    "UPDATE search_indexed SET upto = coalesce((SELECT max(search_id) FROM reviews), upto)"
+)
 QUEUE_COLUMNS = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS) + ", t.flow, t.input, t.created_by"
 
 
@@ -185,7 +200,7 @@ def review_queue(
         terms.append("r.status = :status")
     if flow:
         terms.append("t.flow = :flow")
-    if text is not None:
+    if text is not None and (dialect, text) != ("sqlite", True):  # (that one: QUEUE_MATCHES)
         terms.append(QUEUE_TEXT[dialect, text])
     if assigned:
         names = " OR ".join(f"r.assignee LIKE :a{i} ESCAPE '!'" for i in range(assigned))

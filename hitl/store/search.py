@@ -4,7 +4,8 @@ A review's searchable text (`reviews.search`) is the text values of its output, 
 and its task's input — strings and numbers, never the JSON's key names or punctuation — one
 value a line, case-folded. The store writes it with the review, in the same statement; the
 database indexes it for substring search: SQLite with an FTS5 table and its `trigram`
-tokenizer (`review_search`, kept in step by triggers), PostgreSQL with a `pg_trgm` GIN index.
+tokenizer (`review_search`, which new reviews enter in batches: a search reads those not in it
+yet), PostgreSQL with a `pg_trgm` GIN index.
 A query is case-folded the same way, here, in Python, so both databases compare folded text
 with folded text and agree on what "any case" means (`José` finds `JOSÉ`; `straße` finds
 `STRASSE`).

@@ -66,7 +66,8 @@ reviews = sa.Table(
     sa.Column("warned_at", sa.Float, nullable=True),  # when "its deadline is near" was said
     # What the queue's text filter searches (`search.py`), indexed by dialect (migration 0006):
     # PostgreSQL, `ix_reviews_search` (pg_trgm GIN); SQLite, the FTS5 table `review_search`,
-    # keyed by a `search_id` column that only SQLite has, and kept in step by triggers.
+    # keyed by a `search_id` column that only SQLite has, filled in batches and kept in step
+    # by triggers (migration 0007, its table `search_indexed`).
     sa.Column("search", sa.Text, nullable=True),
     sa.UniqueConstraint("task_id", "round", name="uq_reviews_task_round"),
     # (SQLite's also holds the assignee: migration 0006.)

@@ -8,6 +8,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pytest
@@ -737,7 +738,7 @@ async def test_the_queue_s_search_uses_the_index(store: SqlStore) -> None:
     # PostgreSQL may rightly read that status's few reviews instead).
     page, count = q.review_queue(False, False, True, 0, "oldest", store.dialect)
     text = '"findable"' if store.dialect == "sqlite" else "%findable%"
-    params = {"status": "open", "text": text, "limit": 50, "offset": 0}
+    params = {"status": "open", "text": text, "tail": "findable", "limit": 50, "offset": 0}
     for sql in (page, count):
         shown = await store.read(plan(sql, params))
         index = "VIRTUAL TABLE INDEX 0:M" if store.dialect == "sqlite" else "ix_reviews_search"
@@ -803,3 +804,120 @@ async def test_the_migration_indexes_reviews_written_before_it(
             await store.close()
         if n == 1:
             _migrate(url, "0005", down=True)
+
+
+async def _indexed_upto(store: SqlStore) -> int | None:
+    """SQLite: the largest `search_id` in the queue's FTS5 index (migration 0007)."""
+    if store.dialect != "sqlite":
+        return None
+    return int(await store.read(lambda s: s.scalar("SELECT upto FROM search_indexed")))
+
+
+async def _index_is_sound(store: SqlStore) -> None:
+    """SQLite: FTS5's own check of its index, against `reviews` too when nothing waits to be
+    indexed (`rank` 1: every indexed row's text is the row's)."""
+    if store.dialect == "sqlite":
+        tail = await store.read(
+            lambda s: s.scalar(
+                "SELECT count(*) FROM reviews WHERE search_id > (SELECT upto FROM search_indexed)"
+            )
+        )
+        check = "INSERT INTO review_search (review_search, rank) VALUES ('integrity-check', :rank)"
+        await store.write(lambda tx: tx.run(check, {"rank": 1 if tail == 0 else 0}))
+
+
+async def test_a_review_is_found_from_its_commit_whether_or_not_it_is_indexed_yet(
+    store: SqlStore,
+) -> None:
+    """SQLite indexes new reviews `SEARCH_BATCH` at a time (migration 0007); a search reads
+    the ones not indexed yet, so it finds each from the moment it is committed, and a change
+    of a review's text, indexed or not, is what it is found by."""
+    from hitl.store.sql import SEARCH_BATCH
+
+    total = 2 * SEARCH_BATCH + 3
+    upto = []
+    for i in range(total):
+        await _open(store, f"{i:03d}", "batch", f"word{i:03d}x")
+        assert await _found(store, f"word{i:03d}x") == [f"r{i:03d}"]
+        assert await _found(store, f"d{i:03d}") == [f"r{i:03d}"]
+        upto.append(await _indexed_upto(store))
+    assert (await store.list_reviews("open", 1, 0, text="batch"))[1] == total
+    if store.dialect == "sqlite":
+        # The first review a store writes indexes what was waiting; then every SEARCH_BATCH.
+        assert upto[0] == 1 and upto[SEARCH_BATCH] == SEARCH_BATCH + 1
+        assert upto[-1] == 2 * SEARCH_BATCH + 1 and upto[-1] < total  # a tail is waiting
+    await _index_is_sound(store)
+
+    # One review in the index, one in the tail: each is found by its new text only.
+    for n in ("000", f"{total - 1:03d}"):
+        request = json.dumps({"output": f"rewritten{n}", "prompt": ""})
+        rewrite = partial(SqlTx.update_review, review_id=f"r{n}", expect=["open"], request=request)
+        assert await store.write(rewrite)
+        assert await _found(store, f"word{n}x") == []
+        assert await _found(store, f"rewritten{n}") == [f"r{n}"]
+    await _index_is_sound(store)
+    for i in range(SEARCH_BATCH):  # the tail, rewritten one included, goes into the index
+        await _open(store, f"x{i:02d}", "more", "later")
+    assert await _indexed_upto(store) in (None, total + SEARCH_BATCH - 2)
+    assert await _found(store, f"rewritten{total - 1:03d}") == [f"r{total - 1:03d}"]
+    assert await _found(store, f"word{total - 1:03d}x") == []
+    assert len(await _found(store, "later")) == SEARCH_BATCH
+    await _index_is_sound(store)
+
+
+async def test_a_store_indexes_the_reviews_an_earlier_one_left_waiting(
+    new_database: Callable[[], str],
+) -> None:
+    url = new_database()
+    migrate.upgrade(url)
+    first = SqlStore(url)
+    try:
+        for i in range(5):
+            await _open(first, f"{i}", "input", f"left{i}")
+        before = await _indexed_upto(first)
+    finally:
+        await first.close()
+    second = SqlStore(url)
+    try:
+        assert await _found(second, "left") == [f"r{i}" for i in range(5)]
+        await _open(second, "9", "input", "next")
+        if second.dialect == "sqlite":
+            assert before == 1 and await _indexed_upto(second) == 6
+        assert await _found(second, "left") == [f"r{i}" for i in range(5)]
+        await _index_is_sound(second)
+    finally:
+        await second.close()
+
+
+async def test_a_downgrade_to_0006_indexes_the_reviews_left_waiting(
+    new_database: Callable[[], str],
+) -> None:
+    url = new_database()
+    migrate.upgrade(url)
+    store = SqlStore(url)
+    try:
+        for i in range(3):  # the first is indexed at once (a store's first), two wait
+            await _open(store, f"{i}", "input", f"kept{i}")
+    finally:
+        await store.close()
+    _migrate(url, "0006", down=True)
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":  # 0006's index holds every review again
+                conn.exec_driver_sql(
+                    "INSERT INTO review_search (review_search, rank) VALUES ('integrity-check', 1)"
+                )
+                found = conn.exec_driver_sql(
+                    "SELECT count(*) FROM review_search WHERE review_search MATCH 'kept'"
+                ).scalar()
+                assert found == 3
+    finally:
+        engine.dispose()
+    _migrate(url, "head")
+    store = SqlStore(url)
+    try:
+        assert await _found(store, "kept") == ["r0", "r1", "r2"]
+        await _index_is_sound(store)
+    finally:
+        await store.close()
