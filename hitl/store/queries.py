@@ -153,7 +153,7 @@ INDEX_SEARCH_TAIL = (
     f"WHERE search_id > {SEARCH_INDEXED} ORDER BY search_id"
 )
 MARK_SEARCH_INDEXED = (
-    "UPDATE search_indexed SET upto = coalesce((SELECT max(search_id) FROM reviews), upto)"
+    "UPDATE search_indexed SET upto = max(upto, coalesce((SELECT max(search_id) FROM reviews), 0))"
 )
 QUEUE_COLUMNS = ", ".join(f"r.{c}" for c in REVIEW_COLUMNS) + ", t.flow, t.input, t.created_by"
 
@@ -244,7 +244,9 @@ def insert_review(columns: Sequence[str], dialect: str) -> str:
         return insert(REVIEW, columns)
     names = ", ".join((*columns, "search_id"))
     values = ", ".join(f":{c}" for c in columns)
-    following = "coalesce((SELECT max(search_id) FROM reviews), 0) + 1"
+    # Above every key the index ever held: a review deleted at the top must not hand its key
+    # to one the index does not hold (migration 0007).
+    following = f"max(coalesce((SELECT max(search_id) FROM reviews), 0), {SEARCH_INDEXED}) + 1"
     return f"INSERT INTO reviews ({names}) VALUES ({values}, {following})"
 
 

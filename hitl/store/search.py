@@ -42,7 +42,9 @@ def searchable(request: str | dict[str, Any], task_input: str | None) -> str:
         _values(shown.get("prompt"), values)
     if task_input is not None:
         _values(json.loads(task_input), values)
-    return fold("\n".join(values))[:MAX_CHARS]
+    # NUL is a space: PostgreSQL stores no NUL in text, SQLite's FTS5 stops reading a value
+    # at one, and no query holds one (the API refuses it).
+    return fold("\n".join(values)).replace("\0", " ")[:MAX_CHARS]
 
 
 def _values(value: Any, into: list[str]) -> None:

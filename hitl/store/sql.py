@@ -563,8 +563,9 @@ class SqlStore:
             for fn in fns:
                 before = tx.events_written
                 done.append((fn(tx), tx.events_written > before))
-            unindexed = self._unindexed + tx.reviews_inserted
-            indexing = self.dialect == "sqlite" and unindexed >= SEARCH_BATCH
+            sqlite = self.dialect == "sqlite"
+            unindexed = self._unindexed + tx.reviews_inserted if sqlite else 0
+            indexing = unindexed >= SEARCH_BATCH
             if indexing:
                 tx.index_search()
             self._guard.check()

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sqlite3
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
@@ -743,6 +744,8 @@ async def test_the_queue_s_search_uses_the_index(store: SqlStore) -> None:
         shown = await store.read(plan(sql, params))
         index = "VIRTUAL TABLE INDEX 0:M" if store.dialect == "sqlite" else "ix_reviews_search"
         assert index in shown, shown
+        if store.dialect == "sqlite":  # the tail: a range of keys, not every review
+            assert "ix_reviews_search_id (search_id>?)" in shown, shown
     for order in ("oldest", "newest", "deadline"):
         page, _ = q.review_queue(True, False, None, 0, order, store.dialect)
         shown = await store.read(plan(page, params))
@@ -814,16 +817,26 @@ async def _indexed_upto(store: SqlStore) -> int | None:
 
 
 async def _index_is_sound(store: SqlStore) -> None:
-    """SQLite: FTS5's own check of its index, against `reviews` too when nothing waits to be
-    indexed (`rank` 1: every indexed row's text is the row's)."""
-    if store.dialect == "sqlite":
-        tail = await store.read(
-            lambda s: s.scalar(
-                "SELECT count(*) FROM reviews WHERE search_id > (SELECT upto FROM search_indexed)"
+    """SQLite: FTS5's check that its index holds exactly the text of the rows it covers
+    (`rank` 1, against `reviews`), with the tail indexed too, in a transaction rolled back."""
+    if store.dialect != "sqlite":
+        return
+    from hitl.store import queries as q
+
+    with sqlite3.connect(store.url.split("///", 1)[1]) as db:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(q.INDEX_SEARCH_TAIL)
+            db.execute(q.MARK_SEARCH_INDEXED)
+            db.execute(
+                "INSERT INTO review_search (review_search, rank) VALUES ('integrity-check', 1)"
             )
-        )
-        check = "INSERT INTO review_search (review_search, rank) VALUES ('integrity-check', :rank)"
-        await store.write(lambda tx: tx.run(check, {"rank": 1 if tail == 0 else 0}))
+        finally:
+            db.rollback()
+
+
+async def _delete_review(store: SqlStore, review_id: str) -> None:
+    await store.write(lambda tx: tx.run("DELETE FROM reviews WHERE id = :id", {"id": review_id}))
 
 
 async def test_a_review_is_found_from_its_commit_whether_or_not_it_is_indexed_yet(
@@ -862,6 +875,14 @@ async def test_a_review_is_found_from_its_commit_whether_or_not_it_is_indexed_ye
     assert await _found(store, f"rewritten{total - 1:03d}") == [f"r{total - 1:03d}"]
     assert await _found(store, f"word{total - 1:03d}x") == []
     assert len(await _found(store, "later")) == SEARCH_BATCH
+    await _index_is_sound(store)
+
+    # Deleted, whether indexed or not: no longer found, and the index stays whole.
+    await _open(store, "tail", "more", "in the tail")
+    for gone in ("r001", f"rx{SEARCH_BATCH - 1:02d}", "rtail"):
+        await _delete_review(store, gone)
+    assert await _found(store, "word001x") == [] and await _found(store, "the tail") == []
+    assert len(await _found(store, "later")) == SEARCH_BATCH - 1
     await _index_is_sound(store)
 
 
@@ -921,3 +942,33 @@ async def test_a_downgrade_to_0006_indexes_the_reviews_left_waiting(
         await _index_is_sound(store)
     finally:
         await store.close()
+
+
+async def test_a_review_written_after_the_newest_indexed_one_was_deleted_is_found(
+    store: SqlStore,
+) -> None:
+    """SQLite: a new review's key is above every key the index ever held, so the deletion of
+    the newest indexed review does not make the next one look indexed when it is not."""
+    await _open(store, "0", "input", "first")  # a store's first review is indexed at once
+    assert await _indexed_upto(store) in (None, 1)
+    await _delete_review(store, "r0")
+    await _open(store, "1", "input", "second")
+    assert await _found(store, "second") == ["r1"]
+    request = json.dumps({"output": "changed", "prompt": ""})
+    changed = partial(SqlTx.update_review, review_id="r1", expect=["open"], request=request)
+    assert await store.write(changed)
+    assert await _found(store, "changed") == ["r1"] and await _found(store, "second") == []
+    await _index_is_sound(store)
+
+
+async def test_a_review_whose_text_holds_nul_is_stored_and_found(store: SqlStore) -> None:
+    """PostgreSQL stores no NUL in text, and FTS5 stops reading a value at one: in the
+    searchable text NUL is a space, on both databases, indexed or not."""
+    from hitl.store.sql import SEARCH_BATCH
+
+    await _open(store, "n", "in\x00put", {"text": "pre\x00needle"})
+    for i in range(SEARCH_BATCH + 1):
+        assert await _found(store, "needle") == ["rn"] and await _found(store, "put") == ["rn"]
+        await _open(store, f"{i:02d}", "filler", "filler")
+    assert await _indexed_upto(store) in (None, SEARCH_BATCH + 1)  # indexed since
+    await _index_is_sound(store)
