@@ -299,10 +299,16 @@ class SqlTx(_Session):
         self._known[task_id] = (statuses, values.get("lease_owner", owner))
 
     def _write_later(self) -> None:
+        for statement in self._take_later():
+            super().run(*statement)
+
+    def _take_later(self) -> list[tuple[str, Row]]:
+        """The held task changes' statements, no longer held."""
         later, self._later = self._later, {}
-        for task_id, values in later.items():
-            params = {**values, "_i0": task_id}
-            super().run(q.update_ids(q.TASK, tuple(values), 1), params)
+        return [
+            (q.update_ids(q.TASK, tuple(values), 1), {**values, "_i0": task_id})
+            for task_id, values in later.items()
+        ]
 
     def _update(
         self, table: str, by: str, key: str, expect: Collection[str], owner: object, values: Row
@@ -414,29 +420,35 @@ class SqlTx(_Session):
             self.run(*statement)
 
     def commit(self) -> None:
-        """Write the pending events, and commit. PostgreSQL: the events' statement takes the
-        lock that orders event ids, held to the commit while every other writer of events
-        waits for it; so the statement and the COMMIT go as one query, in one round trip, and
-        the lock is held for no wait on the network. (A query of two statements takes its
-        values bound by the client: psycopg's `ClientCursor` quotes them.)"""
+        """Write the held task changes and the pending events, and commit.
+
+        PostgreSQL: the events' statement takes the lock that orders event ids, held to the
+        commit while every other writer of events waits for it; so the held changes, the
+        events' statement and the COMMIT go as one query, in one round trip, and the lock is
+        held for no wait on the network. (A query of several statements takes its values
+        bound by the client: psycopg's `ClientCursor` quotes them.)"""
         connection = self.cursor.connection
-        self._write_later()
-        statement = self._flush()
-        if statement is None:
+        if self.dialect != "postgresql":
+            self._write_later()
             connection.commit()
             return
-        sql, params = statement
+        statements = self._take_later()
+        last = self._flush()
+        if last is not None:
+            statements.append(last)
+        if not statements:
+            connection.commit()
+            return
         with psycopg.ClientCursor(connection) as cursor:
-            cursor.execute(q.for_dialect(sql, self.dialect) + "; COMMIT", params)
+            query = [cursor.mogrify(q.for_dialect(sql, self.dialect), p) for sql, p in statements]
+            cursor.execute("; ".join(query) + "; COMMIT")
 
     def _flush(self) -> tuple[str, dict[str, Any]] | None:
-        """The statement that writes the pending events and sends the work notice with them;
-        None if no event is pending (a work notice alone is sent now)."""
+        """The statement that writes the pending events and sends the work notice with them,
+        or sends the notice alone; None if there is neither."""
         work, self._work = self._work, False
         if not self._pending:
-            if work:
-                self.run(q.NOTIFY, {"channel": WORK})
-            return None
+            return (q.NOTIFY, {"channel": WORK}) if work else None
         params: dict[str, Any] = {"channel": EVENTS, "work": WORK}
         for i, event in enumerate(self._pending):
             params.update({f"{key}{i}": value for key, value in event.items()})

@@ -286,6 +286,24 @@ async def test_events_are_stored_as_written(store: SqlStore) -> None:
     assert [(e.type, e.data) for e in events] == [(f"type'{i}", t) for i, t in enumerate(awkward)]
     assert [e.id for e in events] == sorted(e.id for e in events)
 
+    # A task's changes held to the commit (`update_task`) go with the events' statement on
+    # PostgreSQL, quoted by the client the same way; with and without events after them.
+    for n, events_too in enumerate((True, False)):
+        text = awkward[n::2]
+
+        def change(tx: Tx, text: list[str] = text, events_too: bool = events_too) -> None:
+            assert tx.update_task("q1", ["queued"], status="running", lease_owner="o'1")
+            assert tx.update_task("q1", ["running"], owner="o'1", shared=text[0], node=text[1])
+            assert tx.update_task("q1", ["running"], owner="o'1", position=text[2], status="queued")
+            if events_too:
+                tx.add_event("q1", "changed", text[3])
+
+        await store.write(change)
+        task = await store.get_task("q1")
+        assert task is not None
+        assert (task.shared, task.node, task.position) == tuple(text[:3])
+        assert (task.status, task.lease_owner) == ("queued", "o'1")
+
 
 class _Counting:
     """A cursor that counts the UPDATE statements run through it."""
