@@ -211,11 +211,30 @@ class SqlTx(_Session):
         # (ANY_OWNER: not known); and the values of updates sure to apply, not written yet.
         self._known: dict[str, tuple[frozenset[str], object]] = {}
         self._later: dict[str, Row] = {}
+        # PostgreSQL: inserts not sent yet, in order: sent before any other statement, or with
+        # the commit (`insert`, `insert_task`, `insert_review`).
+        self._deferred: list[tuple[str, Row]] = []
 
     def run(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        if self._deferred:
+            self._send_deferred()
         if self._known and not sql.startswith(_NO_TASK_READ):
             self._before_any_other()
         return super().run(sql, params)
+
+    def _insert_row(self, sql: str, values: Row) -> None:
+        """An insert whose outcome nothing in the transaction reads: on PostgreSQL it waits
+        for the next statement or the commit, to go in its query (a broken constraint then
+        fails the write there, as it would have here: no caller handles one mid-transaction)."""
+        if self.dialect == "postgresql":
+            self._deferred.append((sql, values))
+        else:
+            self.run(sql, values)
+
+    def _send_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for statement in deferred:
+            super().run(*statement)
 
     def _before_any_other(self) -> None:
         """Anything but an event's or a review's insert may read or change a task: it sees
@@ -234,7 +253,7 @@ class SqlTx(_Session):
         values = {name: getattr(row, name) for name in row.__slots__}
         if isinstance(row, AuditRow):
             del values["id"]
-        self.run(q.insert(TABLE_OF[type(row)], tuple(values)), values)
+        self._insert_row(q.insert(TABLE_OF[type(row)], tuple(values)), values)
 
     def insert_all(self, rows: Sequence[Record]) -> None:
         """Insert rows of one kind (not audit rows) with one statement, run for each."""
@@ -242,6 +261,7 @@ class SqlTx(_Session):
             return
         names = type(rows[0]).__slots__
         sql = q.for_dialect(q.insert(TABLE_OF[type(rows[0])], tuple(names)), self.dialect)
+        self._send_deferred()
         self._before_any_other()
         self.cursor.executemany(sql, [{n: getattr(row, n) for n in names} for row in rows])
 
@@ -262,7 +282,7 @@ class SqlTx(_Session):
 
     def _insert(self, table: str, row: TaskRow | ReviewRow) -> None:
         values = {name: getattr(row, name) for name in row.__slots__}
-        self.run(q.insert(table, tuple(values)), values)
+        self._insert_row(q.insert(table, tuple(values)), values)
 
     def update_task(
         self,
@@ -377,7 +397,7 @@ class SqlTx(_Session):
         if task_input is None:
             task_input = self.scalar(q.TASK_INPUT, {"id": review.task_id})
         values["search"] = searchable(review.request if request is None else request, task_input)
-        self.run(q.insert_review(tuple(values), self.dialect), values)
+        self._insert_row(q.insert_review(tuple(values), self.dialect), values)
         self.reviews_inserted += 1
 
     def index_search(self) -> None:
@@ -420,19 +440,22 @@ class SqlTx(_Session):
             self.run(*statement)
 
     def commit(self) -> None:
-        """Write the held task changes and the pending events, and commit.
+        """Write what waits (inserts, held task changes, the pending events), and commit.
 
         PostgreSQL: the events' statement takes the lock that orders event ids, held to the
-        commit while every other writer of events waits for it; so the held changes, the
-        events' statement and the COMMIT go as one query, in one round trip, and the lock is
-        held for no wait on the network. (A query of several statements takes its values
-        bound by the client: psycopg's `ClientCursor` quotes them.)"""
+        commit while every other writer of events waits for it; so what waits, the events'
+        statement and the COMMIT go as one query, in one round trip, and the lock is held for
+        no wait on the network. (A query of several statements takes its values bound by the
+        client: psycopg's `ClientCursor` quotes them.) A transaction that sent nothing before
+        is that query alone, without a `BEGIN` first: PostgreSQL runs a query of several
+        statements as one transaction, all of it or none."""
         connection = self.cursor.connection
         if self.dialect != "postgresql":
             self._write_later()
             connection.commit()
             return
-        statements = self._take_later()
+        statements = self._deferred + self._take_later()
+        self._deferred = []
         last = self._flush()
         if last is not None:
             statements.append(last)
@@ -440,8 +463,14 @@ class SqlTx(_Session):
             connection.commit()
             return
         with psycopg.ClientCursor(connection) as cursor:
-            query = [cursor.mogrify(q.for_dialect(sql, self.dialect), p) for sql, p in statements]
-            cursor.execute("; ".join(query) + "; COMMIT")
+            query = "; ".join(
+                cursor.mogrify(q.for_dialect(sql, self.dialect), p) for sql, p in statements
+            )
+            if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                connection.autocommit = True  # (the next write turns it off: `_autocommit`)
+                cursor.execute(query)
+            else:
+                cursor.execute(query + "; COMMIT")
 
     def _flush(self) -> tuple[str, dict[str, Any]] | None:
         """The statement that writes the pending events and sends the work notice with them,

@@ -990,3 +990,60 @@ async def test_a_review_whose_text_holds_nul_is_stored_and_found(store: SqlStore
         await _open(store, f"{i:02d}", "filler", "filler")
     assert await _indexed_upto(store) in (None, SEARCH_BATCH + 1)  # indexed since
     await _index_is_sound(store)
+
+
+async def test_an_insert_that_breaks_a_constraint_fails_its_whole_write(store: SqlStore) -> None:
+    """On PostgreSQL an insert waits for the next statement or the commit; a broken
+    constraint still fails the write that made it, and nothing of that write is kept."""
+    await store.write(lambda tx: tx.insert_task(_task("k1", idempotency_key="key")))
+
+    def again(tx: Tx) -> None:
+        tx.insert_task(_task("k2", idempotency_key="key"))
+        tx.add_event("k2", "task.created", "{}")
+        tx.insert(AuditRow(0, time.time(), "someone", "task.submit", "k2", None, None))
+
+    with pytest.raises(ConstraintError):
+        await store.write(again)
+    assert await store.get_task("k2") is None
+    assert await store.events_after(0, "k2") == []
+    # The store goes on: a write after it commits, and sees what it inserted.
+    seen: dict[str, Any] = {}
+
+    def then(tx: Tx) -> None:
+        tx.insert_task(_task("k3"))
+        seen["task"] = tx.get_task("k3")
+
+    await store.write(then)
+    assert seen["task"] is not None and seen["task"].id == "k3"
+    assert await store.get_task("k3") is not None
+
+
+async def test_a_write_that_only_inserts_is_one_query_on_postgresql(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submission (a task, its event, the workers' notice) sends nothing before its commit,
+    and the commit sends it all as one query, with no `BEGIN` before it: one round trip."""
+    if store.dialect != "postgresql":
+        return  # (SQLite has no round trips)
+    import psycopg
+
+    sent: list[tuple[str, Any]] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        # In autocommit psycopg sends no BEGIN of its own first: the query is the round trip.
+        sent.append((str(query)[:30], self.connection.autocommit))
+        return execute(self, query, *args, **kwargs)
+
+    def submit(tx: Tx) -> None:
+        tx.insert_task(_task("one"))
+        tx.add_event("one", "task.created", '{"it\'s": "%s"}')
+        tx.notify_work()
+
+    await store.write(lambda tx: tx.insert_task(_task("warm")))  # the pool's connection, made
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    await store.write(submit)
+    monkeypatch.undo()
+    assert len(sent) == 1 and sent[0] == ("INSERT INTO tasks (id, flow, s", True), sent
+    assert [e.data for e in await store.events_after(0, "one")] == ['{"it\'s": "%s"}']
+    assert (task := await store.get_task("one")) is not None and task.status == "queued"
