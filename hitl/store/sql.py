@@ -466,11 +466,14 @@ class SqlTx(_Session):
             query = "; ".join(
                 cursor.mogrify(q.for_dialect(sql, self.dialect), p) for sql, p in statements
             )
-            if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                connection.autocommit = True  # (the next write turns it off: `_autocommit`)
-                cursor.execute(query)
-            else:
+            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 cursor.execute(query + "; COMMIT")
+                return
+            connection.autocommit = True
+            try:
+                cursor.execute(query)
+            finally:  # back to a write's connection, whatever the outcome (it ended: IDLE)
+                connection.autocommit = False
 
     def _flush(self) -> tuple[str, dict[str, Any]] | None:
         """The statement that writes the pending events and sends the work notice with them,
@@ -493,7 +496,8 @@ _NO_TASK_READ = ("INSERT INTO events ", "INSERT INTO reviews ")
 def _autocommit(conn: Any, dialect: str, on: bool) -> None:
     """PostgreSQL: reads run in autocommit, so that a read is one round trip, without the
     BEGIN and ROLLBACK around it (`_Session.snapshot` begins a transaction when a read needs
-    one); writes never do. A pooled connection serves both, so each sets it."""
+    one); writes do not, but for the one query of a write that sent nothing before its commit
+    (`SqlTx.commit`). A pooled connection serves both, so each sets it."""
     if dialect == "postgresql" and conn.dbapi_connection.autocommit != on:
         conn.dbapi_connection.autocommit = on
 

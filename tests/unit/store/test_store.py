@@ -997,15 +997,23 @@ async def test_an_insert_that_breaks_a_constraint_fails_its_whole_write(store: S
     constraint still fails the write that made it, and nothing of that write is kept."""
     await store.write(lambda tx: tx.insert_task(_task("k1", idempotency_key="key")))
 
-    def again(tx: Tx) -> None:
+    def again(tx: Tx) -> None:  # statements that succeed before the one that fails
+        tx.insert(AuditRow(0, time.time(), "someone", "task.submit", "k2", None, None))
+        tx.insert_task(_task("k0"))
         tx.insert_task(_task("k2", idempotency_key="key"))
         tx.add_event("k2", "task.created", "{}")
-        tx.insert(AuditRow(0, time.time(), "someone", "task.submit", "k2", None, None))
 
-    with pytest.raises(ConstraintError):
-        await store.write(again)
-    assert await store.get_task("k2") is None
-    assert await store.events_after(0, "k2") == []
+    def late(tx: Tx) -> None:  # the last statement fails: the events' (data NOT NULL)
+        tx.insert_task(_task("k4"))
+        tx.add_event("k4", "task.created", None)  # type: ignore[arg-type]
+
+    for write in (again, late):
+        with pytest.raises(ConstraintError):
+            await store.write(write)
+    for task_id in ("k0", "k2", "k4"):
+        assert await store.get_task(task_id) is None
+        assert await store.events_after(0, task_id) == []
+    assert await store.write(lambda tx: tx.select(AuditRow, target="k2")) == []
     # The store goes on: a write after it commits, and sees what it inserted.
     seen: dict[str, Any] = {}
 
