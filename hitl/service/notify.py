@@ -278,14 +278,19 @@ class Notifier:
             outcome = sent.get(delivery.id)
             if outcome is None:
                 continue  # the database was away: its lease ends, and it is sent again then
-            changes.append((delivery.id, self._outcome(delivery, outcome, now)))
+            found = known[delivery.id]
+            channel = found[1] if isinstance(found, tuple) else None  # None: it was removed
+            changes.append((delivery.id, self._outcome(delivery, outcome, now, channel)))
         if not changes:
             return
         with contextlib.suppress(Unavailable):  # their leases end, and they are sent again
             await self.store.write(partial(_record, changes=changes))
 
-    def _outcome(self, delivery: DeliveryRow, sent: Sent, now: float) -> dict[str, Any]:
-        channel = self._channel(delivery.channel_id)
+    def _outcome(
+        self, delivery: DeliveryRow, sent: Sent, now: float, channel: ChannelRow | None
+    ) -> dict[str, Any]:
+        """What an attempt leaves of a delivery; `channel`: the one it was sent to (not the
+        cache of channels, which a channel added or removed meanwhile empties)."""
         wait = backoff(delivery.attempts)
         if sent.ok:
             status = DELIVERED

@@ -94,6 +94,21 @@ async def test_a_leased_delivery_is_not_sent_by_another_sender(svc: Service) -> 
     assert await svc.store.write(claim("d:4", now + 90)) == []
 
 
+async def test_another_channel_added_while_one_is_sent_to_fails_none_of_its_deliveries(
+    svc: Service,
+) -> None:
+    """Adding a channel empties the notifier's cache of channels: a delivery sent meanwhile,
+    whose receiver refused it, is retried later, not failed as if its channel were gone."""
+    await svc.notifier.add(ADMIN, "down", "webhook", "http://127.0.0.1:9/", ["task.created"])
+    await svc.tasks.submit("one")
+    batch = await svc.notifier.scan()
+    await svc.notifier.add(ADMIN, "other", "webhook", "http://127.0.0.1:9/", ["task.cancelled"])
+    await svc.notifier.deliver(batch)
+    [row] = await delivered_rows(svc)
+    assert (row.status, row.attempts, row.done_at) == (PENDING, 1, None), row
+    assert row.last_error is not None and "refused" in row.last_error.lower()
+
+
 async def test_a_near_deadline_is_said_once_and_only_near_it(svc: Service) -> None:
     task, _ = await svc.tasks.submit("wait", flow="feedback")
     assert svc.deadlines is None  # (no workers here): give the task a review by hand
