@@ -173,9 +173,11 @@ async def test_a_worker_reserves_only_free_slots(service: Service) -> None:
 
 async def test_leases_of_long_nodes_are_renewed_together(new_database: Callable[[], str]) -> None:
     """One renewal write keeps every running task's lease: nodes that run for several leases
-    are never taken over (each is claimed once), and no task is left leased once done."""
+    are never taken over (each is claimed once), and no task is left leased once done. (A
+    lease of 1.2 s, renewed every 0.4 s: a busy machine's stall of a few hundred milliseconds
+    must not pass for a dead worker, as it did with 0.3 s.)"""
     settings = Settings(
-        database_url=new_database(), process_delay=1.0, lease_seconds=0.3, poll_interval=0.05
+        database_url=new_database(), process_delay=3.0, lease_seconds=1.2, poll_interval=0.05
     )
     svc = Service(settings)
     await svc.start()
