@@ -214,6 +214,7 @@ def cancel(tx: Tx, task_id: str, by: str | None, reason: str | None = None) -> T
             f"task is {task.status}: only a queued, running or waiting task can be cancelled",
             status=task.status,
         )
+    # The task's row first, then its reviews', as in every write that changes both (`decide`).
     tx.update_reviews_of(task_id, ReviewStatus.OPEN, status=ReviewStatus.CANCELLED.value)
     _event(tx, CANCEL, task_id, by=by, **({"reason": reason} if reason else {}))
     task.status = CANCEL.target.value
@@ -286,13 +287,7 @@ def decide(
     if request is None:
         request = ReviewRequest.from_json(json.loads(review.request))
     if review.status != ReviewStatus.OPEN:
-        raise Conflict(
-            f"review round {review.round} is already {review.status}"
-            + (f" ({review.decision})" if review.decision else "")
-            + "; nothing to decide",
-            review_status=review.status,
-            decision=review.decision,
-        )
+        raise _not_open(review)
     if seen is not None:
         seen.check(review, request)
         if seen.bulk and not request.bulk:
@@ -318,6 +313,10 @@ def decide(
         values = request.check(action, comment, form)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
+    # A write that changes a task and its reviews locks the task's row first (a cancellation,
+    # a worker's review request do too): on PostgreSQL, two writes that lock the two rows in
+    # opposite orders deadlock, and one of them fails.
+    tx.lock_task(review.task_id)
     votes: list[VoteRow] = []
     if request.quorum > 1 and decided_by not in (None, DEADLINE_BY):
         ballot = VoteRow(review.id, decided_by, action, now, comment, edited)
@@ -336,7 +335,9 @@ def decide(
         "form_values": dumps(values) if values else None,
     }
     if not tx.update_review(review.id, [ReviewStatus.OPEN], **decision):
-        current = tx.get_review(review.id) or review
+        current = tx.get_review(review.id) or review  # (changed since it was read)
+        if current.status != ReviewStatus.DECIDED:  # cancelled, expired, ...
+            raise _not_open(current)
         raise Conflict(
             "another decision on this review won first",
             review_status=current.status,
@@ -374,6 +375,16 @@ def decide(
         return Decided(review, None)
     _event(tx, CLAIM, task.id, node=task.node, claims=task.claims)
     return Decided(review, Claimed(task, review))
+
+
+def _not_open(review: ReviewRow) -> Conflict:
+    return Conflict(
+        f"review round {review.round} is already {review.status}"
+        + (f" ({review.decision})" if review.decision else "")
+        + "; nothing to decide",
+        review_status=review.status,
+        decision=review.decision,
+    )
 
 
 DEADLINE_BY = "deadline"  # the `decided_by` of a decision the deadline made
@@ -515,6 +526,7 @@ def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> ReviewRow | N
     if request.on_deadline is not None:
         comment = f"no decision by the deadline: {request.on_deadline} by default"
         return decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY).review
+    tx.lock_task(review.task_id)  # the task's row first (`decide`)
     if not tx.update_review(review.id, [ReviewStatus.OPEN], status=ReviewStatus.EXPIRED.value):
         raise Conflict("the review is no longer open")
     error = f"review round {review.round} had no decision by its deadline"

@@ -452,7 +452,7 @@ class TaskService:
         task_id = _id(task_id, "task")
 
         def find(tx: Tx) -> tuple[ReviewRow, TaskRow]:
-            found, review, _ = tx.task_and_last_review(task_id)
+            found, review, _ = tx.task_and_last_review(task_id, lock=True)
             task = access.see(by, found, task_id)
             if review is None:
                 raise Conflict(
@@ -468,7 +468,8 @@ class TaskService:
     @staticmethod
     def _review(tx: Tx, review_id: str, by: Principal | None) -> tuple[ReviewRow, TaskRow]:
         review = tx.get_review(review_id)
-        task = tx.get_task(review.task_id) if review is not None else None
+        # The task's row held first: its review's may change next (`Tx.lock_task`).
+        task = tx.get_task(review.task_id, lock=True) if review is not None else None
         if review is None or task is None or not access.may_see(by, task):
             raise NotFound(f"no review {review_id!r}")
         return review, task

@@ -65,7 +65,17 @@ class Tx(Reader, Protocol):
 
     dialect: str
 
-    def get_task(self, task_id: str) -> TaskRow | None: ...
+    def get_task(self, task_id: str, lock: bool = False) -> TaskRow | None:
+        """A task; with `lock`, its row is also held to the commit (`lock_task`)."""
+        ...
+
+    def lock_task(self, task_id: str) -> None:
+        """Hold a task's row to the commit. A write that changes a task and its reviews
+        locks the task first, so that two such writes wait for each other in one order: on
+        PostgreSQL, rows locked in opposite orders deadlock. (SQLite runs one write at a
+        time: there is nothing to hold.)"""
+        ...
+
     def task_by_key(self, key: str) -> TaskRow | None: ...
     def insert_task(self, task: TaskRow) -> None: ...
     def update_task(
@@ -81,10 +91,10 @@ class Tx(Reader, Protocol):
     def get_review(self, review_id: str) -> ReviewRow | None: ...
     def last_review(self, task_id: str) -> ReviewRow | None: ...
     def task_and_last_review(
-        self, task_id: str, last_event: bool = False
+        self, task_id: str, last_event: bool = False, lock: bool = False
     ) -> tuple[TaskRow | None, ReviewRow | None, int]:
         """A task, its latest review and (with `last_event`) its last event's id, 0 if none,
-        all as of one moment."""
+        all as of one moment; with `lock`, the task's row is also held (`lock_task`)."""
         ...
 
     def insert_review(

@@ -59,7 +59,12 @@ def create_sync_engine(url: str, pool_size: int = 5) -> sa.Engine:
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = sa.create_engine(target, pool_size=pool_size, max_overflow=pool_size)
+    # Last in, first out: the connections in use are the few most recently used, and so are
+    # their server processes; the rest sit idle. (First in, first out spread the load evenly
+    # over every connection the pool ever opened, a server process each.)
+    engine = sa.create_engine(
+        target, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True
+    )
     sa.event.listen(engine, "checkin", _returned)
     sa.event.listen(engine, "checkout", _alive)
     return engine

@@ -33,6 +33,7 @@ TASKS_BY_PREFIX = (
 TASKS_BY_SUFFIX = f"SELECT {T} FROM tasks WHERE id LIKE :pattern ORDER BY id LIMIT :limit"
 TASK_BY_KEY = f"SELECT {T} FROM tasks WHERE idempotency_key = :key"
 GET_REVIEW = f"SELECT {R} FROM reviews WHERE id = :id"
+LOCK_TASK = "SELECT 1 FROM tasks WHERE id = :id FOR UPDATE"
 LAST_REVIEW = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round DESC LIMIT 1"
 REVIEWS_OF = f"SELECT {R} FROM reviews WHERE task_id = :task_id ORDER BY round"
 ADD_EVENT = (
@@ -253,7 +254,8 @@ def insert_review(columns: Sequence[str], dialect: str) -> str:
 # Each claim is a lease of its own (`<worker>#<claim number>`), so a worker that claims back a
 # task it is still running (its loop stalled past the lease) stops the stale run.
 # Tasks whose lease expired (resumed after a decision, or orphaned by a dead worker) first,
-# then the oldest queued: two indexed look-ups rather than one OR that scans every task.
+# then the oldest queued: two indexed look-ups rather than one OR that scans every task
+# (on PostgreSQL, both in one statement: `CLAIM_BOTH`).
 _CLAIM = (
     "UPDATE tasks SET status = :running, lease_owner = :owner || '#' || (claims + 1), "
     "lease_expires_at = :until, "
@@ -279,6 +281,25 @@ def claim_deliveries(dialect: str, columns: str) -> str:
 def claim(pick: str, dialect: str) -> str:
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
     return _CLAIM.format(pick=pick, lock=lock)
+
+
+# PostgreSQL: both look-ups in one statement, one round trip. Each CTE locks what it picks, so
+# queued tasks picked beyond what the limit takes stay locked to the commit (other workers
+# skip them meanwhile, and claim them next). `picked_as` is 0 for an expired lease, 1 for a
+# queued task: the caller's order.
+CLAIM_BOTH = (
+    "WITH expired AS (SELECT id, lease_expires_at AS o FROM tasks WHERE "
+    + CLAIM_EXPIRED
+    + " LIMIT :limit FOR UPDATE SKIP LOCKED), "
+    "queued AS (SELECT id, created_at AS o FROM tasks WHERE "
+    + CLAIM_QUEUED
+    + " LIMIT :limit FOR UPDATE SKIP LOCKED), "
+    "picked AS (SELECT id AS pick, 0 AS picked_as, o FROM expired "
+    "UNION ALL SELECT id, 1, o FROM queued ORDER BY picked_as, o LIMIT :limit) "
+    "UPDATE tasks SET status = :running, lease_owner = :owner || '#' || (claims + 1), "
+    "lease_expires_at = :until, claims = claims + 1, updated_at = :now "
+    "FROM picked WHERE tasks.id = picked.pick RETURNING " + T + ", picked.picked_as"
+)
 
 
 # PostgreSQL hands out event ids when rows are inserted, not when they commit; a reader could

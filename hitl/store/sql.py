@@ -181,11 +181,14 @@ class _Session:
         return self.row(ReviewRow, q.LAST_REVIEW, {"task_id": task_id})
 
     def task_and_last_review(
-        self, task_id: str, last_event: bool = False
+        self, task_id: str, last_event: bool = False, lock: bool = False
     ) -> tuple[TaskRow | None, ReviewRow | None, int]:
         """A task, its latest review, and (with `last_event`) its last event's id, 0 if none,
-        read by one statement, so of one moment."""
+        read by one statement, so of one moment; with `lock` (PostgreSQL, in a write), the
+        task's row is held to the commit."""
         sql = q.TASK_LAST_REVIEW_AND_EVENT if last_event else q.TASK_AND_LAST_REVIEW
+        if lock:
+            sql += " FOR UPDATE OF t"
         row = self.run(sql, {"task_id": task_id}).fetchone()
         if row is None:
             return None, None, 0
@@ -214,6 +217,7 @@ class SqlTx(_Session):
         # PostgreSQL: inserts not sent yet, in order: sent before any other statement, or with
         # the commit (`insert`, `insert_task`, `insert_review`).
         self._deferred: list[tuple[str, Row]] = []
+        self._locked: set[str] = set()  # PostgreSQL: tasks whose rows this transaction holds
 
     def run(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         if self._deferred:
@@ -244,6 +248,36 @@ class SqlTx(_Session):
 
     def task_by_key(self, key: str) -> TaskRow | None:
         return self.row(TaskRow, q.TASK_BY_KEY, {"key": key})
+
+    def get_task(self, task_id: str, lock: bool = False) -> TaskRow | None:
+        if not self._locking(task_id, lock):
+            return super().get_task(task_id)
+        return self._held(self.row(TaskRow, q.GET_TASK + " FOR UPDATE", {"id": task_id}))
+
+    def task_and_last_review(
+        self, task_id: str, last_event: bool = False, lock: bool = False
+    ) -> tuple[TaskRow | None, ReviewRow | None, int]:
+        locking = self._locking(task_id, lock)
+        task, review, event = super().task_and_last_review(task_id, last_event, locking)
+        return self._held(task) if locking else task, review, event
+
+    def lock_task(self, task_id: str) -> None:
+        if self._locking(task_id, True):
+            self.run(q.LOCK_TASK, {"id": task_id})
+
+    def _held(self, task: TaskRow | None) -> TaskRow | None:
+        """A task read with its row locked: its status and lease are known to the commit, so
+        a change of it that they allow is sure to apply, and is held back (`update_task`)."""
+        if task is not None:
+            self._known[task.id] = (frozenset((task.status,)), task.lease_owner)
+        return task
+
+    def _locking(self, task_id: str, lock: bool) -> bool:
+        """Whether a read of this task must lock its row (PostgreSQL; not held yet)."""
+        if not lock or self.dialect != "postgresql" or task_id in self._locked:
+            return False
+        self._locked.add(task_id)
+        return True
 
     def insert_task(self, task: TaskRow) -> None:
         self._insert(q.TASK, task)
@@ -310,6 +344,7 @@ class SqlTx(_Session):
         changed = self._update(q.TASK, "id", task_id, expect, owner, values) == 1
         if changed:
             self._learn(task_id, (frozenset(expect), owner), values)
+            self._locked.add(task_id)  # (an updated row is held to the commit)
         return changed
 
     def _learn(self, task_id: str, known: tuple[frozenset[str], object], values: Row) -> None:
@@ -346,6 +381,12 @@ class SqlTx(_Session):
         """Lease up to `limit` tasks: expired leases first, then the oldest queued."""
         claimed: list[TaskRow] = []
         params = {"owner": owner, "until": until, "now": now, "running": running}
+        if self.dialect == "postgresql":  # both look-ups in one round trip
+            rows = self.run(q.CLAIM_BOTH, params | {"limit": limit, "runnable": runnable})
+            n = len(TASK_COLUMNS)
+            picked = [(row[n], TaskRow(*row[:n])) for row in rows.fetchall()]
+            picked.sort(key=lambda p: (p[0], p[1].created_at, p[1].id))
+            return [row for _, row in picked]
         for pick in (q.CLAIM_EXPIRED, q.CLAIM_QUEUED):
             want = limit - len(claimed)
             if want <= 0:
@@ -490,7 +531,7 @@ class SqlTx(_Session):
 
 
 # Statements that read no task (`SqlTx.run`).
-_NO_TASK_READ = ("INSERT INTO events ", "INSERT INTO reviews ")
+_NO_TASK_READ = ("INSERT INTO events ", "INSERT INTO reviews ", "UPDATE reviews ")
 
 
 def _autocommit(conn: Any, dialect: str, on: bool) -> None:

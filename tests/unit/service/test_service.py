@@ -129,6 +129,44 @@ async def test_cancel_while_waiting(service: Service, until: Until) -> None:
         await service.tasks.cancel(task.id)
 
 
+async def test_a_decision_racing_a_cancel_is_answered_as_one_or_the_other(
+    service: Service, until: Until
+) -> None:
+    """A decision and a cancellation of one waiting task, at once: each either applies or is
+    refused as a conflict. Neither may wait on the other's row locks (on PostgreSQL, locked in
+    opposite orders they deadlock, and one of them failed as if the database were away)."""
+    admin = Principal("ops", frozenset({"admin"}))
+    for _ in range(40):
+        task, _ = await service.tasks.submit("x")
+        _, reviews = await until(task.id, waiting(1))
+        results = await asyncio.gather(
+            service.tasks.decide(reviews[0].id, "approve"),
+            service.tasks.cancel(task.id, by=admin),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, Exception)]
+        assert all(isinstance(r, Conflict) for r in failed), results
+        assert len(failed) <= 1, results
+        if failed and isinstance(results[0], Conflict):  # the cancellation won
+            assert "is already cancelled; nothing to decide" in str(results[0])
+
+
+async def test_a_cancellation_leaves_no_review_open_whenever_it_comes(service: Service) -> None:
+    """Cancel tasks at every moment of their run, a worker asking for their review meanwhile:
+    a cancelled task has no open review, and a task whose cancel was refused is unharmed."""
+    admin = Principal("ops", frozenset({"admin"}))
+    tasks = [task for task, _ in [await service.tasks.submit(f"x{i}") for i in range(40)]]
+    results = await asyncio.gather(
+        *(service.tasks.cancel(task.id, by=admin) for task in tasks), return_exceptions=True
+    )
+    assert all(not isinstance(r, Exception) or isinstance(r, Conflict) for r in results), results
+    for task, result in zip(tasks, results, strict=True):
+        row, reviews = await service.tasks.get(task.id)
+        if not isinstance(result, Exception):
+            assert row.status == "cancelled"
+            assert [r.status for r in reviews if r.status == "open"] == [], reviews
+
+
 async def test_non_json_shared_fails_the_task_naming_the_key(
     service: Service, until: Until
 ) -> None:
