@@ -586,12 +586,10 @@ def escalate(tx: Tx, review: ReviewRow, request: ReviewRequest, now: float) -> N
 def claim(tx: Tx, owner: str, until: float, now: float, limit: int) -> list[Claimed]:
     """Lease up to `limit` runnable tasks: expired leases first, then the oldest queued."""
     rows = tx.claim(owner, until, now, S.QUEUED.value, S.RUNNING.value, limit)
-    claimed = []
-    for row in rows:
+    for row, _ in rows:
         _event(tx, CLAIM, row.id, node=row.node, claims=row.claims)
-        # A task resumed after a review needs its decision: read it here, not later.
-        claimed.append(Claimed(row, tx.last_review(row.id) if row.round else None))
-    return claimed
+    # A task resumed after a review needs its decision: the claim read it.
+    return [Claimed(row, review) for row, review in rows]
 
 
 assert CLAIM.sources == {S.QUEUED, S.RUNNING}  # what `tx.claim` picks from

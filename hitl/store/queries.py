@@ -283,10 +283,10 @@ def claim(pick: str, dialect: str) -> str:
     return _CLAIM.format(pick=pick, lock=lock)
 
 
-# PostgreSQL: both look-ups in one statement, one round trip. Each CTE locks what it picks, so
-# queued tasks picked beyond what the limit takes stay locked to the commit (other workers
-# skip them meanwhile, and claim them next). `picked_as` is 0 for an expired lease, 1 for a
-# queued task: the caller's order.
+# PostgreSQL: both look-ups in one statement, one round trip, with each task's latest review
+# if it is past one (NULLs if not). Each CTE locks what it picks, so queued tasks picked beyond
+# what the limit takes stay locked to the commit (other workers skip them meanwhile, and claim
+# them next). `picked_as` is 0 for an expired lease, 1 for a queued task: the caller's order.
 CLAIM_BOTH = (
     "WITH expired AS (SELECT id, lease_expires_at AS o FROM tasks WHERE "
     + CLAIM_EXPIRED
@@ -295,10 +295,14 @@ CLAIM_BOTH = (
     + CLAIM_QUEUED
     + " LIMIT :limit FOR UPDATE SKIP LOCKED), "
     "picked AS (SELECT id AS pick, 0 AS picked_as, o FROM expired "
-    "UNION ALL SELECT id, 1, o FROM queued ORDER BY picked_as, o LIMIT :limit) "
-    "UPDATE tasks SET status = :running, lease_owner = :owner || '#' || (claims + 1), "
-    "lease_expires_at = :until, claims = claims + 1, updated_at = :now "
-    "FROM picked WHERE tasks.id = picked.pick RETURNING " + T + ", picked.picked_as"
+    "UNION ALL SELECT id, 1, o FROM queued ORDER BY picked_as, o LIMIT :limit), "
+    "claimed AS (UPDATE tasks SET status = :running, "
+    "lease_owner = :owner || '#' || (claims + 1), lease_expires_at = :until, "
+    "claims = claims + 1, updated_at = :now "
+    "FROM picked WHERE tasks.id = picked.pick RETURNING " + T + ", picked.picked_as) "
+    "SELECT " + ", ".join(f"c.{c}" for c in TASK_COLUMNS) + ", c.picked_as, " + _TR + " "
+    "FROM claimed c LEFT JOIN LATERAL (SELECT " + R + " FROM reviews WHERE task_id = c.id "
+    "ORDER BY round DESC LIMIT 1) r ON c.round > 0"
 )
 
 

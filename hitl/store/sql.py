@@ -377,16 +377,18 @@ class SqlTx(_Session):
 
     def claim(
         self, owner: str, until: float, now: float, runnable: str, running: str, limit: int = 1
-    ) -> list[TaskRow]:
-        """Lease up to `limit` tasks: expired leases first, then the oldest queued."""
+    ) -> list[tuple[TaskRow, ReviewRow | None]]:
         claimed: list[TaskRow] = []
         params = {"owner": owner, "until": until, "now": now, "running": running}
-        if self.dialect == "postgresql":  # both look-ups in one round trip
+        if self.dialect == "postgresql":  # both look-ups and the reviews in one round trip
             rows = self.run(q.CLAIM_BOTH, params | {"limit": limit, "runnable": runnable})
-            n = len(TASK_COLUMNS)
-            picked = [(row[n], TaskRow(*row[:n])) for row in rows.fetchall()]
+            t = len(TASK_COLUMNS)
+            picked = [
+                (row[t], TaskRow(*row[:t]), ReviewRow(*row[t + 1 :]) if row[t + 1] else None)
+                for row in rows.fetchall()
+            ]
             picked.sort(key=lambda p: (p[0], p[1].created_at, p[1].id))
-            return [row for _, row in picked]
+            return [(task, review) for _, task, review in picked]
         for pick in (q.CLAIM_EXPIRED, q.CLAIM_QUEUED):
             want = limit - len(claimed)
             if want <= 0:
@@ -394,7 +396,7 @@ class SqlTx(_Session):
             extra = {"limit": want} | ({"runnable": runnable} if pick is q.CLAIM_QUEUED else {})
             rows = self.rows(TaskRow, q.claim(pick, self.dialect), params | extra)
             claimed.extend(sorted(rows, key=lambda r: (r.created_at, r.id)))
-        return claimed
+        return [(task, self.last_review(task.id) if task.round else None) for task in claimed]
 
     def warn_review(self, review_id: str, open: str, now: float) -> bool:
         """Mark an open review as warned of its deadline, unless it was already."""

@@ -115,7 +115,7 @@ async def test_claim_takes_the_oldest_runnable_then_expired_leases(store: SqlSto
     claimed = []
     for _ in range(4):
         rows = await store.write(lambda tx: tx.claim("w1", now + 15, now, "queued", "running"))
-        claimed.append(rows[0].id if rows else None)
+        claimed.append(rows[0][0].id if rows else None)
     # An expired lease first (a task resumed after a decision, or orphaned), then oldest queued.
     assert claimed == ["dead", "old", "new", None]
     row = await store.get_task("dead")
@@ -132,10 +132,30 @@ async def test_claim_takes_a_batch_in_order(store: SqlStore) -> None:
 
     await store.write(setup)
     rows = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
-    assert [r.id for r in rows] == ["dead", "q0", "q1", "q2"]
-    assert all(r.status == "running" and r.lease_owner == "w#1" for r in rows)
+    assert [r.id for r, _ in rows] == ["dead", "q0", "q1", "q2"]
+    assert all(r.status == "running" and r.lease_owner == "w#1" for r, _ in rows)
     rest = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 4))
-    assert [r.id for r in rest] == ["q3", "q4"]
+    assert [r.id for r, _ in rest] == ["q3", "q4"]
+
+
+async def test_a_claimed_task_past_a_review_comes_with_its_latest_review(store: SqlStore) -> None:
+    now = time.time()
+
+    def setup(tx: Tx) -> None:
+        tx.insert_task(_task("fresh", created_at=now - 3))
+        tx.insert_task(_task("decided", created_at=now - 2, round=2))
+        for round in (1, 2):
+            tx.insert_review(ReviewRow(f"r{round}", "decided", round, "decided", "review", "{}", now))
+        tx.insert_task(_task("orphan", "running", now - 1, lease_expires_at=now - 1, round=1))
+        tx.insert_review(ReviewRow("o1", "orphan", 1, "decided", "review", "{}", now))
+
+    await store.write(setup)
+    rows = await store.write(lambda tx: tx.claim("w", now + 9, now, "queued", "running", 5))
+    assert [(t.id, r.id if r else None) for t, r in rows] == [
+        ("orphan", "o1"),
+        ("fresh", None),
+        ("decided", "r2"),
+    ]
 
 
 async def test_events_have_increasing_ids_and_filter_by_task(store: SqlStore) -> None:
