@@ -145,7 +145,9 @@ async def test_a_claimed_task_past_a_review_comes_with_its_latest_review(store: 
         tx.insert_task(_task("fresh", created_at=now - 3))
         tx.insert_task(_task("decided", created_at=now - 2, round=2))
         for round in (1, 2):
-            tx.insert_review(ReviewRow(f"r{round}", "decided", round, "decided", "review", "{}", now))
+            tx.insert_review(
+                ReviewRow(f"r{round}", "decided", round, "decided", "review", "{}", now)
+            )
         tx.insert_task(_task("orphan", "running", now - 1, lease_expires_at=now - 1, round=1))
         tx.insert_review(ReviewRow("o1", "orphan", 1, "decided", "review", "{}", now))
 
