@@ -49,12 +49,17 @@ def _json(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
+# A user's name, or role:NAME: it is stored as text of its own (no NUL, which PostgreSQL's
+# text cannot hold); the service checks the rest (`_check_assignees`).
+Name = Annotated[str, Field(pattern="^[^\x00]*$")]
+
+
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: JsonValue = Field(description="what to process: text, or any JSON value")
     flow: str | None = Field(None, description="a flow this server runs; default if omitted")
-    assignees: list[str] | None = Field(
+    assignees: list[Name] | None = Field(
         None,
         max_length=50,
         description="who decides its reviews where a review node names none: user names, "
@@ -381,9 +386,6 @@ class ClaimCreate(BaseModel):
 # -- standalone reviews (POST /api/v1/reviews) ---------------------------------------------------
 
 DecisionName = Literal["approve", "reject", "edit"]
-# A user's name, or role:NAME: it is stored as text of its own (no NUL, which PostgreSQL's
-# text cannot hold); the service checks the rest (`_check_assignees`).
-Name = Annotated[str, Field(pattern="^[^\x00]*$")]
 MAX_DEADLINE_SECONDS = 366 * 86_400 * 10  # ten years: a deadline is a date a person can meet
 
 

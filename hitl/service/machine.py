@@ -187,6 +187,12 @@ def _move(
     return tx.update_task(task_id, transition.expect, owner=owner, **values)
 
 
+def _changed(tx: Tx, task: TaskRow) -> TaskRow:
+    """A task as it is now, after a move of it found it changed: on PostgreSQL a concurrent
+    write may have changed it since it was read (the move waited for that write's commit)."""
+    return tx.get_task(task.id) or task
+
+
 def _held(tx: Tx, transition: Transition, task_id: str, owner: str, **values: Any) -> None:
     """A worker's move: only while its lease holds the task, else `LeaseLost`."""
     if not _move(tx, transition, task_id, owner, **values):
@@ -210,9 +216,10 @@ def cancel(tx: Tx, task_id: str, by: str | None, reason: str | None = None) -> T
         tx, CANCEL, task_id, status=CANCEL.target.value, lease_owner=None, lease_expires_at=None
     )
     if not moved:
+        now = _changed(tx, task)
         raise Conflict(
-            f"task is {task.status}: only a queued, running or waiting task can be cancelled",
-            status=task.status,
+            f"task is {now.status}: only a queued, running or waiting task can be cancelled",
+            status=now.status,
         )
     # The task's row first, then its reviews', as in every write that changes both (`decide`).
     tx.update_reviews_of(task_id, ReviewStatus.OPEN, status=ReviewStatus.CANCELLED.value)
@@ -231,8 +238,9 @@ def retry(tx: Tx, task_id: str, by: str | None) -> TaskRow:
     values["traceback"] = None
     values |= {"lease_owner": None, "lease_expires_at": None}
     if not _move(tx, RETRY, task_id, **values):
+        now = _changed(tx, task)
         raise Conflict(
-            f"task is {task.status}: only a failed task can be retried", status=task.status
+            f"task is {now.status}: only a failed task can be retried", status=now.status
         )
     _event(tx, RETRY, task_id, by=by)
     tx.notify_work()

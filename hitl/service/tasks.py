@@ -86,10 +86,11 @@ def _check_assignees(assignees: list[str], what: str = "assignees") -> None:
     if len(assignees) > MAX_ASSIGNEES:
         raise Invalid(f"{what}: at most {MAX_ASSIGNEES} names")
     for name in assignees:
-        if not isinstance(name, str) or not name.strip() or len(name) > 200 or "," in name:
+        bad = not isinstance(name, str) or not name.strip() or len(name) > 200
+        if bad or "," in name or "\0" in name:  # (PostgreSQL's text holds no NUL)
             raise Invalid(
                 f"{what}: {name!r} is not a user name or role:NAME (at most 200 characters, "
-                "no comma)"
+                "no comma, no NUL)"
             )
         if name.startswith("role:") and name[5:] not in ROLES:
             raise Invalid(f"{what}: no role {name[5:]!r}; roles: {', '.join(ROLES)}")

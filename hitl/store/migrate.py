@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from hitl.store.engine import create_sync_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0007"  # the newest revision under migrations/versions
+HEAD = "0008"  # the newest revision under migrations/versions
 
 
 def _config() -> Any:

@@ -171,10 +171,7 @@ QUEUE_OWN_REVIEWS = (
 QUEUE_NOT_VOTED = (
     "NOT EXISTS (SELECT 1 FROM votes v WHERE v.review_id = r.id AND v.voter = :decider)"
 )
-QUEUE_SELF_REVIEW = {
-    "sqlite": "json_extract(r.request, '$.allow_self_review') = 1",
-    "postgresql": "(CAST(r.request AS json) ->> 'allow_self_review') = 'true'",
-}
+QUEUE_SELF_REVIEW = "r.self_review"  # (migration 0008)
 
 
 @lru_cache(maxsize=256)
@@ -215,8 +212,7 @@ def review_queue(
                 ]
             )
             terms.append(f"({names})")
-        own = QUEUE_SELF_REVIEW[dialect]
-        terms.append(f"CASE WHEN {QUEUE_OWN_REVIEWS} THEN {own} ELSE TRUE END")
+        terms.append(f"CASE WHEN {QUEUE_OWN_REVIEWS} THEN {QUEUE_SELF_REVIEW} ELSE TRUE END")
         terms.append(QUEUE_NOT_VOTED)
     where = (" WHERE " + " AND ".join(terms)) if terms else ""
     tasks = " JOIN tasks t ON t.id = r.task_id" if flow else ""

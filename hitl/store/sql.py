@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -439,7 +440,9 @@ class SqlTx(_Session):
         values = {name: getattr(review, name) for name in review.__slots__}
         if task_input is None:
             task_input = self.scalar(q.TASK_INPUT, {"id": review.task_id})
-        values["search"] = searchable(review.request if request is None else request, task_input)
+        shown = json.loads(review.request) if request is None else request
+        values["search"] = searchable(shown, task_input)
+        values["self_review"] = _self_review(shown)
         self._insert_row(q.insert_review(tuple(values), self.dialect), values)
         self.reviews_inserted += 1
 
@@ -453,7 +456,9 @@ class SqlTx(_Session):
     def update_review(self, review_id: str, expect: Collection[str], **values: Any) -> bool:
         if "request" in values:  # what it shows may change: so does what finds it
             task_input = self.scalar(q.REVIEW_TASK_INPUT, {"id": review_id})
-            values["search"] = searchable(values["request"], task_input)
+            shown = json.loads(values["request"])
+            values["search"] = searchable(shown, task_input)
+            values["self_review"] = _self_review(shown)
         return self._update(q.REVIEW, "id", review_id, expect, ANY_OWNER, values) == 1
 
     def update_reviews_of(self, task_id: str, expect: str, **values: Any) -> int:
@@ -530,6 +535,12 @@ class SqlTx(_Session):
         sql = q.add_events_in_order(len(self._pending), work)
         self._pending = []
         return sql, params
+
+
+def _self_review(request: Any) -> bool:
+    """A review's `self_review` column, from its request (parsed): what
+    `ReviewRequest.from_json` makes of its `allow_self_review`."""
+    return isinstance(request, dict) and bool(request.get("allow_self_review"))
 
 
 # Statements that read no task (`SqlTx.run`).

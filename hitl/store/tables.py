@@ -69,6 +69,9 @@ reviews = sa.Table(
     # keyed by a `search_id` column that only SQLite has, filled in batches and kept in step
     # by triggers (migration 0007, its table `search_indexed`).
     sa.Column("search", sa.Text, nullable=True),
+    # Whether the task's submitter may decide it: its request's `allow_self_review`, for the
+    # queue's `decidable` filter, which must not parse every request (migration 0008).
+    sa.Column("self_review", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("task_id", "round", name="uq_reviews_task_round"),
     # (SQLite's also holds the assignee: migration 0006.)
     sa.Index("ix_reviews_status_created", "status", "created_at", "id"),

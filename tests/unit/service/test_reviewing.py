@@ -202,7 +202,12 @@ async def test_a_submission_names_who_decides_when_the_node_does_not(service: Se
 
 @pytest.mark.parametrize(
     "assignees,problem",
-    [(["role:boss"], "no role 'boss'"), ([""], "is not a user name"), (["x"] * 51, "at most 50")],
+    [
+        (["role:boss"], "no role 'boss'"),
+        ([""], "is not a user name"),
+        (["x"] * 51, "at most 50"),
+        (["rita\0"], "no NUL"),  # (PostgreSQL: accepted, then the task failed)
+    ],
 )
 async def test_bad_assignees_are_refused_at_submission(
     service: Service, assignees: list[str], problem: str

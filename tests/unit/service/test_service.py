@@ -167,6 +167,24 @@ async def test_a_cancellation_leaves_no_review_open_whenever_it_comes(service: S
             assert [r.status for r in reviews if r.status == "open"] == [], reviews
 
 
+async def test_cancellations_that_lose_a_race_say_the_task_is_cancelled(
+    service: Service, until: Until
+) -> None:
+    """Twenty cancellations of one task at once: one applies; each of the others is refused
+    with the task's status as it is now, not as it was read before the winner's commit."""
+    admin = Principal("ops", frozenset({"admin"}))
+    for _ in range(5):
+        task, _ = await service.tasks.submit("x")
+        await until(task.id, waiting(1))
+        results = await asyncio.gather(
+            *(service.tasks.cancel(task.id, by=admin) for _ in range(20)), return_exceptions=True
+        )
+        lost = [r for r in results if isinstance(r, Exception)]
+        assert len(lost) == 19, results
+        for refused in lost:
+            assert isinstance(refused, Conflict) and str(refused).startswith("task is cancelled:")
+
+
 async def test_non_json_shared_fails_the_task_naming_the_key(
     service: Service, until: Until
 ) -> None:

@@ -950,6 +950,48 @@ async def test_a_store_indexes_the_reviews_an_earlier_one_left_waiting(
         await second.close()
 
 
+async def test_the_migration_to_0008_reads_each_reviews_self_review_flag(
+    new_database: Callable[[], str],
+) -> None:
+    """Reviews written before 0008 get `self_review` from their request as Python parses it:
+    a NUL in it (PostgreSQL's JSON refuses one) or the flag's name inside a string change
+    nothing."""
+    url = new_database()
+    _migrate(url, "0007")
+    requests = {
+        "yes": {"output": "x", "allow_self_review": True},
+        "no": {"output": "x", "allow_self_review": False},
+        "unsaid": {"output": "x"},
+        "nul": {"output": "a\0b", "allow_self_review": True},
+        "inside": {"output": '"allow_self_review": true'},
+        "broken": None,
+    }
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            for n, (name, request) in enumerate(requests.items()):
+                text = json.dumps(request) if request is not None else "{allow_self_review"
+                row = replace(_review(name, f"t{n}", "x"), request=text)
+                values = {c: getattr(row, c) for c in row.__slots__}
+                task = {c: getattr(_task(f"t{n}"), c) for c in TaskRow.__slots__}
+                for table, v in (("tasks", task), ("reviews", values)):
+                    marks = ", ".join(f":{c}" for c in v)
+                    conn.execute(
+                        sa.text(f"INSERT INTO {table} ({', '.join(v)}) VALUES ({marks})"), v
+                    )
+    finally:
+        engine.dispose()
+    _migrate(url, "head")
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            rows = conn.exec_driver_sql("SELECT id, self_review FROM reviews").all()
+    finally:
+        engine.dispose()
+    assert {id for id, flag in rows if flag} == {"yes", "nul"}
+    assert len(rows) == len(requests)
+
+
 async def test_a_downgrade_to_0006_indexes_the_reviews_left_waiting(
     new_database: Callable[[], str],
 ) -> None:
