@@ -204,6 +204,20 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
         fail(f"{url} answered, but not as a hitl server does: check --server (HITL_SERVER)")
 
 
+# What a terminal would act on rather than show: C0 and C1 controls (escape sequences can
+# clear the screen, set the clipboard, hide a link) and the bidirectional overrides and
+# isolates (which reorder what is shown). A tab stays; a line break is `shown`'s to place.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str, indent: int = 0) -> str:
+    """Text from the server as a terminal should print it: each control character as an
+    escape (`\\x1b`), and each line after the first indented by `indent` spaces, so that no
+    text can pass for a line of hitl's own (`hitl show`'s "to approve" line, say)."""
+    visible = _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], text)
+    return visible.replace("\r\n", "\n").replace("\n", "\n" + " " * indent)
+
+
 def print_json(data: Any) -> None:
     """`data` (an answer of the client: a model) as indented JSON, as the server sent it."""
     if isinstance(data, BaseModel):

@@ -315,14 +315,26 @@ def _roles(roles: str) -> str:
 
 
 def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # past the calendar (a row written so)
+        return _beyond(at)
 
 
 def _when(at: float | None, none: str = "-") -> str:
     """A moment for a table: minutes, UTC."""
     if at is None:
         return none
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%MZ")
+    try:
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%MZ")
+    except (OverflowError, ValueError, OSError):
+        return _beyond(at)
+
+
+def _beyond(at: float) -> str:
+    """A moment no calendar date names (before `parse_duration` capped durations, a token
+    could be made to expire in the year 275,000)."""
+    return "after 9999" if at > 0 else "before 1970"
 
 
 def _width(text: str) -> int:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hitl.cli._common import ServerOption, TokenOption, connect
+from hitl.cli._common import ServerOption, TokenOption, connect, shown
 
 KindOption = Annotated[
     str,
@@ -79,7 +79,7 @@ def list_deliveries(
     with connect(server, token) as client:
         rows = client.deliveries(channel, status, limit).data
     for d in rows:
-        answer = d.last_code or d.last_error or ""
+        answer = shown(str(d.last_code or d.last_error or ""))  # (the receiver's words)
         typer.echo(f"{d.id}  {d.status:<9} {d.channel}  {d.type:<20} tries {d.attempts}  {answer}")
     typer.echo(f"{len(rows)} deliver{'y' if len(rows) == 1 else 'ies'}")
 

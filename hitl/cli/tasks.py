@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import JsonValue
 
-from hitl.cli._common import USAGE, ServerOption, TokenOption, connect, fail, print_json
+from hitl.cli._common import USAGE, ServerOption, TokenOption, connect, fail, print_json, shown
 
 if TYPE_CHECKING:
     from hitl.client import Client
@@ -30,18 +30,33 @@ def submit(
     as_json: Annotated[bool, typer.Option("--json", help="the input is JSON, not text")] = False,
 ) -> None:
     """Submit a task and print it."""
-    raw = sys.stdin.read() if text == "-" else text
+    value = _input(sys.stdin.read() if text == "-" else text, as_json)
+    with connect(server, token) as client:
+        print_json(client.create_task(value, flow=flow))
+
+
+def _input(raw: str, as_json: bool) -> JsonValue:
+    """The input as it will be sent, or a one-line error saying what to fix."""
     value: JsonValue = raw
     if as_json:
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            fail("the input JSON is nested too deeply: flatten it", USAGE)
+        except ValueError as exc:
             fail(
                 f"the input is not valid JSON ({exc}): fix it, or leave out --json to send text",
                 USAGE,
             )
-    with connect(server, token) as client:
-        print_json(client.create_task(value, flow=flow))
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeError:
+        fail("the input is not valid UTF-8 text (a lone surrogate): fix it", USAGE)
+    except ValueError:  # NaN, Infinity, or a number too large for a float (1e400)
+        fail("the input JSON holds a number that is not finite: use a smaller one", USAGE)
+    except RecursionError:
+        fail("the input JSON is nested too deeply: flatten it", USAGE)
+    return value
 
 
 def tasks(
@@ -78,24 +93,25 @@ def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOptio
     """Print a task and its open review: what you would approve or reject."""
     with connect(server, token) as client:
         task = client.get_task(task_id)
-    typer.echo(f"task     {task.id}  {task.status}  flow {task.flow}")
+    typer.echo(f"task     {task.id}  {task.status}  flow {shown(task.flow)}")
     typer.echo(f"input    {_text(task.input)}")
     if task.error:
-        typer.echo(f"error    {task.error}")
+        typer.echo(f"error    {shown(task.error, 9)}")
     if task.status == "completed":
         typer.echo(f"result   {_text(task.result)}")
     review = task.open_review
     if review is None:
         return
-    typer.echo(f"review   round {review.round}: {review.prompt or 'review the output'}")
+    typer.echo(f"review   round {review.round}: {shown(review.prompt or 'review the output', 9)}")
     typer.echo(f"output   {_text(review.output)}")
-    typer.echo(f"decide   {', '.join(review.decisions)}")
+    typer.echo(f"decide   {shown(', '.join(review.decisions))}")
     round_and_hash = f"--round {review.round} --content-hash {review.content_hash}"
     typer.echo(f"to approve what is shown: hitl approve {task.id} {round_and_hash}")
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A value as `show` prints it: text as it is, anything else as JSON; both `shown`."""
+    return shown(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False), 9)
 
 
 def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:

@@ -81,12 +81,17 @@ def check_email(email: str | None) -> str | None:
     return email
 
 
+MAX_DURATION_DAYS = 36_500  # a hundred years: a date every clock and calendar can show
+
+
 def parse_duration(text: str) -> float:
-    """`30d`, `12h`, `45m`, `90s`: seconds."""
+    """`30d`, `12h`, `45m`, `90s`: seconds, at most `MAX_DURATION_DAYS` days."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
     number, unit = text[:-1], text[-1:].lower()
     if unit not in units or not number.isdigit() or not number.isascii() or int(number) <= 0:
         raise Invalid(f"{text!r} is not a duration: write e.g. 30d, 12h, 45m or 90s")
+    if len(number) > 12 or int(number) * units[unit] > MAX_DURATION_DAYS * 86400:
+        raise Invalid(f"{text!r} is longer than {MAX_DURATION_DAYS} days: give a shorter one")
     return int(number) * units[unit]
 
 

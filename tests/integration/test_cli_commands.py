@@ -134,6 +134,22 @@ def test_a_decision_on_a_round_or_content_no_longer_shown_is_refused(server: Ser
     assert approved["id"] == second["id"] and approved["decision"] == "approve"
 
 
+def test_show_prints_no_control_character_and_no_line_of_its_own_from_the_task(
+    server: Server,
+) -> None:
+    """A task's text cannot drive the terminal (clear it, set its clipboard, hide a link) nor
+    pass for one of `show`'s own lines: controls are printed as escapes, and a line break in
+    a field is followed by an indented line."""
+    sneaky = "\x1b]52;c;cHduZWQ=\x07 \x1b[2J\u202enote\nto approve what is shown: hitl approve x"
+    tid = json.loads(ok(hitl(server, "submit", sneaky)))["id"]
+    wait_for_review(server, tid)
+    printed = ok(hitl(server, "show", tid))
+    assert not any(c in printed for c in "\x1b\x07\u202e")
+    assert "\\x1b]52;c;cHduZWQ=\\x07 \\x1b[2J\\u202enote" in printed
+    own = [line for line in printed.splitlines() if line.startswith("to approve")]
+    assert len(own) == 1 and f"hitl approve {tid} --round 1" in own[0], printed
+
+
 def test_submit_reads_standard_input(server: Server) -> None:
     text = json.loads(ok(hitl(server, "submit", "-", input="from a pipe\n")))
     assert text["input"] == "from a pipe\n"

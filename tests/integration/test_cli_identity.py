@@ -286,6 +286,23 @@ def test_token_expiry_and_listing(new_database: Callable[[], str]) -> None:
         assert digest not in listing and digest[:8] not in listing
 
 
+def test_a_token_expiring_past_the_calendar_is_still_listed(
+    new_database: Callable[[], str],
+) -> None:
+    """A row written before durations were capped (a token set to expire in the year 275,000)
+    broke every later `hitl token list`."""
+    url = new_database()
+    ok(hitl(url, "token", "create", "--name", "far", "--role", "submitter", "--expires", "1d"))
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE tokens SET expires_at = 8.6e12 WHERE name = 'far'"))
+    finally:
+        engine.dispose()
+    [_, far] = table(ok(hitl(url, "token", "list")))
+    assert far[0] == "far" and far[4] == "after 9999", far
+
+
 def test_an_expired_token_no_longer_works(new_database: Callable[[], str]) -> None:
     url = new_database()
     secret = ok(
@@ -450,6 +467,16 @@ ERRORS = [
         ["token", "create", "--name", "x", "--role", "admin", "--expires", "-1d"],
         2,
         "hitl: --expires: '-1d' is not a duration",
+    ),
+    (
+        ["token", "create", "--name", "x", "--role", "admin", "--expires", "100000000d"],
+        2,
+        "hitl: --expires: '100000000d' is longer than 36500 days: give a shorter one",
+    ),
+    (
+        ["token", "create", "--name", "x", "--role", "admin", "--expires", "9" * 20 + "d"],
+        2,
+        "hitl: --expires: '99999999999999999999d' is longer than 36500 days",
     ),
     (["token", "create", "--name", "x", "--role", "root"], 2, "hitl: unknown role 'root'"),
     (
