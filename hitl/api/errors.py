@@ -82,8 +82,18 @@ async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail
     if exc.status_code == 400 and detail == UNPARSEABLE:
-        detail = f"{UNPARSEABLE}: send a JSON object nested no deeper than a few hundred levels"
+        detail = f"{UNPARSEABLE}: {_unparseable(exc.__cause__)}"
     return jsonio.JSONResponse({"detail": detail}, exc.status_code, exc.headers)
+
+
+def _unparseable(cause: BaseException | None) -> str:
+    """What to fix in a body whose parse failed (FastAPI raises its 400 from the error)."""
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        # Python reads no integer of more than 4,300 digits (a guard against slow parsing).
+        return "send numbers of at most 4300 digits (a longer one as a string)"
+    if isinstance(cause, ValueError):
+        return f"send valid JSON ({cause})"
+    return "send a JSON object nested no deeper than a few hundred levels"
 
 
 def install(app: FastAPI) -> None:

@@ -114,6 +114,7 @@ CASES: list[tuple[str, str, dict[str, Any], int, tuple[str, ...]]] = [
     ("POST", "/submit", {"content": b'{"data": "x"}', "headers": TEXT}, 422, ("body",)),
     ("POST", "/submit", {"content": b"[" * 999, "headers": JSON}, 400, ("parsing the body",)),
     ("POST", "/feedback/x", {"content": b"[" * 999, "headers": JSON}, 400, ("parsing the body",)),
+    ("POST", "/submit", {"content": b"[" * 999, "headers": JSON}, 400, ("nested no deeper",)),
     # the v1 API's task creation
     ("POST", "/api/v1/tasks", {"json": {"input": ""}}, 422, ("input is empty",)),
     ("POST", "/api/v1/tasks", {"json": {"input": None}}, 422, ("input is empty",)),

@@ -34,12 +34,14 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 async def served(path: Path, fast_path: bool, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     app: FastAPI = create_app(
         Settings(
-            database_url=f"sqlite:///{path}",
-            process_delay=0,
-            max_input_bytes=MAX_BYTES,
-            poll_interval=0.05,
-            auth=True,
-            **settings,
+            **{
+                "database_url": f"sqlite:///{path}",
+                "process_delay": 0,
+                "max_input_bytes": MAX_BYTES,
+                "poll_interval": 0.05,
+                "auth": True,
+                **settings,
+            }
         ),
         fast_path=fast_path,
     )
@@ -228,3 +230,20 @@ async def test_the_parity_test_can_fail(tmp_path: Path, fast_path: bool) -> None
         found = masked(await client.post(f"/feedback/{real}", json={"feedback": "approved"}))
         missing = masked(await client.post(f"/feedback/{NO_SUCH}", json={"feedback": "approved"}))
     assert found != missing
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_a_number_past_pythons_digit_limit_is_named(tmp_path: Path, fast_path: bool) -> None:
+    """Python reads no integer of more than 4,300 digits: the 400 says that, not that the
+    body is nested too deeply."""
+    huge = b"9" * 4301
+    async with served(tmp_path / "h.db", fast_path, max_input_bytes=100_000) as client:
+        for path, body in (
+            ("/submit", b'{"data": ' + huge + b"}"),
+            ("/api/v1/tasks", b'{"input": ' + huge + b"}"),
+        ):
+            answer = await client.post(path, content=body, headers=JSON)
+            assert answer.status_code == 400, answer.text
+            assert "send numbers of at most 4300 digits" in answer.json()["detail"], answer.text
+        deep = await client.post("/submit", content=b"[" * 5000, headers=JSON)
+        assert deep.status_code == 400 and "nested no deeper" in deep.json()["detail"]
