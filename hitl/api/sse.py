@@ -41,14 +41,21 @@ MAX_ID = 2**63 - 1  # the largest event id either database can hold
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-def cursor(last_event_id: str | None, after: int | None) -> int:
-    """Where a stream starts: after `Last-Event-ID` if the client sent one, else `?after=`."""
+def cursor(last_event_id: str | None, after: str | None) -> int:
+    """Where a stream starts: after `Last-Event-ID` if the client sent one, else `?after=`;
+    each must be an event id, written in ASCII digits (no sign, point or underscore)."""
     text = (last_event_id or "").strip()
-    if not text:
-        return after or 0
+    if text:
+        return _event_id(text, "Last-Event-ID", "the id of the last event received")
+    if after is None:
+        return 0
+    return _event_id(after, "after", "an event id")
+
+
+def _event_id(text: str, what: str, send: str) -> int:
     if not _DIGITS.fullmatch(text) or int(text) > MAX_ID:
         raise Invalid(
-            f"Last-Event-ID {text[:40]!r} is not an event id: send the id of the last "
-            f"event received (digits 0-9, at most {MAX_ID}), or no Last-Event-ID"
+            f"{what} {text[:40]!r} is not an event id: send {send} (digits 0-9, at most "
+            f"{MAX_ID}), or no {what}"
         )
     return int(text)

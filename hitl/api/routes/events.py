@@ -16,8 +16,9 @@ from hitl.service.tasks import Viewer
 
 router = APIRouter(tags=["events"], route_class=jsonio.Route)
 
-AfterQuery = Annotated[
-    int | None, Query(ge=0, le=sse.MAX_ID, description="stream events after this id")
+AfterQuery = Annotated[  # (checked by `sse.cursor`, as `Last-Event-ID` is)
+    str | None,
+    Query(description=f"stream events after this id (digits 0-9, at most {sse.MAX_ID})"),
 ]
 LastEventId = Annotated[
     str | None, Header(description="the id of the last event received; wins over `after`")
