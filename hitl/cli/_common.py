@@ -214,8 +214,9 @@ def shown(text: str, indent: int = 0) -> str:
     """Text from the server as a terminal should print it: each control character as an
     escape (`\\x1b`), and each line after the first indented by `indent` spaces, so that no
     text can pass for a line of hitl's own (`hitl show`'s "to approve" line, say)."""
-    visible = _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], text)
-    return visible.replace("\r\n", "\n").replace("\n", "\n" + " " * indent)
+    lines = text.replace("\r\n", "\n")
+    visible = _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], lines)
+    return visible.replace("\n", "\n" + " " * indent)
 
 
 def print_json(data: Any) -> None:

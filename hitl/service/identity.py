@@ -88,11 +88,14 @@ def parse_duration(text: str) -> float:
     """`30d`, `12h`, `45m`, `90s`: seconds, at most `MAX_DURATION_DAYS` days."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
     number, unit = text[:-1], text[-1:].lower()
-    if unit not in units or not number.isdigit() or not number.isascii() or int(number) <= 0:
-        raise Invalid(f"{text!r} is not a duration: write e.g. 30d, 12h, 45m or 90s")
-    if len(number) > 12 or int(number) * units[unit] > MAX_DURATION_DAYS * 86400:
-        raise Invalid(f"{text!r} is longer than {MAX_DURATION_DAYS} days: give a shorter one")
-    return int(number) * units[unit]
+    digits = number.lstrip("0")
+    said = repr(text if len(text) <= 24 else text[:20] + "…")
+    if unit not in units or not number.isdigit() or not number.isascii() or not digits:
+        raise Invalid(f"{said} is not a duration: write e.g. 30d, 12h, 45m or 90s")
+    # Counted before read: Python reads no integer of more than 4,300 digits.
+    if len(digits) > 12 or int(digits) * units[unit] > MAX_DURATION_DAYS * 86400:
+        raise Invalid(f"{said} is longer than {MAX_DURATION_DAYS} days: give a shorter one")
+    return int(digits) * units[unit]
 
 
 def audit(

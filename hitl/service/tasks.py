@@ -468,9 +468,8 @@ class TaskService:
 
     @staticmethod
     def _review(tx: Tx, review_id: str, by: Principal | None) -> tuple[ReviewRow, TaskRow]:
-        review = tx.get_review(review_id)
         # The task's row held first: its review's may change next (`Tx.lock_task`).
-        task = tx.get_task(review.task_id, lock=True) if review is not None else None
+        review, task = tx.review_and_task(review_id)
         if review is None or task is None or not access.may_see(by, task):
             raise NotFound(f"no review {review_id!r}")
         return review, task

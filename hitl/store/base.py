@@ -65,10 +65,7 @@ class Tx(Reader, Protocol):
 
     dialect: str
 
-    def get_task(self, task_id: str, lock: bool = False) -> TaskRow | None:
-        """A task; with `lock`, its row is also held to the commit (`lock_task`)."""
-        ...
-
+    def get_task(self, task_id: str) -> TaskRow | None: ...
     def lock_task(self, task_id: str) -> None:
         """Hold a task's row to the commit. A write that changes a task and its reviews
         locks the task first, so that two such writes wait for each other in one order: on
@@ -93,6 +90,11 @@ class Tx(Reader, Protocol):
     ) -> TaskRow | None: ...
     def expire_leases(self, running: str, owner_prefix: str | None = None) -> int: ...
     def get_review(self, review_id: str) -> ReviewRow | None: ...
+    def review_and_task(self, review_id: str) -> tuple[ReviewRow | None, TaskRow | None]:
+        """A review and its task, the task's row held (`lock_task`), both as they are once it
+        is: a write that waited for the lock sees what the write it waited for did."""
+        ...
+
     def last_review(self, task_id: str) -> ReviewRow | None: ...
     def task_and_last_review(
         self, task_id: str, last_event: bool = False, lock: bool = False

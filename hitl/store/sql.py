@@ -182,14 +182,11 @@ class _Session:
         return self.row(ReviewRow, q.LAST_REVIEW, {"task_id": task_id})
 
     def task_and_last_review(
-        self, task_id: str, last_event: bool = False, lock: bool = False
+        self, task_id: str, last_event: bool = False
     ) -> tuple[TaskRow | None, ReviewRow | None, int]:
         """A task, its latest review, and (with `last_event`) its last event's id, 0 if none,
-        read by one statement, so of one moment; with `lock` (PostgreSQL, in a write), the
-        task's row is held to the commit."""
+        read by one statement, so of one moment."""
         sql = q.TASK_LAST_REVIEW_AND_EVENT if last_event else q.TASK_AND_LAST_REVIEW
-        if lock:
-            sql += " FOR UPDATE OF t"
         row = self.run(sql, {"task_id": task_id}).fetchone()
         if row is None:
             return None, None, 0
@@ -250,17 +247,25 @@ class SqlTx(_Session):
     def task_by_key(self, key: str) -> TaskRow | None:
         return self.row(TaskRow, q.TASK_BY_KEY, {"key": key})
 
-    def get_task(self, task_id: str, lock: bool = False) -> TaskRow | None:
-        if not self._locking(task_id, lock):
-            return super().get_task(task_id)
-        return self._held(self.row(TaskRow, q.GET_TASK + " FOR UPDATE", {"id": task_id}))
-
     def task_and_last_review(
         self, task_id: str, last_event: bool = False, lock: bool = False
     ) -> tuple[TaskRow | None, ReviewRow | None, int]:
+        # The lock, then the read: a statement that waits for a row's lock reads the rest (the
+        # review) as it was when the statement began (PostgreSQL, READ COMMITTED).
         locking = self._locking(task_id, lock)
-        task, review, event = super().task_and_last_review(task_id, last_event, locking)
+        if locking:
+            self.run(q.LOCK_TASK, {"id": task_id})
+        task, review, event = super().task_and_last_review(task_id, last_event)
         return self._held(task) if locking else task, review, event
+
+    def review_and_task(self, review_id: str) -> tuple[ReviewRow | None, TaskRow | None]:
+        review = self.get_review(review_id)
+        if review is None:
+            return None, None
+        if not self._locking(review.task_id, True):
+            return review, self.get_task(review.task_id)
+        task = self._held(self.row(TaskRow, q.GET_TASK + " FOR UPDATE", {"id": review.task_id}))
+        return self.get_review(review_id), task  # (read again: it may have changed meanwhile)
 
     def lock_task(self, task_id: str) -> None:
         if self._locking(task_id, True):
@@ -389,7 +394,12 @@ class SqlTx(_Session):
                 for row in rows.fetchall()
             ]
             picked.sort(key=lambda p: (p[0], p[1].created_at, p[1].id))
-            return [(task, review) for _, task, review in picked]
+            # A row changed after the statement began is locked, and updated, as it is now;
+            # the reviews were read as they were then: one of another round is read again.
+            return [
+                (task, review if _of_round(task, review) else self.last_review(task.id))
+                for _, task, review in picked
+            ]
         for pick in (q.CLAIM_EXPIRED, q.CLAIM_QUEUED):
             want = limit - len(claimed)
             if want <= 0:
@@ -535,6 +545,11 @@ class SqlTx(_Session):
         sql = q.add_events_in_order(len(self._pending), work)
         self._pending = []
         return sql, params
+
+
+def _of_round(task: TaskRow, review: ReviewRow | None) -> bool:
+    """Whether a claimed task's review read with it is its round's (or it has none yet)."""
+    return not task.round or (review is not None and review.round == task.round)
 
 
 def _self_review(request: Any) -> bool:

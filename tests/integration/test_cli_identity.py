@@ -478,6 +478,12 @@ ERRORS = [
         2,
         "hitl: --expires: '99999999999999999999d' is longer than 36500 days",
     ),
+    (
+        ["token", "create", "--name", "x", "--role", "admin", "--expires", "9" * 4301 + "d"],
+        2,
+        "hitl: --expires: '99999999999999999999…' is longer than 36500 days",
+    ),
+    (["audit", "export", "--since", "9" * 4301 + "d"], 2, "hitl: --since"),
     (["token", "create", "--name", "x", "--role", "root"], 2, "hitl: unknown role 'root'"),
     (
         ["token", "create", "--name", "x", "--role", "admin", "--user", "nobody"],
@@ -500,7 +506,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("args,code,message", ERRORS, ids=[" ".join(a) for a, _, _ in ERRORS])
+@pytest.mark.parametrize("args,code,message", ERRORS, ids=[" ".join(a)[:60] for a, _, _ in ERRORS])
 def test_errors_are_one_line_and_change_nothing(
     args: list[str], code: int, message: str, new_database: Callable[[], str]
 ) -> None:

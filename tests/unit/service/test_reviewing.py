@@ -219,6 +219,29 @@ async def test_bad_assignees_are_refused_at_submission(
 # -- claims -----------------------------------------------------------------------------------
 
 
+async def test_claims_and_decisions_racing_on_one_review_never_both_win(
+    service: Service,
+) -> None:
+    """Two claims of one review at once, or a claim and someone else's decision: one wins,
+    the other is refused. (On PostgreSQL the second read the review before the first's
+    commit, and both went through: ann took bob's claim, or decided under it.)"""
+    for _ in range(15):
+        _, review = await open_review(service)
+        claims = await asyncio.gather(
+            service.tasks.claim_review(review.id, BOB),
+            service.tasks.claim_review(review.id, ANN),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, Conflict) for r in claims) == 1, claims
+        _, review = await open_review(service)
+        raced = await asyncio.gather(
+            service.tasks.claim_review(review.id, BOB),
+            service.tasks.decide(review.id, "approve", by=ANN),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, Conflict) for r in raced) == 1, raced
+
+
 async def test_a_claim_holds_off_others_until_taken_over_or_expired(
     service: Service, clock: Clock
 ) -> None:
