@@ -126,7 +126,8 @@ def test_a_decision_on_a_round_or_content_no_longer_shown_is_refused(server: Ser
     assert shown[0].startswith(f"task     {tid}  waiting_for_review")
     assert shown[1] == "input    a note on stale reviews"
     assert any(line.startswith("review   round 2: ") for line in shown)
-    assert f"output   {second['output']}" in "\n".join(shown)
+    output = second["output"].replace("\n", "\n" + " " * 9)  # a field's later lines, indented
+    assert f"output   {output}" in "\n".join(shown)
     command = shown[-1].split(": ", 1)[1].split()  # "hitl approve <id> --round 2 ..."
     assert command[:2] == ["hitl", "approve"]
     assert command[3:] == ["--round", "2", "--content-hash", second["content_hash"]]
