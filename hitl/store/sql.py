@@ -264,8 +264,9 @@ class SqlTx(_Session):
             return None, None
         if not self._locking(review.task_id, True):
             return review, self.get_task(review.task_id)
-        task = self._held(self.row(TaskRow, q.GET_TASK + " FOR UPDATE", {"id": review.task_id}))
-        return self.get_review(review_id), task  # (read again: it may have changed meanwhile)
+        task = self.row(TaskRow, q.GET_TASK + " FOR UPDATE", {"id": review.task_id})
+        review = self.get_review(review_id)  # read again: it may have changed meanwhile
+        return review, self._held(task)  # (known after the last read, which forgets it)
 
     def lock_task(self, task_id: str) -> None:
         if self._locking(task_id, True):

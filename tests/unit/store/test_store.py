@@ -1119,3 +1119,46 @@ async def test_a_write_that_only_inserts_is_one_query_on_postgresql(
     assert len(sent) == 1 and sent[0] == ("INSERT INTO tasks (id, flow, s", True), sent
     assert [e.data for e in await store.events_after(0, "one")] == ['{"it\'s": "%s"}']
     assert (task := await store.get_task("one")) is not None and task.status == "queued"
+
+
+async def test_a_task_read_with_its_row_locked_is_changed_with_the_commit(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a decision locks its task's row, then reads the review again; the task's
+    status is then known to the commit, so its change is sure to apply and goes with it."""
+    if store.dialect != "postgresql":
+        return  # (SQLite locks nothing: one write at a time)
+    import psycopg
+
+    def setup(tx: Tx) -> None:
+        tx.insert_task(_task("t", "waiting_for_review"))
+        tx.insert_review(_review("r", "t", "x"))
+
+    await store.write(setup)
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(" ".join(str(query).split()))
+        return execute(self, query, *args, **kwargs)
+
+    def decide(tx: Tx) -> None:
+        review, task = tx.review_and_task("r")
+        assert review is not None and task is not None and task.status == "waiting_for_review"
+        tx.lock_task("t")  # (held already: nothing sent)
+        assert tx.update_review("r", ["open"], status="decided")
+        assert tx.update_task("t", ["waiting_for_review"], status="queued")
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    await store.write(decide)
+    monkeypatch.undo()
+    assert [q.split(" ", 2)[:2] for q in sent] == [
+        ["SELECT", "id,"],  # the review
+        ["SELECT", "id,"],  # its task, locked
+        ["SELECT", "id,"],  # the review again
+        ["UPDATE", "reviews"],
+        ["UPDATE", "tasks"],  # with the COMMIT, in one query
+    ], sent
+    assert sent[-1].endswith("; COMMIT"), sent[-1]  # the task's change went with the commit
+    task = await store.get_task("t")
+    assert task is not None and task.status == "queued"
