@@ -97,7 +97,9 @@ def _warn(tx: Tx, review_id: str, now: float) -> bool:
 
 
 def _expire(tx: Tx, review_id: str, now: float) -> ReviewRow | None:
-    review = tx.get_review(review_id)
+    # The task's row held first (the lock order), and the review read after it: a watcher of
+    # another process that fired it meanwhile has moved its deadline (`machine.expire`).
+    review, _ = tx.review_and_task(review_id)
     if review is None:
         raise Conflict("the review is gone")
     return machine.expire(tx, review, now)

@@ -527,9 +527,12 @@ def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> ReviewRow | N
     escalate it, or expire it and fail the task."""
     if review.status != ReviewStatus.OPEN:
         raise Conflict("the review is no longer open")
+    now = time.time() if now is None else now
+    if review.deadline is None or review.deadline > now:  # escalated meanwhile, say
+        raise Conflict("the review's deadline is not past")
     request = ReviewRequest.from_json(json.loads(review.request))
     if request.on_deadline == flow_review.ESCALATE:
-        escalate(tx, review, request, time.time() if now is None else now)
+        escalate(tx, review, request, now)
         return None
     if request.on_deadline is not None:
         comment = f"no decision by the deadline: {request.on_deadline} by default"

@@ -552,6 +552,26 @@ async def test_a_deadline_can_escalate_instead_of_deciding(service: Service) -> 
     assert (await finished(service, task.id)).status == "failed"
 
 
+async def test_a_deadline_escalates_once_however_many_watchers_fire_it(service: Service) -> None:
+    """Deadline watchers of several processes finding one review due at once: one escalates
+    it; the others find it escalated, with its new deadline not due (they read it after the
+    first one's commit), and leave it."""
+    assert service.deadlines is not None
+    for _ in range(5):
+        task, review = await open_review(service, "escalating")
+        assert review.deadline is not None
+        later = review.deadline + 1
+        fired = await asyncio.gather(*(service.deadlines.fire_due(now=later) for _ in range(4)))
+        escalations = [
+            e
+            for e in await service.store.events_after(0, task.id, 100)
+            if e.type == "review.escalated"
+        ]
+        assert len(escalations) == 1 and sum(fired) == 1, (fired, escalations)
+        moved = await service.tasks.get_review(review.id)
+        assert moved.status == "open" and moved.deadline == later + 600
+
+
 # -- bulk -------------------------------------------------------------------------------------
 
 
