@@ -205,7 +205,8 @@ def run_worker(settings: Settings, name: str | None) -> None:
     tuning.tune_switch_interval()
     home = f"{socket.gethostname()}:worker-{name}" if name else None
     try:
-        asyncio.run(_work(settings, home))
+        with asyncio.Runner(loop_factory=tuning.event_loop()) as runner:
+            runner.run(_work(settings, home))
     except Exception as exc:
         fail(str(exc))
 
