@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,14 @@ BACKENDS = [b for b in os.environ.get("HITL_TEST_BACKENDS", "sqlite,postgresql")
 # A port taken between `free_port()` and the server's bind (by a test run going on beside this
 # one): uvicorn says so and exits, and the server starts again on another port.
 PORT_TAKEN = re.compile(r"address already in use", re.IGNORECASE)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-xdist (`make test`) tells tests apart by node id: tests that share one would run
+    as one, and the others not at all. Refuse to run them so."""
+    twice = [nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1]
+    if twice:
+        raise pytest.UsageError(f"tests share a node id, and would not all run: {twice[:3]}")
 
 
 def free_port() -> int:

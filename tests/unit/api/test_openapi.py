@@ -726,12 +726,16 @@ CHECKS = [
 
 
 @schema.parametrize()
+# Who calls is named in each test's id, as in the test below: with no parameter of pytest's,
+# schemathesis gives every operation's test the function's node id, and pytest-xdist (which tells
+# tests apart by it) would run one operation's.
+@pytest.mark.parametrize("who", ["admin"])
 # One app serves all of an operation's examples: it is the server under test, not state to reset.
 @hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 def test_schemathesis_finds_no_server_error_and_no_undeclared_answer(
-    case: schemathesis.Case, seeded_app: FastAPI, no_error_logged: None
+    case: schemathesis.Case, who: str, seeded_app: FastAPI, no_error_logged: None
 ) -> None:
-    case.call_and_validate(checks=CHECKS, headers=signed_in(None))
+    case.call_and_validate(checks=CHECKS, headers=signed_in(who))
 
 
 # -- the checks can fail -------------------------------------------------------------------------
