@@ -135,20 +135,32 @@ async def test_two_apis_two_workers_200_lifecycles(deployment: Callable[[], Depl
     async with client(a) as ca, client(b) as cb:
         apis = [ca, cb]
         decisions: list[asyncio.Task[None]] = []
-        index: dict[str, int] = {}
+        # Each task's number, known once its submission is answered: its review may be
+        # announced on the stream before that.
+        index: dict[str, asyncio.Future[int]] = {}
+
+        def number(task_id: str) -> asyncio.Future[int]:
+            return index.setdefault(task_id, asyncio.get_running_loop().create_future())
 
         async def decide(event: Event) -> None:
             task_id, round_no = event.data["task_id"], event.data["round"]
-            reject = index[task_id] % 2 == 0 and round_no == 1
-            body = (
-                {"decision": "reject", "comment": "shorter"} if reject else {"decision": "approve"}
-            )
-            # Decide on the other API process than the one the task was submitted to.
-            http = apis[(index[task_id] + round_no) % 2]
-            response = await http.post(
-                f"/api/v1/reviews/{event.data['review_id']}/decision", json=body
-            )
-            if response.status_code != 200:  # said at once, not as the streams' timeout
+            try:
+                i = await number(task_id)
+                reject = i % 2 == 0 and round_no == 1
+                body = (
+                    {"decision": "reject", "comment": "shorter"}
+                    if reject
+                    else {"decision": "approve"}
+                )
+                # Decide on the other API process than the one the task was submitted to.
+                http = apis[(i + round_no) % 2]
+                url = f"/api/v1/reviews/{event.data['review_id']}/decision"
+                async with limit:  # as the submissions: no more than the client's connections
+                    response = await http.post(url, json=body)
+            except Exception as exc:  # said at once, not as the streams' timeout
+                refused.append(repr(exc))
+                raise
+            if response.status_code != 200:
                 refused.append(f"{response.status_code} {response.text}")
 
         def on_event(event: Event) -> None:
@@ -159,15 +171,15 @@ async def test_two_apis_two_workers_200_lifecycles(deployment: Callable[[], Depl
             return bool(refused) or completed(tasks)(events)
 
         refused: list[str] = []
+        limit = asyncio.Semaphore(20)  # requests at once
         watch_a = asyncio.create_task(follow_all(ca, done, on_event))
         watch_b = asyncio.create_task(follow_all(cb, done))
-        limit = asyncio.Semaphore(20)
 
         async def submit(i: int) -> None:
             async with limit:
                 response = await apis[i % 2].post("/api/v1/tasks", json={"input": f"task {i}"})
             assert response.status_code == 201, response.text
-            index[response.json()["id"]] = i
+            number(response.json()["id"]).set_result(i)
 
         await asyncio.gather(*(submit(i) for i in range(tasks)))
         seen_a, seen_b = await watch_a, await watch_b
