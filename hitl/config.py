@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="a request's headers not complete after this get 408"
     )
+    keep_alive_seconds: float = Field(
+        75.0,
+        gt=0,
+        description="an idle kept-alive connection is closed after this; longer than clients "
+        "and proxies keep one idle (httpx 5 s, nginx and cloud load balancers 60 s)",
+    )
     auth: bool = Field(
         True,
         description="every request but the health checks must sign in; false: anyone who can "

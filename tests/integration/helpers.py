@@ -257,13 +257,6 @@ def types(events: list[Event]) -> list[str]:
     return [e.type for e in events]
 
 
-# Connections idle this long are not used again: uvicorn closes them after 5 s, as httpx does by
-# default, and a request sent on one as the server closes it fails (httpx.ReadError).
-LIMITS = httpx.Limits(keepalive_expiry=2.0)
-
-
 def client(server: Server) -> httpx.AsyncClient:
     """A client of `server`, signed in with its admin token."""
-    return httpx.AsyncClient(
-        base_url=server.url, timeout=TIMEOUT, headers=server.headers, limits=LIMITS
-    )
+    return httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT, headers=server.headers)

@@ -183,6 +183,24 @@ async def test_kept_alive_connections_are_timed_per_request(server: Server) -> N
         writer.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the connection's business, not the database's
+async def test_an_idle_kept_alive_connection_lasts_keep_alive_seconds(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server(keep_alive_seconds=8)
+    reader, writer = await connect(server)
+    try:
+        sent = asyncio.get_running_loop().time()  # the server's idle time starts after this
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await response(reader))[0] == 200
+        assert await until_closed(reader) == b""
+        # 8 s, less the server loop's clock, read once a turn. Closed by uvicorn's own 5 s,
+        # the setting was not applied.
+        assert asyncio.get_running_loop().time() - sent > 7.5
+    finally:
+        writer.close()
+
+
 async def test_streams_outlive_the_header_timeout(server: Server) -> None:
     async with client(server) as c:
         stream = await read_stream(

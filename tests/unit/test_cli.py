@@ -110,6 +110,7 @@ SAMPLES = {
     "deadline_warning_seconds": Sample("30", 30.0),
     "max_header_bytes": Sample("4096", 4096),
     "header_timeout_seconds": Sample("2.5", 2.5),
+    "keep_alive_seconds": Sample("20", 20.0),
     "auth": Sample("false", False),
     "session_hours": Sample("0.5", 0.5),
     "rate_limit": Sample("0", 0.0),
