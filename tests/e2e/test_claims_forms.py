@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.conftest import Server, identity_call
 from tests.e2e.conftest import (
     cancel_unfinished,
+    close_within,
     js_errors,
     signed_in_tab,
 )
@@ -67,7 +68,7 @@ def people(browser: Browser, server: Server) -> Iterator[Callable[[str], Page]]:
 
     yield sign_in
     for ctx in contexts:
-        ctx.close()
+        close_within(ctx, "a person's browser profile")
 
 
 def submit(server: Server, text: str, flow: str | None = None) -> str:

@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Response, Route, 
 from tests.conftest import Server, identity_call, user_token
 from tests.e2e.conftest import (
     cancel_unfinished,
+    close_within,
     js_errors,
     signed_in_tab,
 )
@@ -72,7 +73,7 @@ def people(browser: Browser, server: Server) -> Iterator[Callable[[str], Page]]:
 
     yield sign_in
     for ctx in contexts:
-        ctx.close()
+        close_within(ctx, "a person's browser profile")
 
 
 def submit(server: Server, text: str, flow: str | None = None) -> str:

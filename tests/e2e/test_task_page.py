@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from tests.conftest import Server, identity_call
 from tests.e2e.conftest import (
     cancel_unfinished,
+    close_within,
     js_errors,
     signed_in_tab,
 )
@@ -74,7 +75,7 @@ def people(browser: Browser, server: Server) -> Iterator[People]:
     for tab in tabs:
         assert tab.errors == [], tab.errors  # type: ignore[attr-defined]
     for ctx in contexts:
-        ctx.close()
+        close_within(ctx, "a person's browser profile")
 
 
 def submit(server: Server, text: str, flow: str | None = None, token: str | None = None) -> str:
