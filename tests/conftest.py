@@ -83,6 +83,7 @@ def process_env(**settings: object) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a crash in C (a segfault) writes the Python stack
     env.update({f"HITL_{key.upper()}": str(value) for key, value in settings.items()})
     return env
 
@@ -159,6 +160,7 @@ class Server:
     log: Path | None = None
     starts: int = 0
     token: str | None = None
+    serving: bool = False  # started, and neither killed nor stopped since
 
     @property
     def headers(self) -> dict[str, str]:
@@ -193,6 +195,7 @@ class Server:
             try:
                 healthy = httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200
                 if healthy and _listens(self.proc.pid, self.port):
+                    self.serving = True
                     return self
             except httpx.HTTPError:
                 pass
@@ -228,11 +231,21 @@ class Server:
 
     def kill9(self) -> None:
         """Kill the server with SIGKILL, as a crash would."""
+        self.serving = False
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def died(self) -> str | None:
+        """How a server that was serving ended by itself (no test stopped or killed it)."""
+        if not self.serving or self.proc is None or self.proc.poll() is None:
+            return None
+        return f"{self.log}: the server exited by itself, with {self.proc.returncode}"
+
     def stop(self) -> None:
+        died = self.died()
+        self.serving = False
+        assert died is None, died
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -292,14 +305,19 @@ def _factory(
 
 
 def _stop_all(started: list[Server]) -> None:
-    """Stop the servers; fail if one logged an unhandled error (a 500, a crashed stream...)."""
+    """Stop the servers; fail if one logged an unhandled error (a 500, a crashed stream...) or
+    had ended by itself."""
+    died = [d for d in (server.died() for server in started) if d]
     for server in started:
+        server.serving = False
         server.stop()
     for server in started:
         assert server.log is not None
         log = server.log.read_text(errors="replace")
         print(f"--- {server.log.name} ---\n{log}")  # pytest shows it when a test failed
-        assert not re.search(r"Traceback|\bERROR\b", log), f"{server.log}:\n{log}"
+        unhandled = re.search(r"Traceback|\bERROR\b|Fatal Python error", log)
+        assert not unhandled, f"{server.log}:\n{log}"
+    assert not died, died
 
 
 @pytest.fixture

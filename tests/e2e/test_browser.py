@@ -127,7 +127,9 @@ def no_js_errors(page: Page) -> None:
 def test_submit_reject_with_comment_then_approve_live(
     start_server: StartServer, page: Page
 ) -> None:
-    server = start_server(process_delay=1.5)
+    # Each round takes 3 s: the task page, loaded after the submission, must show the task
+    # queued or running before its review arrives; on a busy machine, 1.5 s was not enough.
+    server = start_server(process_delay=3)
     task_id = submit_on_index(page, server, "the quick brown fox jumps over the lazy dog")
     mark_page(page)
 
