@@ -92,9 +92,14 @@ CLOSE_SECONDS = 30.0
 
 def close_within(thing: Browser | BrowserContext, what: str) -> None:
     """`thing.close()`, given up after `CLOSE_SECONDS`, saying so."""
-    # The sync API's own call, `thing._sync(thing._impl_obj.close(...))`, with a time limit.
+    # The sync API's own call, `thing._sync(thing._impl_obj.close(...))`, with a time limit
+    # (Playwright's private names: without them, a close without one).
+    run, impl = getattr(thing, "_sync", None), getattr(thing, "_impl_obj", None)
+    if run is None or impl is None:
+        thing.close()
+        return
     try:
-        thing._sync(asyncio.wait_for(thing._impl_obj.close(reason=None), CLOSE_SECONDS))
+        run(asyncio.wait_for(impl.close(reason=None), CLOSE_SECONDS))
     except TimeoutError:
         sys.stderr.write(f"\n{what}: not closed after {CLOSE_SECONDS:.0f} s; left as it is\n")
 
