@@ -80,6 +80,15 @@ class EventBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
 
+    async def now(self) -> int:
+        """Where a stream of what happens from now on starts: after the last event committed,
+        which this process may not have read yet (so its subscribers would be handed events
+        from before they came); if the database cannot say, after the last one read."""
+        try:
+            return max(self.last_id, await self.store.last_event_id())
+        except Unavailable:
+            return self.last_id
+
     def poke(self) -> None:
         """Events were committed: read them."""
         self._wake.set()

@@ -83,7 +83,8 @@ async def _closed() -> AsyncIterator[bytes]:
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    # No 503: the stream starts from memory; it reads the database only once it has begun.
+    # No 503: "from now" is asked of the database, or else taken from memory, and the stream
+    # reads the database only once it has begun.
     responses={**event_stream("Every task's events; never ends", LOG_EVENT), **errors(401, 422)},
 )
 async def all_events(
@@ -96,5 +97,5 @@ async def all_events(
     every task's; anyone else the events of the tasks they may see."""
     start = sse.cursor(last_event_id, after)
     if not (last_event_id or "").strip() and after is None:
-        start = service.broker.last_id
+        start = await service.broker.now()
     return sse.response(_stream(service, None, start, None, service.tasks.viewer(who)))

@@ -158,3 +158,33 @@ async def test_this_process_commits_reach_subscribers_without_a_query(tmp_path: 
         await broker.stop()
         await store.close()
         await other.close()
+
+
+async def test_now_is_after_the_last_event_committed_not_the_last_read(
+    new_database: Callable[[], str],
+) -> None:
+    """A stream "from now" hands on nothing committed before it came, even what this process
+    has not read yet (another process's commits, on a busy machine)."""
+    url = new_database()
+    migrate.upgrade(url)
+    store, other = SqlStore(url), SqlStore(url)  # `other`: another process's commits
+    broker = EventBroker(store, poll_interval=60)  # read only when poked
+    await broker.start()
+    try:
+        for i in range(3):
+            await other.write(lambda tx, i=i: tx.add_event("a", "before", str(i)))
+        assert broker.last_id == 0  # not read yet
+        start = await broker.now()
+        assert start == await store.last_event_id() == 3
+        await other.write(lambda tx: tx.add_event("a", "after", "3"))
+        broker.poke()
+        got: list[str] = []
+        async for event in broker.subscribe(None, start, heartbeat=5):
+            assert event is not None
+            got.append(event.type)
+            break
+        assert got == ["after"]
+    finally:
+        await broker.stop()
+        await store.close()
+        await other.close()
