@@ -83,9 +83,9 @@ def _say_where_a_hung_test_waits(request: pytest.FixtureRequest) -> Iterator[Non
     timer.cancel()
 
 
-# Closing a browser profile has been seen to wait for ever: in teardown, on a busy machine, a
-# few times in a hundred runs of these tests, Playwright's BrowserContext.close (which takes no
-# timeout) never returned. A profile not closed by then is left to its browser, whose own close
+# Closing a browser profile has been seen to wait for ever: in teardown, three times in about
+# twelve runs of these tests on a busy machine, Playwright's BrowserContext.close (which takes
+# no timeout) never returned. A profile not closed by then is left to its browser, whose own close
 # (bounded too) or Playwright's end takes it down; the test's result stands.
 CLOSE_SECONDS = 30.0
 
