@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -48,6 +48,9 @@ ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
+WIDE = {"width": 1280, "height": 900}
+# people("ann") or people("ann", viewport): a tab of ann's own (the `people` fixture).
+People = Callable[..., Page]
 
 # Auto-waiting assertions give a page this long to get there.
 expect.set_options(timeout=TIMEOUT_MS)
@@ -174,6 +177,27 @@ def signed_in_tab(
     open_sign_in_link(tab, f"{server.url}/login/{login_link(server.db_url, name)}?next=/")
     expect(tab.get_by_test_id("signed-in-as")).to_have_text(f"signed in as {name}")
     return ctx, tab
+
+
+@pytest.fixture
+def people(browser: Browser, server: Server) -> Iterator[People]:
+    """A factory: people("ann") → a tab in a browser profile of ann's own, signed in with her
+    one-time link (no admin token); `viewport` sizes its window. No tab may have met a page
+    error by the end of the test."""
+    contexts: list[BrowserContext] = []
+    tabs: list[Page] = []
+
+    def sign_in(name: str, viewport: dict[str, int] = WIDE) -> Page:
+        ctx, tab = signed_in_tab(browser, server, name, viewport)
+        contexts.append(ctx)
+        tabs.append(tab)
+        return tab
+
+    yield sign_in
+    for tab in tabs:
+        assert tab.errors == [], tab.errors  # type: ignore[attr-defined]
+    for ctx in contexts:
+        close_within(ctx, "a person's browser profile")
 
 
 def cancel_unfinished(server: Server) -> None:

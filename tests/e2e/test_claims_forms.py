@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.conftest import Server, identity_call
 from tests.e2e.conftest import (
+    People,
     cancel_unfinished,
-    close_within,
     js_errors,
-    signed_in_tab,
 )
-from tests.e2e.test_reviewer import api, open_review, wait_task
+from tests.e2e.test_reviewer import api, new_task, open_review, wait_task
 
 pytestmark = pytest.mark.e2e
 
@@ -55,29 +54,6 @@ def server(_server: Server) -> Server:
     return _server
 
 
-@pytest.fixture
-def people(browser: Browser, server: Server) -> Iterator[Callable[[str], Page]]:
-    """A factory: people("ann") → a tab in a browser profile of ann's own, signed in with her
-    one-time link, as a person does (no admin token)."""
-    contexts: list[BrowserContext] = []
-
-    def sign_in(name: str) -> Page:
-        ctx, tab = signed_in_tab(browser, server, name, {"width": 1100, "height": 900})
-        contexts.append(ctx)
-        return tab
-
-    yield sign_in
-    for ctx in contexts:
-        close_within(ctx, "a person's browser profile")
-
-
-def submit(server: Server, text: str, flow: str | None = None) -> str:
-    body: dict[str, Any] = {"input": text}
-    if flow:
-        body["flow"] = flow
-    return str(api(server, "POST", "/api/v1/tasks", json=body)["id"])
-
-
 def review_now(server: Server, review_id: str) -> dict[str, Any]:
     review: dict[str, Any] = api(server, "GET", f"/api/v1/reviews/{review_id}")
     return review
@@ -86,8 +62,8 @@ def review_now(server: Server, review_id: str) -> dict[str, Any]:
 # --- two reviewers, one review -------------------------------------------------------------------
 
 
-def test_a_claim_is_seen_live_and_taken_over(server: Server, people: Callable[[str], Page]) -> None:
-    task_id = submit(server, "one review, two reviewers")
+def test_a_claim_is_seen_live_and_taken_over(server: Server, people: People) -> None:
+    task_id = new_task(server, "one review, two reviewers")
     review = open_review(server, task_id)
     ann, bob = people("ann"), people("bob")
 
@@ -152,8 +128,8 @@ def test_a_claim_is_seen_live_and_taken_over(server: Server, people: Callable[[s
     assert ann.errors == [] and bob.errors == []  # type: ignore[attr-defined]
 
 
-def test_leaving_the_page_gives_the_claim_up(server: Server, people: Callable[[str], Page]) -> None:
-    task_id = submit(server, "look and leave")
+def test_leaving_the_page_gives_the_claim_up(server: Server, people: People) -> None:
+    task_id = new_task(server, "look and leave")
     review = open_review(server, task_id)
     ann, bob = people("ann"), people("bob")
     bob.goto(f"{server.url}/reviews")
@@ -171,7 +147,7 @@ def test_leaving_the_page_gives_the_claim_up(server: Server, people: Callable[[s
 
 
 def test_a_form_value_the_server_refuses_is_shown_by_the_form(server: Server, page: Page) -> None:
-    task_id = submit(server, "the essay", flow="careful")
+    task_id = new_task(server, "the essay", flow="careful")
     review = open_review(server, task_id)
     page.goto(f"{server.url}/tasks/{task_id}")
     fields = page.get_by_test_id("review-fields")
@@ -215,11 +191,9 @@ def test_a_form_value_the_server_refuses_is_shown_by_the_form(server: Server, pa
 # --- a review assigned to someone else ---------------------------------------------------------
 
 
-def test_a_review_assigned_to_someone_else_is_read_only(
-    server: Server, people: Callable[[str], Page]
-) -> None:
-    ritas = submit(server, "for rita's eyes", flow="ritas")
-    anyones = submit(server, "for anyone")
+def test_a_review_assigned_to_someone_else_is_read_only(server: Server, people: People) -> None:
+    ritas = new_task(server, "for rita's eyes", flow="ritas")
+    anyones = new_task(server, "for anyone")
     ritas_review = open_review(server, ritas)
     open_review(server, anyones)
     sam = people("sam")

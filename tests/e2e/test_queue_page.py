@@ -10,20 +10,20 @@ Assertions are Playwright's auto-waiting `expect()`; nothing sleeps. Screenshots
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Response, Route, expect
+from playwright.sync_api import Page, Response, Route, expect
 
 from tests.conftest import Server, identity_call, user_token
 from tests.e2e.conftest import (
+    WIDE,
+    People,
     cancel_unfinished,
-    close_within,
     js_errors,
-    signed_in_tab,
 )
-from tests.e2e.test_reviewer import api, open_review
+from tests.e2e.test_reviewer import api, new_task, open_review
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,6 @@ ARGS = [
 ]
 REVIEWERS = ("ann", "rita")
 NARROW = {"width": 420, "height": 900}
-WIDE = {"width": 1280, "height": 900}
 
 
 @pytest.fixture(scope="module")
@@ -61,34 +60,12 @@ def server(_server: Server) -> Server:
     return _server
 
 
-@pytest.fixture
-def people(browser: Browser, server: Server) -> Iterator[Callable[[str], Page]]:
-    """A factory: people("ann") → a tab of ann's own, signed in with her one-time link."""
-    contexts: list[BrowserContext] = []
-
-    def sign_in(name: str) -> Page:
-        ctx, tab = signed_in_tab(browser, server, name, WIDE)
-        contexts.append(ctx)
-        return tab
-
-    yield sign_in
-    for ctx in contexts:
-        close_within(ctx, "a person's browser profile")
-
-
-def submit(server: Server, text: str, flow: str | None = None) -> str:
-    body: dict[str, Any] = {"input": text}
-    if flow:
-        body["flow"] = flow
-    return str(api(server, "POST", "/api/v1/tasks", json=body)["id"])
-
-
 def waiting(server: Server, *tasks: tuple[str, str | None]) -> list[str]:
     """Submit each (text, flow) and wait until it asks for its review, one after another (the
     queue's oldest first is the order of their reviews); their task ids."""
     ids = []
     for text, flow in tasks:
-        ids.append(submit(server, text, flow))
+        ids.append(new_task(server, text, flow))
         open_review(server, ids[-1])
     return ids
 
@@ -147,7 +124,7 @@ def test_filters_change_the_rows_live_and_survive_a_reload(server: Server, page:
 
     # Live, within the filter: a new review of another flow stays out, one of this flow comes in.
     [other] = waiting(server, ("not careful", None))
-    later = submit(server, "careful too", flow="careful")
+    later = new_task(server, "careful too", flow="careful")
     expect_rows(page, [cherry, later])  # heard after the other: that one was left out
     page.get_by_test_id("filter-flow").select_option("")
     expect_rows(page, [pie, jam, cherry, tart, other, later])
@@ -208,7 +185,7 @@ def test_filters_change_the_rows_live_and_survive_a_reload(server: Server, page:
 
 
 def test_assigned_to_me_and_the_count_of_what_one_may_decide(
-    server: Server, people: Callable[[str], Page]
+    server: Server, people: People
 ) -> None:
     anyones, ritas = waiting(server, ("for anyone", None), ("for rita", "ritas"))
     ann, rita = people("ann"), people("rita")
@@ -232,10 +209,10 @@ def test_assigned_to_me_and_the_count_of_what_one_may_decide(
     expect_rows(rita, [ritas])
 
     # Live: another of rita's counts for her alone; one for anyone counts for both.
-    more_ritas = submit(server, "for rita again", flow="ritas")
+    more_ritas = new_task(server, "for rita again", flow="ritas")
     expect(rita.get_by_test_id("queue-count")).to_have_text("3")
     expect_rows(rita, [ritas, more_ritas])
-    submit(server, "for anyone again")
+    new_task(server, "for anyone again")
     expect(ann.get_by_test_id("queue-count")).to_have_text("2")
     expect(rita.get_by_test_id("queue-count")).to_have_text("4")
     expect_rows(rita, [ritas, more_ritas])  # not assigned to her: not in "mine"

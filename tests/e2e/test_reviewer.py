@@ -60,8 +60,12 @@ def api(server: Server, method: str, path: str, token: str | None = None, **kw: 
     return response.json()
 
 
-def new_task(server: Server, text: str) -> str:
-    return str(api(server, "POST", "/api/v1/tasks", json={"input": text})["id"])
+def new_task(server: Server, text: str, flow: str | None = None, token: str | None = None) -> str:
+    """Submit `text` (to `flow`, as the owner of `token`: by default the admin); its id."""
+    body: dict[str, Any] = {"input": text}
+    if flow:
+        body["flow"] = flow
+    return str(api(server, "POST", "/api/v1/tasks", token, json=body)["id"])
 
 
 def wait_task(server: Server, task_id: str, *statuses: str) -> dict[str, Any]:

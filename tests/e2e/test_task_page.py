@@ -12,25 +12,23 @@ nothing sleeps. Screenshots go to /tmp/taskpage_*.png.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import Server, identity_call
 from tests.e2e.conftest import (
+    WIDE,
+    People,
     cancel_unfinished,
-    close_within,
     js_errors,
-    signed_in_tab,
 )
-from tests.e2e.test_reviewer import api, open_review, wait_task
+from tests.e2e.test_reviewer import api, new_task, open_review, wait_task
 
 pytestmark = pytest.mark.e2e
 
 StartServer = Callable[..., Server]
-People = Callable[..., Page]
 SHOT = "/tmp/taskpage_{}.png"
 FLOWS = "tests.unit.service.flows_for_tests"
 ARGS = ["--flow", f"panel={FLOWS}:create_panel_flow"]
@@ -38,7 +36,6 @@ ARGS += ["--flow", f"publishing={FLOWS}:create_publishing_flow"]
 REVIEWERS = ("ann", "bob", "cid")
 SUBMITTER = "sam"
 AGO = re.compile(r"^(just now|\d+ s ago|\d+ min ago)$")
-WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 420, "height": 900}
 
 
@@ -56,33 +53,6 @@ def server(_server: Server) -> Server:
     """This module's server, with no unfinished task until the test submits one."""
     cancel_unfinished(_server)
     return _server
-
-
-@pytest.fixture
-def people(browser: Browser, server: Server) -> Iterator[People]:
-    """A factory: people("ann") → a tab in a browser profile of ann's own, signed in with her
-    one-time link (no admin token); `viewport` sizes its window."""
-    contexts: list[BrowserContext] = []
-    tabs: list[Page] = []
-
-    def sign_in(name: str, viewport: dict[str, int] = WIDE) -> Page:
-        ctx, tab = signed_in_tab(browser, server, name, viewport)
-        contexts.append(ctx)
-        tabs.append(tab)
-        return tab
-
-    yield sign_in
-    for tab in tabs:
-        assert tab.errors == [], tab.errors  # type: ignore[attr-defined]
-    for ctx in contexts:
-        close_within(ctx, "a person's browser profile")
-
-
-def submit(server: Server, text: str, flow: str | None = None, token: str | None = None) -> str:
-    body: dict[str, Any] = {"input": text}
-    if flow:
-        body["flow"] = flow
-    return str(api(server, "POST", "/api/v1/tasks", token, json=body)["id"])
 
 
 def token_of(server: Server, name: str, *roles: str) -> str:
@@ -104,7 +74,7 @@ def flow_node(tab: Page, node: str) -> Locator:
 
 
 def test_two_of_three_reviewers_decide_and_both_votes_show(server: Server, people: People) -> None:
-    task_id = submit(server, "the panel's memo: we move to Thursdays", "panel")
+    task_id = new_task(server, "the panel's memo: we move to Thursdays", "panel")
     review = open_review(server, task_id)
     ann, bob, cid = (people(name) for name in REVIEWERS)
 
@@ -165,7 +135,7 @@ def test_a_failed_task_is_retried_by_its_submitter_from_its_page(
     server: Server, people: People, page: Page
 ) -> None:
     sam_token = token_of(server, SUBMITTER, "submitter")
-    task_id = submit(server, "the annual report", "publishing", sam_token)
+    task_id = new_task(server, "the annual report", "publishing", sam_token)
     review = open_review(server, task_id)
     api(server, "POST", f"/api/v1/reviews/{review['id']}/decision", json={"decision": "approve"})
     failed = wait_task(server, task_id, "failed")
@@ -215,7 +185,7 @@ def test_a_failed_task_is_retried_by_its_submitter_from_its_page(
 
 
 def test_rounds_stand_side_by_side_with_what_changed(server: Server, people: People) -> None:
-    task_id = submit(server, "the quarterly letter")
+    task_id = new_task(server, "the quarterly letter")
     bob = people("bob")
     open_page(bob, server, task_id)
     expect(bob.get_by_test_id("round")).to_have_count(1)
@@ -274,7 +244,7 @@ def test_rounds_stand_side_by_side_with_what_changed(server: Server, people: Peo
 def test_the_flow_is_drawn_with_the_task_s_node_marked(
     server: Server, people: People, page: Page, csp_violations: list[str]
 ) -> None:
-    task_id = submit(server, "the newsletter", "publishing")
+    task_id = new_task(server, "the newsletter", "publishing")
     open_review(server, task_id)
     ann = people("ann")
     open_page(ann, server, task_id)
