@@ -18,6 +18,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +30,7 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     Request,
+    Response,
     Route,
     expect,
     sync_playwright,
@@ -84,6 +86,62 @@ def _say_where_a_hung_test_waits(request: pytest.FixtureRequest) -> Iterator[Non
     timer.start()
     yield
     timer.cancel()
+
+
+# What the browser met during the test, said when it fails: each answer of 400 or more, each
+# request that got no answer, each console error or warning, and where each tab was. A test
+# that waited for something the page never showed then says whether the page's own requests
+# failed (and how) or were never made.
+BROWSER_NOTES = pytest.StashKey[list[str]]()
+_notes: list[str] = []
+
+
+def watch(ctx: BrowserContext) -> None:
+    """Keep what `ctx`'s pages meet in the running test's browser notes."""
+    notes = _notes
+
+    def answered(response: Response) -> None:
+        if response.status >= 400:
+            notes.append(f"{response.status} {response.request.method} {response.url}")
+
+    def unanswered(request: Request) -> None:
+        notes.append(f"no answer ({request.failure}): {request.method} {request.url}")
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            notes.append(f"console {message.type}: {message.text} ({message.location['url']})")
+
+    ctx.on("response", answered)
+    ctx.on("requestfailed", unanswered)
+    ctx.on("console", console)
+    ctx.on("page", lambda tab: notes.append(f"tab opened: {tab.url}"))
+
+
+@pytest.fixture(autouse=True)
+def _browser_notes(request: pytest.FixtureRequest) -> Iterator[None]:
+    global _notes
+    _notes = request.node.stash[BROWSER_NOTES] = []
+    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    notes = item.stash.get(BROWSER_NOTES, None)
+    if report.failed and notes is not None:
+        tabs = [f"tab at {tab.url}" for ctx in _contexts_of(item) for tab in ctx.pages]
+        report.sections.append(("what the browser met", "\n".join([*notes, *tabs]) or "nothing"))
+    return report
+
+
+def _contexts_of(item: pytest.Item) -> list[BrowserContext]:
+    browser = getattr(item, "funcargs", {}).get("browser")
+    if browser is None:
+        return []
+    try:
+        return list(browser.contexts)
+    except Exception:  # the browser closed: nothing to say of its tabs
+        return []
 
 
 # Closing a browser profile has been seen to wait for ever: in teardown, three times in about
@@ -143,6 +201,7 @@ def context(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Browse
     server with its admin token, closed afterwards."""
     ctx = browser.new_context(viewport={"width": 1100, "height": 900})
     ctx.set_default_timeout(TIMEOUT_MS)
+    watch(ctx)
     ctx.route(re.compile(r"^http://127\.0\.0\.1:\d+/"), _signed_in)
     try:
         yield ctx
@@ -170,6 +229,7 @@ def signed_in_tab(
     the caller to close."""
     ctx = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     ctx.set_default_timeout(TIMEOUT_MS)
+    watch(ctx)
     tab = ctx.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -222,6 +282,7 @@ def anonymous(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile that signs in by itself, as a person does."""
     ctx = browser.new_context(viewport={"width": 1100, "height": 900})
     ctx.set_default_timeout(TIMEOUT_MS)
+    watch(ctx)
     try:
         yield ctx
     finally:
