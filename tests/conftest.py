@@ -283,9 +283,10 @@ def _databases(request: pytest.FixtureRequest, backend: str, tmp: Path) -> Calla
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
-    """migrated_template(backend) → the URL of a database with the schema made (once per test
-    process and backend), for `_migrated` to copy."""
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """migrated_template(backend[, cluster]) → the URL of a database with the schema made
+    (once per test process and backend: a process has one PostgreSQL cluster), for
+    `_migrated` to copy."""
     made: dict[str, str] = {}
 
     def template(backend: str, cluster: Cluster | None = None) -> str:

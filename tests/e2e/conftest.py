@@ -253,11 +253,13 @@ def people(browser: Browser, server: Server) -> Iterator[People]:
         tabs.append(tab)
         return tab
 
-    yield sign_in
-    for tab in tabs:
-        assert tab.errors == [], tab.errors  # type: ignore[attr-defined]
-    for ctx in contexts:
-        close_within(ctx, "a person's browser profile")
+    try:
+        yield sign_in
+        for tab in tabs:
+            assert tab.errors == [], tab.errors  # type: ignore[attr-defined]
+    finally:
+        for ctx in contexts:
+            close_within(ctx, "a person's browser profile")
 
 
 def cancel_unfinished(server: Server) -> None:
