@@ -25,7 +25,7 @@ import pytest
 
 from hitl.service.identity import Identity
 from hitl.store import SqlStore, migrate
-from tests.pg import Cluster
+from tests.pg import Cluster, reap_orphans
 
 T = TypeVar("T")
 
@@ -262,7 +262,9 @@ class Server:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Cluster]:
-    """A throwaway PostgreSQL server for the whole test session."""
+    """A throwaway PostgreSQL server for the whole test session (and, first, away with those
+    that killed test processes left running)."""
+    reap_orphans()
     cluster = Cluster().start()
     yield cluster
     cluster.stop()

@@ -34,9 +34,47 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PREFIX = "hitl-pg-"
+OWNER = "owner"  # the file in a cluster's directory that names the process that made it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
+
+
+def reap_orphans() -> list[Path]:
+    """Stop and remove the clusters whose maker died without stopping them (a test process
+    killed mid-run: `kill -9`, or ended by a hung test's timeout), which would otherwise run
+    and fill the disk for ever; the directories removed. A cluster whose maker lives, or that
+    does not name its maker yet (being made), is left alone."""
+    reaped = []
+    for root in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            owner = int((root / OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        data = root / "data"
+        if (data / "postmaster.pid").exists():
+            user = "postgres" if os.geteuid() == 0 else None
+            stop = [_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            subprocess.run(stop, capture_output=True, user=user, cwd=root)
+        shutil.rmtree(root, ignore_errors=True)
+        reaped.append(root)
+    return reaped
+
+
 class Cluster:
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="hitl-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / OWNER).write_text(str(os.getpid()))
         self.port = _free_port()
         self.user: str | None = "postgres" if os.geteuid() == 0 else None
         if self.user:
