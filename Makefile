@@ -6,11 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup bytecode run test lint unit integration e2e bench clean
+.PHONY: setup lock bytecode run test lint unit integration e2e bench clean
 
-$(STAMP): pyproject.toml scripts/setup-venv
+$(STAMP): pyproject.toml constraints.txt scripts/setup-venv
 	scripts/setup-venv $(VENV)
 	touch $(STAMP)
+
+# Renew the pinned versions (constraints.txt) to the newest that pyproject.toml allows; then
+# `make test`, and commit both if it passes.
+lock:
+	@test -x $(BIN)/uv || scripts/setup-venv $(VENV)
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 \
+		--custom-compile-command 'make lock' -o constraints.txt
 
 setup: $(STAMP)
 
