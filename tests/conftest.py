@@ -280,28 +280,27 @@ def _databases(request: pytest.FixtureRequest, backend: str, tmp: Path) -> Calla
     if backend == "postgresql":
         cluster: Cluster = request.getfixturevalue("postgres")
         return cluster.create_database
-    counter = iter(range(1_000_000))
-    return lambda: f"sqlite:///{tmp / f'hitl-{next(counter)}.db'}"
+    # Named at random: two factories may share `tmp` (a test's `new_database` and its
+    # `start_server`), and must not hand out one file twice.
+    return lambda: f"sqlite:///{tmp / f'hitl-{uuid.uuid4().hex[:12]}.db'}"
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
-    """migrated_template(backend[, cluster]) → the URL of a database with the schema made
-    (once per test process and backend: a process has one PostgreSQL cluster), for
-    `_migrated` to copy."""
-    made: dict[str, str] = {}
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with the schema made, once per test process, for `_migrated` to copy."""
+    path = tmp_path_factory.mktemp("template") / "hitl.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    assert not Path(f"{path}-wal").exists(), "the template must be whole in its file"
+    return path
 
-    def template(backend: str, cluster: Cluster | None = None) -> str:
-        if backend not in made:
-            if cluster is not None:
-                url = cluster.create_database()
-            else:
-                url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'hitl.db'}"
-            migrate.upgrade(url)
-            made[backend] = url
-        return made[backend]
 
-    return template
+@pytest.fixture(scope="session")
+def postgresql_template(postgres: Cluster) -> str:
+    """The name of a database with the schema made, once per test process, for `_migrated`
+    to copy (`CREATE DATABASE … TEMPLATE`: nothing stays connected to it)."""
+    url = postgres.create_database()
+    migrate.upgrade(url)
+    return urlsplit(url).path.lstrip("/")
 
 
 def _migrated(request: pytest.FixtureRequest, backend: str, tmp: Path) -> Callable[[], str]:
@@ -309,19 +308,17 @@ def _migrated(request: pytest.FixtureRequest, backend: str, tmp: Path) -> Callab
     database. A server started on one skips the migration, which costs a start-up about half
     a second of CPU, and a test process starts about fifty servers. What a first start does to
     an empty database is tested on `new_database`'s."""
-    template: Callable[..., str] = request.getfixturevalue("migrated_template")
     if backend == "postgresql":
         cluster: Cluster = request.getfixturevalue("postgres")
-        name = urlsplit(template(backend, cluster)).path.lstrip("/")
+        name: str = request.getfixturevalue("postgresql_template")
         return lambda: cluster.create_database(template=name)
-    source = Path(template(backend).removeprefix("sqlite:///"))
-    assert not Path(f"{source}-wal").exists(), "the template must be whole in its file"
-    counter = iter(range(1_000_000))
+    source: Path = request.getfixturevalue("sqlite_template")
+    fresh = _databases(request, backend, tmp)
 
     def copy() -> str:
-        path = tmp / f"hitl-{next(counter)}.db"
-        shutil.copyfile(source, path)
-        return f"sqlite:///{path}"
+        url = fresh()
+        shutil.copyfile(source, url.removeprefix("sqlite:///"))
+        return url
 
     return copy
 

@@ -135,13 +135,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _contexts_of(item: pytest.Item) -> list[BrowserContext]:
+    """The test's browser's profiles (Playwright's own list: no call to the browser, which
+    may have closed)."""
     browser = getattr(item, "funcargs", {}).get("browser")
-    if browser is None:
-        return []
-    try:
-        return list(browser.contexts)
-    except Exception:  # the browser closed: nothing to say of its tabs
-        return []
+    return [] if browser is None else list(browser.contexts)
 
 
 # Closing a browser profile has been seen to wait for ever: in teardown, three times in about
