@@ -207,7 +207,11 @@ class Service:
         if self.deadlines is not None:
             self.deadlines.warn_seconds = settings.deadline_warning_seconds
         self.listener = (
-            Listener(settings.database_url, self._other_events, self.wake_workers)
+            Listener(
+                settings.database_url,
+                self._other_events if streams or self.sends else None,
+                self.wake_workers if self.worker is not None else None,
+            )
             if self.store.dialect == "postgresql"
             else None
         )

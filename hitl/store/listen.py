@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 EVENTS = "hitl_events"
 WORK = "hitl_work"
-WAIT = 1.0  # seconds between checks for stopping while no notification comes
 
 
 def conninfo(url: str) -> str:
@@ -28,23 +28,33 @@ def conninfo(url: str) -> str:
 
 
 class Listener:
+    """Hears the channels given a callback (`None`: not listened to, so a process without
+    workers is not woken by each work notice)."""
+
     def __init__(
-        self, url: str, on_events: Callable[[], None], on_work: Callable[[], None]
+        self,
+        url: str,
+        on_events: Callable[[], None] | None,
+        on_work: Callable[[], None] | None,
     ) -> None:
         self.conninfo = conninfo(url)
-        self.callbacks = {EVENTS: on_events, WORK: on_work}
+        self.callbacks = {
+            channel: callback
+            for channel, callback in ((EVENTS, on_events), (WORK, on_work))
+            if callback is not None
+        }
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.connected = asyncio.Event()
 
     async def start(self) -> None:
+        if not self.callbacks:
+            return
         self._task = asyncio.create_task(self._run(), name="hitl-listener")
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening. The listener also checks, every `WAIT` seconds, whether it should
-        stop, so it ends even if a psycopg connection caught mid-read does not hear the
-        cancel (a known psycopg limitation); past `timeout`, stop waiting for it."""
-        if self._task is None:
+        """Stop listening; past `timeout`, stop waiting for it."""
+        if self._task is None or not self.callbacks:
             return
         self._stopping = True
         self._task.cancel()
@@ -68,10 +78,7 @@ class Listener:
                     # Whatever was committed while we were not listening: look now.
                     for callback in self.callbacks.values():
                         callback()
-                    while not self._stopping:
-                        async for note in conn.notifies(timeout=WAIT):
-                            self.callbacks[note.channel]()
-                    return
+                    await self._hear(conn)  # (until the connection fails)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -84,3 +91,33 @@ class Listener:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _hear(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Call each channel's callback as its notifications come, until the connection
+        fails. The socket is watched for as long as the connection lasts, and what one
+        packet brings is handled in one call: psycopg's `notifies()` sets up and takes down a
+        wait for each packet, which under load cost a worker process a sixth of its time."""
+        loop = asyncio.get_running_loop()
+        pgconn, fd = conn.pgconn, conn.pgconn.socket
+        callbacks = {channel.encode(): callback for channel, callback in self.callbacks.items()}
+        lost: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            heard = set()
+            try:
+                pgconn.consume_input()
+                while (note := pgconn.notifies()) is not None:
+                    heard.add(note.relname)
+            except psycopg.Error as exc:
+                loop.remove_reader(fd)
+                if not lost.done():
+                    lost.set_exception(exc)
+                return
+            for channel in heard:
+                callbacks[channel]()
+
+        loop.add_reader(fd, readable)
+        try:
+            await lost
+        finally:
+            loop.remove_reader(fd)
