@@ -114,7 +114,10 @@ class Listener:
                     lost.set_exception(exc)
                 return
             for channel in heard:
-                callbacks[channel]()
+                try:
+                    callbacks[channel]()
+                except Exception:  # (the others are still called, and the reader stays)
+                    log.exception("a notification's callback failed", extra={"action": "listen"})
 
         loop.add_reader(fd, readable)
         try:
