@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 from pocketflow import AsyncNode
 
 DEFAULT_DECISIONS = ("approve", "edit", "reject")
+DEADLINE_COMMENT = "no decision by the deadline: {} by default"  # a deadline's own comment
 ESCALATE = "escalate"  # an `on_deadline` or `on_max_rounds`: ask `escalate_to` instead
 
 
@@ -200,6 +201,16 @@ class ReviewRequest:
                     f"on_deadline must be one of the decisions {list(self.decisions)} other "
                     f"than 'edit', not {self.on_deadline!r}",
                 )
+            else:  # made when the deadline passes, with a comment that says so, and no form
+                try:
+                    self.check(self.on_deadline, DEADLINE_COMMENT, None)
+                except ValueError as exc:
+                    raise FieldError(
+                        "on_deadline",
+                        f"on_deadline {self.on_deadline!r} could never be applied: nobody fills "
+                        f"in the form when the deadline passes ({exc}); make that field "
+                        "optional, or choose another on_deadline",
+                    ) from None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -17,6 +17,7 @@ the process itself (workers, deadlines, tests that drive the service directly).
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from hitl.flow import ReviewRequest
 from hitl.service.errors import Forbidden, NotFound
@@ -30,6 +31,17 @@ def may_see(who: Principal | None, task: TaskRow) -> bool:
     if "submitter" in who.roles and task.created_by == who.name:
         return True
     return "reviewer" in who.roles and task.round > 0
+
+
+def seen_by(who: Principal | None) -> dict[str, Any]:
+    """`may_see` as the store's filter of tasks (`mine`, `reviewed`): nothing for whoever
+    sees every task."""
+    if who is None or who.is_admin:
+        return {}
+    return {
+        "mine": who.name if "submitter" in who.roles else None,
+        "reviewed": "reviewer" in who.roles,
+    }
 
 
 def see(who: Principal | None, task: TaskRow | None, task_id: str) -> TaskRow:
@@ -110,6 +122,15 @@ def decide(
             f"{decider} submitted this task, so someone else must decide its review "
             "(a flow may allow it per review node: allow_self_review)"
         )
+
+
+def decide_for(who: Principal, created_by: str | None, request: ReviewRequest) -> None:
+    """An admin's decision `on_behalf_of` someone (`decide` checked the admin): it is theirs,
+    so it is allowed only as they may make it."""
+    try:
+        decide(who, created_by, request, None)
+    except Forbidden as exc:
+        raise Forbidden(f"on_behalf_of: {exc.message}") from None
 
 
 def decider(who: Principal | None) -> Decider | None:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from hitl.service import machine
 from hitl.service.errors import Conflict
+from hitl.service.identity import audit
 from hitl.service.machine import ReviewStatus
 from hitl.service.metrics import Metrics
 from hitl.store import ReviewRow, Store, Tx, Unavailable
@@ -102,4 +105,17 @@ def _expire(tx: Tx, review_id: str, now: float) -> ReviewRow | None:
     review, _ = tx.review_and_task(review_id)
     if review is None:
         raise Conflict("the review is gone")
-    return machine.expire(tx, review, now)
+    decided = machine.expire(tx, review, now)
+    # In the audit log as every decision is: by nobody signed in, but by the deadline.
+    after = decided or tx.get_review(review_id) or review
+    by = machine.DEADLINE_BY
+    detail: dict[str, Any] = {"task_id": review.task_id, "round": review.round, "by": by}
+    if decided is not None:
+        detail |= {"decision": decided.decision, "comment": decided.comment}
+        audit(tx, None, "review.decide", review_id, **detail)
+    elif after.status == ReviewStatus.OPEN:
+        assignees = json.loads(after.request).get("assignees") or []
+        audit(tx, None, "review.escalate", review_id, **detail, assignees=assignees)
+    else:
+        audit(tx, None, "review.expire", review_id, **detail)
+    return decided

@@ -136,6 +136,17 @@ def _token_roles(token: TokenRow, owner: PrincipalRow) -> str:
     return " ".join(r for r in token.roles.split() if r in held)
 
 
+def represented(r: Reader, name: str) -> Principal:
+    """The person a decision `on_behalf_of` names: an enabled user, or Invalid."""
+    row = _one(r.select(PrincipalRow, name=name, disabled_at=None))
+    if row is None or row.kind != "user":
+        raise Invalid(
+            f"on_behalf_of: no enabled user {name!r}: name the person whose decision this is, "
+            "as `hitl user list` shows them"
+        )
+    return _principal(row, row.roles, "on_behalf_of")
+
+
 def _principal(row: PrincipalRow, roles: str, via: str) -> Principal:
     return Principal(row.name, frozenset(roles.split()), row.kind, via)
 

@@ -327,7 +327,8 @@ def decide(
     tx.lock_task(review.task_id)
     votes: list[VoteRow] = []
     if request.quorum > 1 and decided_by not in (None, DEADLINE_BY):
-        ballot = VoteRow(review.id, decided_by, action, now, comment, edited)
+        # An admin's vote for someone is theirs: one each, however it reached the review.
+        ballot = VoteRow(review.id, on_behalf_of or decided_by, action, now, comment, edited)
         ballot.form_values = dumps(values) if values else None
         votes = vote(tx, review, request, ballot)
         if not votes:
@@ -530,17 +531,20 @@ def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> ReviewRow | N
     now = time.time() if now is None else now
     if review.deadline is None or review.deadline > now:  # escalated meanwhile, say
         raise Conflict("the review's deadline is not past")
-    request = ReviewRequest.from_json(json.loads(review.request))
-    if request.on_deadline == flow_review.ESCALATE:
+    error = f"review round {review.round} had no decision by its deadline"
+    try:
+        request: ReviewRequest | None = ReviewRequest.from_json(json.loads(review.request))
+    except ValueError as exc:  # stored before such requests were refused: it cannot be decided
+        request, error = None, f"{error}, and its request is refused now: {exc}"
+    if request is not None and request.on_deadline == flow_review.ESCALATE:
         escalate(tx, review, request, now)
         return None
-    if request.on_deadline is not None:
-        comment = f"no decision by the deadline: {request.on_deadline} by default"
+    if request is not None and request.on_deadline is not None:
+        comment = flow_review.DEADLINE_COMMENT.format(request.on_deadline)
         return decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY).review
     tx.lock_task(review.task_id)  # the task's row first (`decide`)
     if not tx.update_review(review.id, [ReviewStatus.OPEN], status=ReviewStatus.EXPIRED.value):
         raise Conflict("the review is no longer open")
-    error = f"review round {review.round} had no decision by its deadline"
     values = {"status": EXPIRE.target.value, "error": error}
     if not _move(tx, EXPIRE, review.task_id, **values, lease_owner=None, lease_expires_at=None):
         raise Conflict("the task is no longer waiting for this review")

@@ -19,7 +19,7 @@ from hitl.flow import ReviewRequest, content_hash, standalone
 from hitl.service import access, machine
 from hitl.service.errors import Conflict, HitlError, Invalid, NotFound
 from hitl.service.flows import FlowRegistry
-from hitl.service.identity import ROLES, audit
+from hitl.service.identity import ROLES, audit, represented
 from hitl.service.ids import new_id
 from hitl.service.machine import TaskStatus, dumps
 from hitl.service.metrics import Metrics
@@ -201,7 +201,7 @@ class TaskService:
         _check_assignees(list(request.escalate_to), "escalate_to")
         return await self.submit(spec, standalone.FLOW, idempotency_key, by)
 
-    async def resolve(self, task_id: str) -> str:
+    async def resolve(self, task_id: str, by: Principal | None = None) -> str:
         """The full id of the task that `task_id` names: the id itself, or at least four of its
         characters that no other task's id starts (as git takes a commit's) or, failing that,
         ends with. A task id is a UUIDv7: its first 12 characters are the time, shared by every
@@ -214,9 +214,10 @@ class TaskService:
                 f"no task {task_id!r}: give the task's id, or at least {MIN_PREFIX} characters "
                 "of its start or its end"
             )
-        found = await self.store.tasks_by_prefix(part, limit=2)
+        seen = access.seen_by(by)  # (a task `by` may not see is not there for them)
+        found = await self.store.tasks_by_part(part, **seen)
         if not found:
-            found = await self.store.tasks_by_suffix(part, limit=2)
+            found = await self.store.tasks_by_part(part, end=True, **seen)
         if not found:
             raise NotFound(f"no task {task_id!r}")
         if len(found) > 1:
@@ -230,7 +231,7 @@ class TaskService:
         self, task_id: str, by: Principal | None = None
     ) -> tuple[TaskRow, list[ReviewRow]]:
         """A task (by id or unique prefix) with every review round."""
-        task, reviews = await self.store.task_with_reviews(await self.resolve(task_id))
+        task, reviews = await self.store.task_with_reviews(await self.resolve(task_id, by))
         return access.see(by, task, task_id), reviews
 
     async def audit(self, task_id: str, by: Principal | None = None) -> list[AuditRow]:
@@ -251,10 +252,7 @@ class TaskService:
         self, status: str | None, limit: int, offset: int, by: Principal | None = None
     ) -> tuple[list[TaskRow], int]:
         """A page of the tasks `by` may see, newest first, and how many there are."""
-        if by is None or by.is_admin:
-            return await self.store.list_tasks(status, limit, offset)
-        mine = by.name if "submitter" in by.roles else None
-        return await self.store.list_tasks(status, limit, offset, mine, "reviewer" in by.roles)
+        return await self.store.list_tasks(status, limit, offset, **access.seen_by(by))
 
     async def list_reviews(
         self,
@@ -434,6 +432,11 @@ class TaskService:
                         review_id, action, comment, by=by, address=address, seen=seen_one
                     )
                 )
+            except Invalid as exc:
+                if exc.message.startswith("form."):  # a value of its form: none is sent in bulk
+                    alone = f"/api/v1/reviews/{review_id}/decision"
+                    exc = Invalid(f"{exc.message}: decide this one alone, with POST {alone}")
+                results.append(exc)
             except HitlError as exc:
                 results.append(exc)
         return results
@@ -464,7 +467,14 @@ class TaskService:
 
         edited = self._edited(action, edited_output)
         verdict = _Verdict(action, comment, edited, by, on_behalf_of, seen)
-        return await self._decide(find, verdict, address)
+        try:
+            return await self._decide(find, verdict, address)
+        except Invalid as exc:  # a comment or a form value, which the cookbook's body lacks
+            raise Invalid(
+                f"{exc.message}; the cookbook's /feedback carries no comment or form: decide it "
+                "with POST /api/v1/reviews/{id}/decision (its id is in GET /api/v1/tasks/"
+                f"{task_id})"
+            ) from None
 
     @staticmethod
     def _review(tx: Tx, review_id: str, by: Principal | None) -> tuple[ReviewRow, TaskRow]:
@@ -524,6 +534,9 @@ class TaskService:
             request = ReviewRequest.from_json(json.loads(review.request))
             if by is not None:
                 access.decide(by, task.created_by, request, verdict.on_behalf_of)
+                if verdict.on_behalf_of is not None:
+                    for_whom = represented(tx, verdict.on_behalf_of)
+                    access.decide_for(for_whom, task.created_by, request)
             decided = machine.decide(
                 tx,
                 review,
@@ -604,4 +617,9 @@ class TaskService:
     def _edited(action: str, edited_output: Any) -> str | None:
         if action == "edit" and edited_output is None:
             raise Invalid("an edit needs edited_output: the corrected output to approve")
+        if action != "edit" and edited_output is not None:
+            raise Invalid(
+                f"edited_output goes only with the decision 'edit', not {action!r}: send "
+                "'edit' to approve a corrected output, or leave edited_output out"
+            )
         return json_value(edited_output, "edited_output") if edited_output is not None else None

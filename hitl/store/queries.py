@@ -26,11 +26,6 @@ GET_TASK = f"SELECT {T} FROM tasks WHERE id = :id"
 # The start of an id, compared as bytes on both databases (a range on the primary key would
 # depend on PostgreSQL's collation, in which '~' may sort before the digits): it reads every
 # id, as the CLI's look-up by a few characters may.
-TASKS_BY_PREFIX = (
-    f"SELECT {T} FROM tasks WHERE substr(id, 1, :n) = :prefix ORDER BY id LIMIT :limit"
-)
-# The random end of an id: no index helps, so this reads every id (the CLI's look-up only).
-TASKS_BY_SUFFIX = f"SELECT {T} FROM tasks WHERE id LIKE :pattern ORDER BY id LIMIT :limit"
 TASK_BY_KEY = f"SELECT {T} FROM tasks WHERE idempotency_key = :key"
 GET_REVIEW = f"SELECT {R} FROM reviews WHERE id = :id"
 LOCK_TASK = "SELECT 1 FROM tasks WHERE id = :id FOR UPDATE"
@@ -105,17 +100,32 @@ LIST_TASKS_BY_STATUS = (
 COUNT_TASKS = "SELECT count(*) FROM tasks"
 
 
+def _seen(mine: bool, reviewed: bool) -> str:
+    """The tasks one principal may see (`access.may_see`): theirs (`:mine`), and, for a
+    reviewer, those that reached a review."""
+    seen = [t for t, on in (("created_by = :mine", mine), ("round > 0", reviewed)) if on]
+    return "(" + " OR ".join(seen or ["1 = 0"]) + ")"
+
+
 @lru_cache(maxsize=16)
 def visible_tasks(status: bool, mine: bool, reviewed: bool) -> tuple[str, str]:
-    """A page of tasks (and their count) limited to one principal's: theirs, and (for a
-    reviewer) those that reached a review."""
-    seen = [t for t, on in (("created_by = :mine", mine), ("round > 0", reviewed)) if on]
-    terms = ["(" + " OR ".join(seen or ["1 = 0"]) + ")"]
+    """A page of tasks (and their count) limited to one principal's (`_seen`)."""
+    terms = [_seen(mine, reviewed)]
     if status:
         terms.append("status = :status")
     where = " WHERE " + " AND ".join(terms)
     page = f"SELECT {T} FROM tasks{where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
     return page, f"SELECT count(*) FROM tasks{where}"
+
+
+@lru_cache(maxsize=8)
+def tasks_by_part(end: bool, seen: tuple[bool, bool] | None) -> str:
+    """Tasks whose id starts with `:prefix` (`:n` characters), or (`end`) matches `:pattern`:
+    the random end of an id, which no index helps with, so every id is read (the CLI's look-up
+    only); with `seen` (mine, reviewed), only those one principal may see (`_seen`)."""
+    match = "id LIKE :pattern" if end else "substr(id, 1, :n) = :prefix"
+    where = f"{match} AND {_seen(*seen)}" if seen is not None else match
+    return f"SELECT {T} FROM tasks WHERE {where} ORDER BY id LIMIT :limit"
 
 
 COUNT_TASKS_BY_STATUS = "SELECT count(*) FROM tasks WHERE status = :status"

@@ -783,15 +783,22 @@ class SqlStore:
     async def get_task(self, task_id: str) -> TaskRow | None:
         return await self.read(lambda s: s.get_task(task_id))
 
-    async def tasks_by_prefix(self, prefix: str, limit: int = 2) -> list[TaskRow]:
-        """Tasks whose id starts with `prefix` (lower-case hex and '-'), in id order."""
-        params = {"prefix": prefix, "n": len(prefix), "limit": limit}
-        return await self.read(lambda s: s.rows(TaskRow, q.TASKS_BY_PREFIX, params))
-
-    async def tasks_by_suffix(self, suffix: str, limit: int = 2) -> list[TaskRow]:
-        """Tasks whose id ends with `suffix` (lower-case hex and '-'), in id order."""
-        params = {"pattern": f"%{suffix}", "limit": limit}  # no LIKE wildcards in an id
-        return await self.read(lambda s: s.rows(TaskRow, q.TASKS_BY_SUFFIX, params))
+    async def tasks_by_part(
+        self,
+        part: str,
+        end: bool = False,
+        limit: int = 2,
+        mine: str | None = None,
+        reviewed: bool | None = None,
+    ) -> list[TaskRow]:
+        """Tasks whose id starts with `part` (lower-case hex and '-'), or (`end`) ends with it,
+        in id order; with `mine` or `reviewed` given, only those `list_tasks` would show."""
+        seen = None if mine is None and reviewed is None else (mine is not None, bool(reviewed))
+        sql = q.tasks_by_part(end, seen)
+        params: dict[str, Any] = {"limit": limit, "mine": mine}
+        # (no LIKE wildcards in an id)
+        params |= {"pattern": f"%{part}"} if end else {"prefix": part, "n": len(part)}
+        return await self.read(lambda s: s.rows(TaskRow, sql, params))
 
     async def get_review(self, review_id: str) -> ReviewRow | None:
         return await self.read(lambda s: s.get_review(review_id))

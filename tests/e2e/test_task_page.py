@@ -42,7 +42,7 @@ NARROW = {"width": 420, "height": 900}
 @pytest.fixture(scope="module")
 def _server(start_module_server: StartServer) -> Server:
     server = start_module_server(process_delay=0.05, args=ARGS)
-    for name in REVIEWERS:
+    for name in (*REVIEWERS, "rita"):  # (rita phones her decisions in: an admin records them)
         identity_call(server.db_url, lambda i, name=name: i.add_user(name, ["reviewer"]))
     identity_call(server.db_url, lambda i: i.add_user(SUBMITTER, ["submitter"]))
     return server

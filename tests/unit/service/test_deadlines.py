@@ -6,13 +6,15 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import pytest
 
 from hitl.config import Settings
-from hitl.service import Conflict, ReviewRow, Service, TaskRow
+from hitl.service import Conflict, Invalid, ReviewRow, Service, TaskRow
 from hitl.service.principal import Principal
+from hitl.store import Tx
 
 Make = Callable[..., Awaitable[Service]]
 LATER = 7200.0  # a deadline far enough away that only an explicit `fire_due(now=...)` reaches it
@@ -40,7 +42,7 @@ async def until(svc: Service, task_id: str, status: str) -> tuple[TaskRow, list[
         if task.status == status:
             return task, reviews
         await asyncio.sleep(0.02)
-    raise AssertionError(f"task {task_id} is {task['status']}, never {status}")
+    raise AssertionError(f"task {task_id} is {task.status}, never {status}")
 
 
 async def event_types(svc: Service, task_id: str) -> list[str]:
@@ -126,6 +128,58 @@ async def test_a_person_racing_the_deadline_gives_one_decision(make: Make) -> No
         assert decided.decided_by == ("ann" if won else "deadline")
         types = await event_types(svc, review.task_id)
         assert types.count("review.decided") == 1
+
+
+@pytest.mark.parametrize(
+    "default,ends,action",
+    [("approve", "completed", "review.decide"), (None, "failed", "review.expire")],
+)
+async def test_what_a_deadline_does_is_in_the_audit_log(
+    make: Make, default: str | None, ends: str, action: str
+) -> None:
+    """A decision by default, or a review expired with its task, is audited as a person's
+    decision is: by nobody signed in, but by the deadline."""
+    svc = await make(review_deadline_seconds=LATER, on_deadline=default)
+    task, _ = await svc.tasks.submit("nobody answers")
+    _, [review] = await until(svc, task.id, "waiting_for_review")
+    assert await svc.deadlines.fire_due(now=time.time() + 2 * LATER) == 1
+    await until(svc, task.id, ends)
+    [entry] = await svc.tasks.audit(task.id)
+    assert (entry.actor, entry.action, entry.target) == (None, action, review.id)
+    said = {"task_id": task.id, "round": 1, "by": "deadline"}
+    if default is not None:
+        comment = f"no decision by the deadline: {default} by default"
+        said |= {"decision": default, "comment": comment}
+    assert json.loads(entry.detail or "") == said
+
+
+async def test_a_default_that_a_form_blocks_is_refused_and_a_stored_one_fails_its_task(
+    make: Make,
+) -> None:
+    """A deadline's default is made with no form: a review whose form a person must fill in to
+    make that decision is refused when asked for. One stored before that (here: written into
+    the database) fails its task when the deadline passes, once, instead of failing every
+    second for ever."""
+    svc = await make()
+    form = [{"name": "why", "type": "text", "required": True, "decisions": ["approve"]}]
+    spec = {"output": "x", "form": form, "deadline_seconds": 60, "on_deadline": "approve"}
+    with pytest.raises(Invalid, match="on_deadline 'approve' could never be applied: nobody fills"):
+        await svc.tasks.create_review(spec)
+    fine = {**spec, "on_deadline": "reject"}  # (the field is asked for approvals only)
+    task, _ = await svc.tasks.create_review(fine)
+    _, [review] = await until(svc, task.id, "waiting_for_review")
+    stored = json.loads(review.request) | {"on_deadline": "approve"}
+    changed = partial(_store_request, review_id=review.id, request=json.dumps(stored))
+    await svc.store.write(changed)
+    assert await svc.deadlines.fire_due(now=time.time() + 120) == 1
+    failed, [expired] = await until(svc, task.id, "failed")
+    assert expired.status == "expired"
+    assert "could never be applied" in (failed.error or "")
+    assert await svc.deadlines.fire_due(now=time.time() + 120) == 0
+
+
+def _store_request(tx: Tx, review_id: str, request: str) -> None:
+    assert tx.update_review(review_id, ["open"], request=request)
 
 
 def test_default_flow_deadline_settings_are_checked() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -156,6 +157,51 @@ async def test_a_decision_that_misses_what_the_review_asks_is_invalid(
     assert str(refused.value.message).startswith(problem)
     row, reviews = await service.tasks.get(task.id)
     assert row.status == "waiting_for_review" and reviews[-1].status == "open"
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+async def test_an_edited_output_goes_only_with_an_edit(service: Service, action: str) -> None:
+    """An approval or rejection that carries an edited output is refused: it would be recorded
+    (on the review, its event, the audit log) as an edit that the task never received."""
+    task, review = await open_review(service)
+    problem = f"edited_output goes only with the decision 'edit', not {action!r}"
+    with pytest.raises(Invalid, match=problem):
+        await service.tasks.decide(review.id, action, "why", edited_output="changed", by=ANN)
+    with pytest.raises(Invalid, match=problem):
+        await service.tasks.decide_task(task.id, action, "why", edited_output="changed", by=ANN)
+    row, reviews = await service.tasks.get(task.id)
+    assert row.status == "waiting_for_review" and reviews[-1].status == "open"
+    decided = await service.tasks.decide(review.id, "edit", edited_output="changed", by=ANN)
+    assert decided.decision == "edit" and json.loads(decided.edited_output or "null") == "changed"
+
+
+async def test_what_the_cookbook_or_a_bulk_decision_cannot_carry_says_where_to_go(
+    service: Service,
+) -> None:
+    """The cookbook's /feedback has no comment or form, and a bulk decision no form: a review
+    that needs one says so, and names the call that carries it."""
+    task, review = await open_review(service, "careful")  # a comment to reject, a form to approve
+    alone = re.escape("decide it with POST /api/v1/reviews/{id}/decision")
+    with pytest.raises(Invalid, match=rf"needs a comment to reject; .*/feedback.*{alone}"):
+        await service.tasks.decide_task(task.id, "reject", by=ANN)
+    with pytest.raises(Invalid, match=rf"form.score: required to approve; .*{alone}"):
+        await service.tasks.decide_task(task.id, "approve", by=ANN)
+    form = [{"name": "why", "type": "text", "required": True}]
+    bulk, _ = await service.tasks.create_review({"output": "x", "bulk": True, "form": form})
+    _, [ballot] = await until_reviewed(service, bulk.id)
+    [outcome] = await service.tasks.decide_many([ballot.id], "approve", by=ANN)
+    assert isinstance(outcome, Invalid)
+    said = "form.why: required to approve: decide this one alone, with POST /api/v1/reviews/"
+    assert outcome.message == f"{said}{ballot.id}/decision"
+
+
+async def until_reviewed(service: Service, task_id: str) -> tuple[TaskRow, list[ReviewRow]]:
+    for _ in range(500):
+        row, reviews = await service.tasks.get(task_id)
+        if row.status == "waiting_for_review":
+            return row, reviews
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"task {task_id} never asked for a review")
 
 
 async def test_a_form_reaches_post_and_is_recorded(service: Service) -> None:
@@ -433,6 +479,40 @@ async def test_a_cancellation_says_why(service: Service) -> None:
     assert json.loads(event.data)["reason"] == "sent by mistake"
     [entry] = await service.tasks.audit(task.id, by=ADMIN)
     assert json.loads(entry.detail or "{}") == {"reason": "sent by mistake"}
+
+
+async def test_a_decision_on_behalf_of_someone_is_theirs_to_make(service: Service) -> None:
+    """An admin records the decision of a person who phoned it in. It is theirs: they must be
+    an enabled user who may make it (the review's assignee, a reviewer, not its submitter),
+    and on a review that needs several approvals it is their vote, which counts once."""
+    for name, roles in (("rita", ["reviewer"]), ("rob", ["reviewer"]), ("sue", ["submitter"])):
+        await service.identity.add_user(name, roles)
+    await service.identity.add_user("gone", ["reviewer"])
+    await service.identity.disable_user("gone")
+    task, review = await open_review(service, "ritas")  # assigned to rita
+    refused: list[tuple[str, type[Exception], str]] = [
+        ("nobody", Invalid, "on_behalf_of: no enabled user 'nobody'"),
+        ("rita ", Invalid, "on_behalf_of: no enabled user 'rita '"),
+        ("gone", Invalid, "on_behalf_of: no enabled user 'gone'"),
+        ("sue", Forbidden, "on_behalf_of: sue may not decide reviews"),
+        ("rob", Forbidden, "on_behalf_of: this review is assigned to rita"),
+    ]
+    for name, error, problem in refused:
+        with pytest.raises(error, match=problem):
+            await service.tasks.decide(review.id, "approve", by=ADMIN, on_behalf_of=name)
+    row, reviews = await service.tasks.get(task.id)
+    assert row.status == "waiting_for_review" and reviews[-1].status == "open"
+    decided = await service.tasks.decide(review.id, "approve", by=ADMIN, on_behalf_of="rita")
+    assert (decided.decided_by, decided.on_behalf_of) == ("root", "rita")
+
+    panel, ballot = await open_review(service, "panel")  # two approvals
+    await service.tasks.decide(ballot.id, "approve", by=RITA)
+    with pytest.raises(Conflict, match="rita has voted on this review already"):
+        await service.tasks.decide(ballot.id, "approve", by=ADMIN, on_behalf_of="rita")
+    assert (await service.tasks.get_review(ballot.id)).status == "open"
+    decided = await service.tasks.decide(ballot.id, "approve", by=ADMIN, on_behalf_of="rob")
+    assert decided.status == "decided"
+    assert [v.voter for v in await service.tasks.votes(ballot.id)] == ["rita", "rob"]
 
 
 # -- quorum -----------------------------------------------------------------------------------

@@ -374,6 +374,28 @@ async def test_a_task_is_found_by_a_unique_prefix_of_its_id(service: Service) ->
         await service.tasks.get("ffff")
 
 
+async def test_a_prefix_names_only_the_tasks_its_caller_may_see(service: Service) -> None:
+    """Other people's tasks are not there for a caller, by prefix too: a part of an id that
+    they share with someone else's task names the caller's own, and a part of only others'
+    ids is not found (a 409 "more than one" would say that they exist)."""
+    sue, sam = (Principal(n, frozenset({"submitter"})) for n in ("sue", "sam"))
+    mine = (await service.tasks.submit("mine", flow="echo", by=sue))[0]
+    theirs = [(await service.tasks.submit(f"x{i}", flow="echo", by=sam))[0] for i in range(2)]
+    shared_head = mine.id[:4]  # (the top of the clock: every task here has it)
+    assert all(t.id.startswith(shared_head) for t in theirs)
+    found, _ = await service.tasks.get(shared_head, by=sue)
+    assert found.id == mine.id
+    with pytest.raises(Conflict, match="more than one task"):
+        await service.tasks.get(shared_head, by=sam)
+    for task in theirs:
+        with pytest.raises(NotFound, match="no task"):
+            await service.tasks.get(task.id[-8:], by=sue)
+        assert (await service.tasks.get(task.id[-8:], by=sam))[0].id == task.id
+    nobody = Principal("nobody", frozenset())
+    with pytest.raises(NotFound, match="no task"):
+        await service.tasks.get(shared_head, by=nobody)
+
+
 async def test_a_process_without_streams_reads_no_events(new_database: Callable[[], str]) -> None:
     """`hitl worker` serves no event streams: it runs tasks, and never reads the events back
     (on PostgreSQL, each commit of every process would otherwise cost it a query)."""
