@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from hitl.client import Client
 
 TaskIdArgument = Annotated[
-    str, typer.Argument(help="the task's id, or any unique prefix of it (at least 4 characters)")
+    str,
+    typer.Argument(
+        help="the task's id, or at least 4 characters of its start or its end that no other "
+        "task shares"
+    ),
 ]
 
 
@@ -159,6 +163,8 @@ def reject(
     content_hash: HashOption = None,
 ) -> None:
     """Reject a task's open review, with a comment for the next revision."""
+    if not comment.strip():  # as the task page asks: the next revision needs to know why
+        fail("--comment is empty: say what the next revision must change", USAGE)
     with connect(server, token) as client:
         _decide(client, task_id, "reject", comment, round, content_hash)
 

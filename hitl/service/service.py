@@ -97,8 +97,9 @@ def prepare_database(url: str, wait_seconds: float = 0.0, create: bool = True) -
             if not create:
                 raise DatabaseMissing(_not_created(f"the database at {where} is empty"))
             log.warning(
-                "created a new, empty database at %s: if it should have held tasks, stop hitl; "
-                "they are elsewhere (check HITL_DATABASE_URL) or were lost",
+                "created a new, empty database at %s (on a first start, that is all; if this "
+                "hitl had tasks before, stop it: their database is elsewhere, in the directory "
+                "it ran in or at another HITL_DATABASE_URL, or was lost)",
                 where,
                 extra={"action": "create_database"},
             )

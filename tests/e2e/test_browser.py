@@ -487,6 +487,30 @@ def test_unknown_task_page_says_so(server: Server, page: Page) -> None:
     no_js_errors(page)
 
 
+def test_the_submit_page_keeps_to_a_phone_s_width(server: Server, page: Page) -> None:
+    """On a phone (390 px), the recent tasks' table stays within its card: the page does not
+    scroll sideways, each task still shows its id, input and status, and the page asks for no
+    icon it does not have."""
+    answers: list[str] = []
+    page.on("response", lambda r: answers.append(f"{r.status} {r.url}"))
+    for words in ("a note on durable queues and what they cost", "the quarterly letter"):
+        httpx.post(
+            f"{server.url}/api/v1/tasks", json={"input": words}, headers=server.headers
+        ).raise_for_status()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/")
+    rows = page.get_by_test_id("task-rows").locator("tr")
+    expect(rows.first).to_be_visible()
+    expect(rows.filter(has_text="the quarterly letter").locator(".badge")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    card = page.locator("table.tasks").locator("xpath=ancestor::section[1]").bounding_box()
+    status = rows.first.locator(".badge").bounding_box()
+    assert card and status and status["x"] + status["width"] <= card["x"] + card["width"]
+    page.screenshot(path="/tmp/hitl-phone.png", full_page=True)
+    assert not [a for a in answers if a.startswith("404 ")], answers
+    no_js_errors(page)
+
+
 def test_review_deadline_is_shown_and_fires(
     start_server: StartServer, context: BrowserContext, page: Page
 ) -> None:

@@ -104,6 +104,12 @@ def test_reject_sends_the_comment_into_the_next_round(server: Server) -> None:
     second = wait_for_review(server, tid, round=2)
     assert "Say why they expire" in second["output"]
 
+    # As on the task page, a rejection says why: an empty comment sends nothing.
+    for empty in ("", "   "):
+        line = failed(hitl(server, "reject", tid, "--comment", empty), 2)
+        assert line == "hitl: --comment is empty: say what the next revision must change"
+    assert wait_for_review(server, tid, round=2)["id"] == second["id"]
+
     approved = json.loads(ok(hitl(server, "approve", tid[:UNIQUE])))
     assert approved["id"] == second["id"]
     types = watched(ok(hitl(server, "watch", tid)))

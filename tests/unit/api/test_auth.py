@@ -19,7 +19,7 @@ from hitl.config import Settings
 from hitl.service.identity import CACHE_SECONDS
 from hitl.store import PrincipalRow
 
-OPEN = {"/healthz", "/readyz", "/login", "/login/{secret}", "/logout"}
+OPEN = {"/healthz", "/readyz", "/login", "/login/{secret}", "/logout", "/favicon.ico"}
 
 
 @pytest.fixture

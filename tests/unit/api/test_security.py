@@ -101,6 +101,7 @@ def test_the_policy_is_strict() -> None:
         ("GET", "/docs", {}, 200),
         ("GET", "/openapi.json", {}, 200),
         ("GET", "/static/app.css", {}, 200),
+        ("GET", "/favicon.ico", {}, 200),
         ("GET", "/static/classic.js", {}, 200),
         ("GET", "/static/swagger/swagger-ui-bundle.js", {}, 200),
         ("GET", "/api/v1/tasks", {}, 200),
@@ -125,6 +126,24 @@ async def test_every_kind_of_answer_has_the_headers(
         response = await client.request(method, path, **kwargs)
     assert response.status_code == status, response.text
     assert_secured(response)
+
+
+async def test_the_icon_is_served_to_anyone_and_every_page_names_it(tmp_path: Path) -> None:
+    """A browser asks for /favicon.ico when a page names no icon (a JSON answer in a tab):
+    it gets the pages' icon, signed in or not, rather than a 404 in its console."""
+    async with served(tmp_path, auth=True) as client:
+        icon = await client.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert icon.content == (await client.get("/static/favicon.svg")).content
+        assert icon.content.startswith(b"<svg")
+        assert NAMED in (await client.get("/login")).text
+    (tmp_path / "open").mkdir()
+    async with served(tmp_path / "open") as client:  # (pages without sign-in)
+        for page in ("/", "/reviews", "/settings", "/tasks/0123abcd", "/classic"):
+            assert NAMED in (await client.get(page)).text, page
+
+
+NAMED = '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">'
 
 
 async def test_the_cookbook_fast_path_answers_have_the_headers(
