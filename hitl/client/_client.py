@@ -148,6 +148,12 @@ def _api_error(response: httpx.Response) -> HitlAPIError:
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
     text = str(detail) if detail else response.text or response.reason_phrase
+    if response.status_code == 404 and text == "Not Found":  # no such route, not no such task
+        url = response.request.url.copy_with(query=None)
+        text = (
+            f"nothing of the hitl API is at {url}: give the server's own address (as "
+            "http://127.0.0.1:8000), with no path"
+        )
     return HitlAPIError(response.status_code, text)
 
 

@@ -412,13 +412,13 @@ class Seen:
         if self.round is not None and self.round != review.round:
             raise Conflict(
                 f"this decision was made on round {self.round}, but the review open now is "
-                f"round {review.round}: reload, and decide on what it shows now",
+                f"round {review.round}: read it again, and decide on what it shows now",
                 round=review.round,
             )
         if self.content_hash is not None and self.content_hash != content_hash(request.output):
             raise Conflict(
-                "this decision was made on other content than this review shows: reload, and "
-                "decide on what it shows now",
+                "this decision was made on other content than this review shows: read it "
+                "again, and decide on what it shows now",
                 round=review.round,
             )
 

@@ -619,6 +619,19 @@ def test_client_commands_say_what_the_server_forbids(
     assert line == "hitl: a submitter may not decide reviews"
 
 
+@pytest.mark.parametrize("command", CLIENT_COMMANDS, ids=lambda c: c[0])
+def test_a_server_url_with_a_path_says_to_give_the_server_s_own(
+    stub: tuple[Stub, str], command: list[str]
+) -> None:
+    """A 404 of no route (as FastAPI answers one: "Not Found"), not of no such task: the URL
+    given points past the API, say at its /docs page."""
+    answer, url = stub
+    answer.status, answer.body = 404, json.dumps({"detail": "Not Found"}).encode()
+    line = failed(hitl(None, *command, "--server", f"{url}/docs", token="hitl_x"), 1)
+    assert line.startswith(f"hitl: nothing of the hitl API is at {url}/docs/api/v1/"), line
+    assert line.endswith("give the server's own address (as http://127.0.0.1:8000), with no path")
+
+
 def test_a_token_that_cannot_be_sent_is_a_usage_error(stub: tuple[Stub, str]) -> None:
     answer, url = stub
     line = failed(hitl(None, "tasks", "--server", url, "--token", "hitl_a\nb"), 2)
