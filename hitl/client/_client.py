@@ -333,6 +333,17 @@ class _Lost(Exception):
         super().__init__(reason)
 
 
+def _check_timeout(timeout: object) -> None:
+    """A wait's `timeout`, checked before anything is done: seconds, or None (for ever)."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise ValueError(
+            f"timeout: give the seconds to wait (a number, 0 or more), or None to wait for "
+            f"ever; not {timeout!r}"
+        )
+
+
 @dataclass
 class _Stream:
     """One task's stream as a waiter follows it: where it is in the log (the last event
@@ -351,6 +362,7 @@ class _Stream:
     parser: _SSE = field(default_factory=_SSE)
 
     def __post_init__(self) -> None:
+        _check_timeout(self.timeout)
         self.until = time.monotonic() + self.timeout if self.timeout is not None else None
 
     @property
@@ -579,6 +591,7 @@ class Client:
         its decision is its result. `timeout` (seconds; None: for ever) ends the wait with
         WaitTimeout, and withdraws (cancels) the review. TaskEnded if the task fails (a
         deadline without `on_deadline`) or is cancelled first."""
+        _check_timeout(timeout)  # (before the review is asked for)
         created = self.create_review(output, idempotency_key=idempotency_key, **options)
         task_id = created.task_id
         stream = _Stream(task_id, self.url, timeout, f"no decision on task {task_id}")
@@ -850,6 +863,7 @@ class AsyncClient:
         **options: Unpack[ReviewOptions],
     ) -> Answer:
         """As `Client.ask`."""
+        _check_timeout(timeout)  # (before the review is asked for)
         created = await self.create_review(output, idempotency_key=idempotency_key, **options)
         task_id = created.task_id
         stream = _Stream(task_id, self.url, timeout, f"no decision on task {task_id}")

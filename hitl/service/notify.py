@@ -542,8 +542,13 @@ class Notifier:
                 raise Conflict("this delivery is being sent already: wait for its outcome")
             channel = _one(tx.select(ChannelRow, id=row.channel_id))
             if channel is None or channel.disabled_at is not None:
-                raise Conflict("its channel was removed: add it again to send to it")
+                raise Conflict(
+                    "its channel was removed, and sends nothing any more (its name stays "
+                    "taken: a channel under another name gets the events from now on)"
+                )
+            # As new: sent now, and if it fails, retried as soon and as long as a new one.
             values = {"status": PENDING, "next_at": now, "created_at": now, "done_at": None}
+            values |= {"attempts": 0}
             tx.change(DeliveryRow, {"id": row.id}, **values, lease_until=None)
             audit(tx, by, "delivery.replay", row.id, address, event_id=row.event_id)
             for name, value in values.items():
@@ -587,9 +592,15 @@ def _b64(raw: bytes) -> str:
 
 
 def check_webhook_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid(f"url: a webhook needs an http:// or https:// URL with a host, not {url!r}")
+    """An http(s) URL with a host, and a port if any that is one (the poster reads both)."""
+    wanted = f"url: a webhook needs an http:// or https:// URL with a host, not {url!r}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read for its check: out of range, or not a number)
+    except ValueError as exc:  # "[::1" (an unclosed IPv6 address), ":99999", ":abc"
+        raise Invalid(f"{wanted} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+        raise Invalid(wanted)
 
 
 @contextlib.contextmanager

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
-KEEP = 16  # connections sending at once, and idle connections kept per origin
+KEEP = 16  # connections sending at once, and idle connections kept, per origin
 PIPELINE = 16  # requests written at once on one connection
 MAX_INTERIM = 10  # interim (1xx) answers skipped before a final one
 ERROR_BODY = 500  # bytes of an error answer kept, for the delivery log
+# An answer's body longer than this is not read through: its first ERROR_BODY bytes are kept
+# and the connection is dropped (what was written behind it goes again on another).
+MAX_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class Poster:
         self.total = total if total is not None else 4 * timeout  # for a connection's all
         self._idle: dict[Origin, list[Stream]] = defaultdict(list)
         self._tls: ssl.SSLContext | None = None
-        self._slots = asyncio.Semaphore(KEEP)
+        # Connections sending at once, per receiver: one that hangs holds up only its own.
+        self._slots: dict[Origin, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(KEEP))
 
     async def post_many(
         self, url: str, posts: list[tuple[bytes, dict[str, str]]]
@@ -56,7 +60,7 @@ class Poster:
         """POST each (body, headers) to `url`: for each, its answer or the OSError,
         TimeoutError or BadAnswer that stopped it. Up to PIPELINE requests are written at once
         on one connection (HTTP/1.1 pipelining: one write, then the answers in order), on up
-        to KEEP connections at once."""
+        to KEEP connections at once to each receiver."""
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
@@ -87,7 +91,7 @@ class Poster:
         requests after it (RFC 9112, 9.6): those go again, one at a time."""
         answers: list[Answer | Exception] = []
         loop = asyncio.get_running_loop()
-        async with self._slots:
+        async with self._slots[origin]:
             started = loop.time()
             try:
                 async with asyncio.timeout(self.timeout) as deadline:
@@ -218,29 +222,50 @@ async def _read_rest(
     reason: list[str],
     fields: dict[str, str],
 ) -> tuple[Answer, bool]:
-    """A final answer's body, read as its head says."""
+    """A final answer's body, read as its head says; of a long one, only its start."""
     keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
     if "chunked" in fields.get("transfer-encoding", "").lower():
-        body = await _read_chunked(reader)
+        body, whole = await _read_chunked(reader)
+        keep = keep and whole
     elif "content-length" in fields:
-        body = await reader.readexactly(int(fields["content-length"]))
+        try:
+            length = int(fields["content-length"])
+        except ValueError:
+            said = fields["content-length"][:40]
+            raise BadAnswer(f"Content-Length is not a number: {said!r}") from None
+        if length > MAX_BODY:
+            body, keep = await _read_start(reader, min(length, ERROR_BODY)), False
+        else:
+            body = await reader.readexactly(length)
     elif status in (204, 304):
         body = b""
-    else:  # the body runs to the connection's end
-        body = await reader.read(-1)
-        keep = False
+    else:  # the body runs to the connection's end, which is not waited for
+        body, keep = await _read_start(reader, ERROR_BODY), False
     return Answer(status, reason[0] if reason else "", body[:ERROR_BODY]), keep
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+async def _read_start(reader: asyncio.StreamReader, size: int) -> bytes:
+    """Up to `size` bytes: fewer only if the connection ends first."""
+    start = bytearray()
+    while len(start) < size and (more := await reader.read(size - len(start))):
+        start += more
+    return bytes(start)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
+    """The start of a chunked body, and whether it was read to its end (not past MAX_BODY)."""
     kept = bytearray()
+    read = 0
     while True:
         size_line = await reader.readuntil(b"\r\n")
         size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                 pass
-            return bytes(kept)
+            return bytes(kept), True
+        read += size
+        if read > MAX_BODY:
+            return bytes(kept), False
         chunk = await reader.readexactly(size + 2)
         if len(kept) < ERROR_BODY:
             kept += chunk[:size]

@@ -485,3 +485,10 @@ def test_the_client_says_what_is_wrong(server: Server, asker: str) -> None:
     with refused, pytest.raises(HitlAPIError) as error:
         refused.ask("x")
     assert error.value.status_code == 401 and "token" in error.value.detail
+    # A wait that could not be waited is refused before the review is asked for.
+    before = counts(server)
+    with Client(server.url, token=asker) as hitl:
+        for timeout in ("5", -1, float("nan"), True):
+            with pytest.raises(ValueError, match="timeout: give the seconds to wait"):
+                hitl.ask("x", timeout=timeout)  # type: ignore[arg-type]
+    assert counts(server) == before

@@ -135,14 +135,16 @@ async def test_a_failing_receiver_is_retried_then_failed_and_can_be_replayed(
         before = len(hook.received)
         replayed = await c.post(f"/api/v1/deliveries/{gave_up['id']}/replay")
         assert replayed.status_code == 200 and replayed.json()["status"] == "pending"
+        assert replayed.json()["attempts"] == 0  # its retries start over, as a new one's
         again = hook.wait_for(before + 1)[-1]
         assert again.headers["webhook-id"] == f"msg_{gave_up['id']}"
 
-        async def redelivered() -> bool:
+        async def redelivered() -> dict[str, Any] | None:
             rows = await deliveries(c, channel="flaky", status="delivered")
-            return any(r["id"] == gave_up["id"] for r in rows)
+            return next((r for r in rows if r["id"] == gave_up["id"]), None)
 
-        await wait_for(redelivered, what="the replay to be delivered")
+        row = await wait_for(redelivered, what="the replay to be delivered")
+        assert row["attempts"] == 1
         audit = (await c.get("/api/v1/audit", params={"limit": 1000})).json()["data"]
         assert {"channel.add", "delivery.replay"} <= {a["action"] for a in audit}
 
@@ -216,9 +218,13 @@ async def test_channels_are_for_admins_and_bad_ones_are_refused(
         answer = await c.get("/api/v1/deliveries")
         assert answer.status_code == 403
     async with client(server) as c:
-        bad = {"name": "x", "kind": "webhook", "url": "ftp://example.com"}
-        answer = await c.post("/api/v1/channels", json=bad)
-        assert answer.status_code == 422 and "http:// or https://" in answer.text
+        for url in ("ftp://example.com", "http://[::1/", "http://127.0.0.1:99999/x"):
+            bad = {"name": "x", "kind": "webhook", "url": url}
+            answer = await c.post("/api/v1/channels", json=bad)
+            assert answer.status_code == 422 and "http:// or https://" in answer.text, url
+        for url in ("http://127.0.0.1:abc/", "http://127.0.0.1:0/"):  # (a port that is none)
+            bad = {"name": "x", "kind": "webhook", "url": url}
+            assert (await c.post("/api/v1/channels", json=bad)).status_code == 422, url
         answer = await c.post(
             "/api/v1/channels", json={"name": "x", "kind": "apprise", "url": "nonsense://x"}
         )

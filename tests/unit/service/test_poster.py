@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from hitl.service.poster import PIPELINE, Answer, Poster
+from hitl.service.poster import KEEP, PIPELINE, Answer, Poster
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter, list[int]], Awaitable[None]]
 
@@ -195,4 +195,74 @@ async def test_a_kept_connection_closed_while_idle_is_replaced_once() -> None:
         dropped = await poster.post_many(url, posts(2))
         assert all(isinstance(a, ConnectionError) for a in dropped), dropped
         assert len(connections) == 3  # a new connection is not tried twice
+        await poster.close()
+
+
+async def test_a_long_answer_is_not_read_through() -> None:
+    """A receiver that answers with a body of 400 MB (or one with no length, or chunked past
+    the limit): the poster keeps its start, drops the connection rather than read the rest,
+    and sends what was written behind it again on another."""
+    held = asyncio.Event()
+
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        n = await read_request(reader)
+        seen.append(n)
+        if n == 0:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 400000000\r\n\r\n" + b"x" * 100_000)
+        elif n == 1:
+            writer.write(b"HTTP/1.1 500 Oops\r\n\r\n" + b"y" * 100_000)  # to the end
+        elif n == 2:
+            chunk = b"z" * 40_000
+            writer.write(b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write((b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 3)
+        else:
+            writer.write(answer(n))
+        await writer.drain()
+        await held.wait()  # (the rest is never sent: only a dropped connection ends it)
+
+    async with receiver(serve) as (url, seen, connections):
+        poster = Poster(timeout=10)
+        answers = await asyncio.wait_for(poster.post_many(url, posts(4)), 10)
+        assert [(a.status, a.body) for a in answers if isinstance(a, Answer)] == [
+            (200, b"x" * 500),
+            (500, b"y" * 500),
+            (503, b"z" * 500),
+            (200, b"3"),
+        ]
+        assert sorted(seen) == [0, 1, 2, 3] and len(connections) == 4
+        held.set()
+        await poster.close()
+
+
+async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries() -> None:
+    """Every connection the poster may open to one receiver is stuck waiting for its answers;
+    another receiver's deliveries go at once, while those are still waiting."""
+    done = asyncio.Event()
+
+    async def hang(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        seen.append(await read_request(reader))
+        await done.wait()
+
+    async def serve(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+    ) -> None:
+        while True:
+            n = await read_request(reader)
+            seen.append(n)
+            writer.write(answer(n))
+
+    async with receiver(hang) as (stuck, held, connections), receiver(serve) as (fast, _, _):
+        poster = Poster(timeout=60)
+        waiting = asyncio.create_task(poster.post_many(stuck, posts(KEEP * PIPELINE + 1)))
+        while len(held) < KEEP:  # every connection it may have to that receiver is open
+            await asyncio.sleep(0.01)
+        [sent] = await asyncio.wait_for(poster.post_many(fast, posts(1)), 30)  # (not 60)
+        assert isinstance(sent, Answer) and sent.body == b"0"
+        assert not waiting.done() and len(connections) == KEEP
+        done.set()  # (the hanging receiver lets go: what it held fails)
+        assert all(not isinstance(a, Answer) for a in await waiting)
         await poster.close()
