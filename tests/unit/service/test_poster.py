@@ -60,16 +60,30 @@ def posts(count: int) -> list[tuple[bytes, dict[str, str]]]:
     ]
 
 
-async def test_pipelined_requests_get_their_own_answers_in_order() -> None:
+async def answer_each(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
+) -> None:
+    """A receiver that answers every request it reads, on a kept connection."""
+    while True:
+        n = await read_request(reader)
+        seen.append(n)
+        writer.write(answer(n))
+
+
+def never_answer(done: asyncio.Event) -> Serve:
+    """A receiver that reads a request and answers nothing until `done`."""
+
     async def serve(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
     ) -> None:
-        while True:
-            n = await read_request(reader)
-            seen.append(n)
-            writer.write(answer(n))
+        seen.append(await read_request(reader))
+        await done.wait()
 
-    async with receiver(serve) as (url, seen, connections):
+    return serve
+
+
+async def test_pipelined_requests_get_their_own_answers_in_order() -> None:
+    async with receiver(answer_each) as (url, seen, connections):
         poster = Poster(timeout=10)
         count = PIPELINE * 2 + 3
         answers = await poster.post_many(url, posts(count))
@@ -124,14 +138,7 @@ async def test_a_connection_dropped_mid_pipeline_fails_the_unanswered_only() -> 
 
 async def test_a_receiver_that_never_answers_times_out_each_request() -> None:
     done = asyncio.Event()
-
-    async def serve(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
-    ) -> None:
-        seen.append(await read_request(reader))
-        await done.wait()
-
-    async with receiver(serve) as (url, seen, _):
+    async with receiver(never_answer(done)) as (url, seen, _):
         poster = Poster(timeout=0.2)
         answers = await poster.post_many(url, posts(3))
         assert all(isinstance(a, TimeoutError) for a in answers), answers
@@ -240,22 +247,8 @@ async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries() -> None:
     """Every connection the poster may open to one receiver is stuck waiting for its answers;
     another receiver's deliveries go at once, while those are still waiting."""
     done = asyncio.Event()
-
-    async def hang(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
-    ) -> None:
-        seen.append(await read_request(reader))
-        await done.wait()
-
-    async def serve(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[int]
-    ) -> None:
-        while True:
-            n = await read_request(reader)
-            seen.append(n)
-            writer.write(answer(n))
-
-    async with receiver(hang) as (stuck, held, connections), receiver(serve) as (fast, _, _):
+    hang = never_answer(done)
+    async with receiver(hang) as (stuck, held, connections), receiver(answer_each) as (fast, _, _):
         poster = Poster(timeout=60)
         waiting = asyncio.create_task(poster.post_many(stuck, posts(KEEP * PIPELINE + 1)))
         while len(held) < KEEP:  # every connection it may have to that receiver is open
