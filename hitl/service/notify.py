@@ -122,6 +122,7 @@ class Notifier:
         self._read_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._in_hand: set[str] = set()  # deliveries this process is sending (or about to)
         self._slots = asyncio.Semaphore(SENDING)
         self._poster = Poster(TIMEOUT)
         self._signers: dict[str, Any] = {}  # a webhook's secret: its Standard Webhooks signer
@@ -240,15 +241,26 @@ class Notifier:
         return made
 
     async def claim_due(self, now: float) -> list[DeliveryRow]:
-        """Lease the deliveries due again (retries, and those a dead process left)."""
-        return await self.store.write(
+        """Lease the deliveries due again (retries, and those a dead process left); not those
+        whose lease ran out while this process still has them in hand (waiting for a
+        receiver that hangs, say): they are not sent twice."""
+        claimed = await self.store.write(
             lambda tx: tx.claim_deliveries(self.home, PENDING, now, now + LEASE_SECONDS, BATCH)
         )
+        return [d for d in claimed if d.id not in self._in_hand]
 
     async def deliver(self, batch: list[DeliveryRow]) -> None:
         """Send each delivery once, all at once, then record every outcome in one transaction.
         A webhook's deliveries go together (`Poster.post_many`); Apprise's each on its own,
         SENDING at a time."""
+        ids = {d.id for d in batch}
+        self._in_hand |= ids
+        try:
+            await self._deliver(batch)
+        finally:
+            self._in_hand -= ids
+
+    async def _deliver(self, batch: list[DeliveryRow]) -> None:
         sent: dict[str, Sent | None] = {}
         webhooks: dict[str, list[tuple[DeliveryRow, ChannelRow, EventRow | None]]] = {}
         others: list[tuple[DeliveryRow, ChannelRow, EventRow | None]] = []

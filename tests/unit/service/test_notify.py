@@ -14,6 +14,7 @@ from hitl.config import Settings
 from hitl.service import Forbidden, Invalid, Service
 from hitl.service.notify import (
     FIRST_RETRY,
+    LEASE_SECONDS,
     MAX_WAIT,
     PENDING,
     Notifier,
@@ -92,6 +93,36 @@ async def test_a_leased_delivery_is_not_sent_by_another_sender(svc: Service) -> 
     assert leased.id == made.id and leased.attempts == 2
     assert leased.lease_owner in ("b:2", "c:3")
     assert await svc.store.write(claim("d:4", now + 90)) == []
+
+
+async def test_a_delivery_in_hand_is_not_taken_again_when_its_lease_runs_out(
+    svc: Service,
+) -> None:
+    """A receiver that hangs past a delivery's lease: the process still sending it does not
+    lease it again from the database, which would send it twice at once."""
+    heard: asyncio.Queue[bytes] = asyncio.Queue()
+    release = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.put_nowait(await reader.readuntil(b"\r\n\r\n"))
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await svc.notifier.add(ADMIN, "slow", "webhook", f"http://127.0.0.1:{port}/", ["task.created"])
+    await svc.tasks.submit("one")
+    [made] = await svc.notifier.scan()
+    sending = asyncio.create_task(svc.notifier.deliver([made]))
+    await asyncio.wait_for(heard.get(), 10)
+    later = svc.notifier.clock() + LEASE_SECONDS + 1  # its lease has run out by then
+    assert await svc.notifier.claim_due(later) == []
+    release.set()  # the receiver lets go: the attempt failed, and is recorded
+    await sending
+    server.close()
+    [row] = await delivered_rows(svc)
+    assert row.status == PENDING and row.last_error is not None
+    assert [d.id for d in await svc.notifier.claim_due(later + 86_400)] == [made.id]  # due again
 
 
 async def test_another_channel_added_while_one_is_sent_to_fails_none_of_its_deliveries(
