@@ -35,7 +35,7 @@ from hitl.service.errors import Conflict, Invalid, NotFound
 from hitl.service.identity import audit
 from hitl.service.ids import new_id
 from hitl.service.metrics import Metrics
-from hitl.service.poster import Poster
+from hitl.service.poster import Poster, Withdrawn
 from hitl.service.principal import Principal
 from hitl.service.waiting import wait_set
 from hitl.store import ChannelRow, DeliveryRow, EventRow, Store, Tx, Unavailable
@@ -92,6 +92,9 @@ class Sent:
     ok: bool
     code: int | None = None
     error: str | None = None
+
+
+REMOVED = Sent(False, None, "the channel was removed")  # not sent, and never will be
 
 
 # What a delivery is sent to and what it says; or why it can't be sent (None: nothing known).
@@ -291,7 +294,8 @@ class Notifier:
             if outcome is None:
                 continue  # the database was away: its lease ends, and it is sent again then
             found = known[delivery.id]
-            channel = found[1] if isinstance(found, tuple) else None  # None: it was removed
+            # None: it was removed (before, or while it waited for a connection)
+            channel = found[1] if isinstance(found, tuple) and outcome != REMOVED else None
             changes.append((delivery.id, self._outcome(delivery, outcome, now, channel)))
         if not changes:
             return
@@ -352,7 +356,7 @@ class Notifier:
                 lambda r: _one(r.select(ChannelRow, id=delivery.channel_id))
             )
             if channel is None or channel.disabled_at is not None:
-                return Sent(False, None, "the channel was removed")
+                return REMOVED
             event = self._recent.get(delivery.event_id) or await self.store.read(
                 lambda r: r.event(delivery.event_id)
             )
@@ -421,9 +425,18 @@ class Notifier:
                 "webhook-signature": signer.sign(msg_id, at, body),
             }
             posts.append((body.encode(), headers))
-        answers = await self._poster.post_many(channel.url, posts)
+
+        async def wanted() -> bool:  # (removed while its receiver kept the connections busy?)
+            with contextlib.suppress(Unavailable):
+                return any(c.id == channel.id for c in await self.channels())
+            return True
+
+        answers = await self._poster.post_many(channel.url, posts, wanted)
         sent: dict[str, Sent] = {}
         for (delivery, _, _), answer in zip(items, answers, strict=True):
+            if isinstance(answer, Withdrawn):
+                sent[delivery.id] = REMOVED
+                continue
             if isinstance(answer, Exception):
                 name = type(answer).__name__
                 sent[delivery.id] = Sent(False, None, f"{name}: {answer}" if str(answer) else name)

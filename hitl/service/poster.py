@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -41,6 +42,13 @@ class BadAnswer(Exception):
     """The receiver's answer was not HTTP/1.1 as it should be."""
 
 
+class Withdrawn(Exception):
+    """Not sent: by the time a connection was free for it, it was no longer wanted."""
+
+
+Wanted = Callable[[], Awaitable[bool]]
+
+
 Origin = tuple[str, str, int]
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -55,12 +63,13 @@ class Poster:
         self._slots: dict[Origin, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(KEEP))
 
     async def post_many(
-        self, url: str, posts: list[tuple[bytes, dict[str, str]]]
+        self, url: str, posts: list[tuple[bytes, dict[str, str]]], wanted: Wanted | None = None
     ) -> list[Answer | Exception]:
         """POST each (body, headers) to `url`: for each, its answer or the OSError,
         TimeoutError or BadAnswer that stopped it. Up to PIPELINE requests are written at once
         on one connection (HTTP/1.1 pipelining: one write, then the answers in order), on up
-        to KEEP connections at once to each receiver."""
+        to KEEP connections at once to each receiver. `wanted` is asked once a connection is
+        free for a group of them: if no longer, they are Withdrawn, unsent."""
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
@@ -81,10 +90,14 @@ class Poster:
         ]
         chunks = [requests[i : i + PIPELINE] for i in range(0, len(requests), PIPELINE)]
         origin = (scheme, host, port)
-        answered = await asyncio.gather(*(self._pipeline(origin, chunk) for chunk in chunks))
+        answered = await asyncio.gather(
+            *(self._pipeline(origin, chunk, wanted) for chunk in chunks)
+        )
         return [answer for chunk in answered for answer in chunk]
 
-    async def _pipeline(self, origin: Origin, requests: list[bytes]) -> list[Answer | Exception]:
+    async def _pipeline(
+        self, origin: Origin, requests: list[bytes], wanted: Wanted | None = None
+    ) -> list[Answer | Exception]:
         """Send `requests` on one connection, written together, and read their answers, each
         within `timeout` of the one before (and all within `total`). A receiver that closes the
         connection after an answer (`Connection: close`, or HTTP/1.0) reads none of the
@@ -92,6 +105,8 @@ class Poster:
         answers: list[Answer | Exception] = []
         loop = asyncio.get_running_loop()
         async with self._slots[origin]:
+            if wanted is not None and not await wanted():
+                return [Withdrawn("no longer wanted when a connection was free")] * len(requests)
             started = loop.time()
             try:
                 async with asyncio.timeout(self.timeout) as deadline:

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from hitl.service.poster import KEEP, PIPELINE, Answer, Poster
+from hitl.service.poster import KEEP, PIPELINE, Answer, Poster, Withdrawn
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter, list[int]], Awaitable[None]]
 
@@ -258,4 +258,28 @@ async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries() -> None:
         assert not waiting.done() and len(connections) == KEEP
         done.set()  # (the hanging receiver lets go: what it held fails)
         assert all(not isinstance(a, Answer) for a in await waiting)
+        await poster.close()
+
+
+async def test_what_is_no_longer_wanted_when_a_connection_is_free_is_not_sent() -> None:
+    """Requests that waited for a connection to a receiver that hangs are asked about again
+    once one is free (their channel was removed meanwhile, say): those no longer wanted are
+    Withdrawn, and the receiver never gets them."""
+    done = asyncio.Event()
+    wanted = True
+
+    async def still() -> bool:
+        return wanted
+
+    async with receiver(never_answer(done)) as (url, seen, connections):
+        poster = Poster(timeout=60)
+        held = asyncio.create_task(poster.post_many(url, posts(KEEP * PIPELINE), still))
+        while len(seen) < KEEP:  # every connection it may have to the receiver is busy
+            await asyncio.sleep(0.01)
+        queued = asyncio.create_task(poster.post_many(url, posts(3), still))
+        wanted = False
+        done.set()  # the receiver lets go of the busy ones: a connection is free
+        assert all(isinstance(a, Withdrawn) for a in await queued)
+        assert all(not isinstance(a, Answer) for a in await held)
+        assert len(seen) == KEEP and len(connections) == KEEP  # nothing more was sent
         await poster.close()
