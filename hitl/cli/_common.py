@@ -202,6 +202,8 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
         fail(str(exc))
     except HitlProtocolError:
         fail(f"{url} answered, but not as a hitl server does: check --server (HITL_SERVER)")
+    except ValueError as exc:  # what the client refuses to send: an empty id, say
+        fail(str(exc), USAGE)
 
 
 # What a terminal would act on rather than show: C0 and C1 controls (escape sequences can

@@ -122,7 +122,10 @@ def _headers(token: str | None, headers: Mapping[str, str] | None) -> httpx.Head
 
 
 def _id(value: str) -> str:
-    """An id as one path segment: whatever it holds ('/', '..') cannot reach another route."""
+    """An id as one path segment: whatever it holds ('/', '..') cannot reach another route;
+    an empty one (which would name the list, not an item) is a ValueError, sent nowhere."""
+    if not value:
+        raise ValueError("the id is empty: give a task's or a review's id (or a part of a task's)")
     return quote(value, safe="").replace(".", "%2E")
 
 

@@ -180,6 +180,9 @@ def test_unknown_and_ambiguous_ids(server: Server) -> None:
     missing = str(uuid.uuid4())
     for args in (["approve", missing], ["reject", missing, "--comment", "x"], ["watch", missing]):
         assert failed(hitl(server, *args), 1) == f"hitl: no task {missing!r}"
+    for command in ("show", "approve", "watch"):  # an empty one is a mistake of typing
+        line = failed(hitl(server, command, ""), 2)
+        assert line.startswith("hitl: the id is empty: give a task's"), line
 
     # Two tasks made one after the other share the start of their ids (their time).
     with Client(server.url, token=server.token) as client:

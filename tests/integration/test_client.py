@@ -114,6 +114,10 @@ def test_client_errors_carry_the_server_s_status_and_detail(server: Server) -> N
             with pytest.raises(HitlAPIError) as error:
                 client.get_task(odd)
             assert error.value.status_code in (404, 422), (odd, error.value)
+        # An empty one would name the list, which is not a task: refused before it is sent.
+        for empty in (lambda: client.get_task(""), lambda: client.decide("", "approve")):
+            with pytest.raises(ValueError, match="the id is empty"):
+                empty()
 
 
 async def test_async_client_rejects_with_a_comment_then_takes_an_edit(server: Server) -> None:
