@@ -97,6 +97,8 @@ def _server_url(url: str | None) -> str:
         raise BadServerURL(f"bad server URL {url!r} ({exc}): use http://host:port") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise BadServerURL(f"bad server URL {url!r}: use http://host:port (or https://)")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise BadServerURL(f"bad server URL {url!r}: its port must be from 1 to 65535")
     return url
 
 
@@ -336,6 +338,18 @@ class _Lost(Exception):
         super().__init__(reason)
 
 
+def _request_timeout(timeout: object) -> float | httpx.Timeout | None:
+    """A client's `timeout`, checked: seconds for each request, an httpx.Timeout, or None."""
+    if timeout is None or isinstance(timeout, httpx.Timeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(
+            "timeout: give the seconds each request may take (a number above 0), an "
+            f"httpx.Timeout, or None; not {timeout!r}"
+        )
+    return float(timeout)
+
+
 def _check_timeout(timeout: object) -> None:
     """A wait's `timeout`, checked before anything is done: seconds, or None (for ever)."""
     if timeout is None:
@@ -470,7 +484,7 @@ class Client:
         self.url = _server_url(base_url)
         self._http = httpx.Client(
             base_url=self.url,
-            timeout=timeout,
+            timeout=_request_timeout(timeout),
             headers=_headers(token, headers),
             transport=transport,
             verify=verify,
@@ -751,7 +765,7 @@ class AsyncClient:
         self.url = _server_url(base_url)
         self._http = httpx.AsyncClient(
             base_url=self.url,
-            timeout=timeout,
+            timeout=_request_timeout(timeout),
             headers=_headers(token, headers),
             transport=transport,
             verify=verify,

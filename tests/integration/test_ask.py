@@ -478,6 +478,14 @@ def test_the_client_says_what_is_wrong(server: Server, asker: str) -> None:
 
     with pytest.raises(BadServerURL, match="bad server URL 'localhost:8000'"):
         Client("localhost:8000")
+    for port in ("99999", "0"):
+        with pytest.raises(BadServerURL, match="its port must be from 1 to 65535"):
+            Client(f"http://127.0.0.1:{port}")
+    for timeout in ("x", 0, -1, True):
+        with pytest.raises(ValueError, match="timeout: give the seconds each request may take"):
+            Client(server.url, timeout=timeout)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="timeout: give the seconds each request may take"):
+            AsyncClient(server.url, timeout=timeout)  # type: ignore[arg-type]
     down = Client(f"http://127.0.0.1:{free_port()}", token=asker)
     with down, pytest.raises(HitlConnectionError, match="no hitl server answers at"):
         down.ask("x")
