@@ -571,9 +571,9 @@ class Notifier:
                     "its channel was removed, and sends nothing any more (its name stays "
                     "taken: a channel under another name gets the events from now on)"
                 )
-            # As new: sent now, and if it fails, retried as soon and as long as a new one.
+            # Sent now, and retried for as long as a new one; its tries keep counting (the log
+            # shows every one the receiver got), and so its waits go on from them.
             values = {"status": PENDING, "next_at": now, "created_at": now, "done_at": None}
-            values |= {"attempts": 0}
             tx.change(DeliveryRow, {"id": row.id}, **values, lease_until=None)
             audit(tx, by, "delivery.replay", row.id, address, event_id=row.event_id)
             for name, value in values.items():
