@@ -201,16 +201,24 @@ class ReviewRequest:
                     f"on_deadline must be one of the decisions {list(self.decisions)} other "
                     f"than 'edit', not {self.on_deadline!r}",
                 )
-            else:  # made when the deadline passes, with a comment that says so, and no form
-                try:
-                    self.check(self.on_deadline, DEADLINE_COMMENT, None)
-                except ValueError as exc:
-                    raise FieldError(
-                        "on_deadline",
-                        f"on_deadline {self.on_deadline!r} could never be applied: nobody fills "
-                        f"in the form when the deadline passes ({exc}); make that field "
-                        "optional, or choose another on_deadline",
-                    ) from None
+
+    def check_deadline(self) -> ReviewRequest:
+        """This request, if its deadline's default can be made: when the deadline passes, with
+        a comment that says so and no form. Checked where a request is asked for (a node's,
+        a standalone review's), not where one is read back: one stored before stays readable,
+        and its deadline fails its task instead."""
+        if self.on_deadline is None or self.on_deadline == ESCALATE:
+            return self
+        try:
+            self.check(self.on_deadline, DEADLINE_COMMENT, None)
+        except ValueError as exc:
+            raise FieldError(
+                "on_deadline",
+                f"on_deadline {self.on_deadline!r} could never be applied: nobody fills in the "
+                f"form when the deadline passes ({exc}); make that field optional, or choose "
+                "another on_deadline",
+            ) from None
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -291,7 +299,7 @@ class ReviewRequest:
         else:
             request = cls(output=value, decisions=decisions)
         if node is None:
-            return request
+            return request.check_deadline()
         # What the node declares, where its prep said nothing: in one step, since the fields
         # are checked together (an escalating deadline needs someone to escalate to).
         own = request.deadline_seconds is not None or not node.deadline_seconds
@@ -310,7 +318,7 @@ class ReviewRequest:
             on_max_rounds=(request.on_max_rounds if request.max_rounds else node.on_max_rounds),
             escalate_to=request.escalate_to or tuple(node.escalate_to),
             bulk=request.bulk or node.bulk,
-        )
+        ).check_deadline()
         return request
 
 

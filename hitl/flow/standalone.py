@@ -54,7 +54,7 @@ def review_request(spec: dict[str, Any]) -> ReviewRequest:
             unknown[0], f"{unknown[0]}: a review takes only these fields: {', '.join(FIELDS)}"
         )
     try:
-        return ReviewRequest.from_json(spec)
+        return ReviewRequest.from_json(spec).check_deadline()
     except FieldError:
         raise
     except (KeyError, TypeError, AttributeError) as exc:  # a form field given as text, say

@@ -531,17 +531,17 @@ def expire(tx: Tx, review: ReviewRow, now: float | None = None) -> ReviewRow | N
     now = time.time() if now is None else now
     if review.deadline is None or review.deadline > now:  # escalated meanwhile, say
         raise Conflict("the review's deadline is not past")
-    error = f"review round {review.round} had no decision by its deadline"
-    try:
-        request: ReviewRequest | None = ReviewRequest.from_json(json.loads(review.request))
-    except ValueError as exc:  # stored before such requests were refused: it cannot be decided
-        request, error = None, f"{error}, and its request is refused now: {exc}"
-    if request is not None and request.on_deadline == flow_review.ESCALATE:
+    request = ReviewRequest.from_json(json.loads(review.request))
+    if request.on_deadline == flow_review.ESCALATE:
         escalate(tx, review, request, now)
         return None
-    if request is not None and request.on_deadline is not None:
+    error = f"review round {review.round} had no decision by its deadline"
+    if request.on_deadline is not None:
         comment = flow_review.DEADLINE_COMMENT.format(request.on_deadline)
-        return decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY).review
+        try:
+            return decide(tx, review, request.on_deadline, comment, None, DEADLINE_BY).review
+        except Invalid as exc:  # its form blocks it (stored before such ones were refused)
+            error += f", and its default {request.on_deadline!r} could not be made: {exc.message}"
     tx.lock_task(review.task_id)  # the task's row first (`decide`)
     if not tx.update_review(review.id, [ReviewStatus.OPEN], status=ReviewStatus.EXPIRED.value):
         raise Conflict("the review is no longer open")

@@ -244,13 +244,17 @@ class Notifier:
         return made
 
     async def claim_due(self, now: float) -> list[DeliveryRow]:
-        """Lease the deliveries due again (retries, and those a dead process left); not those
-        whose lease ran out while this process still has them in hand (waiting for a
-        receiver that hangs, say): they are not sent twice."""
-        claimed = await self.store.write(
-            lambda tx: tx.claim_deliveries(self.home, PENDING, now, now + LEASE_SECONDS, BATCH)
-        )
-        return [d for d in claimed if d.id not in self._in_hand]
+        """Lease the deliveries due again (retries, and those a dead process left). Those whose
+        lease ran out while this process still has them in hand (waiting for a receiver that
+        hangs, say) are not sent twice: their lease is renewed, and no try is counted."""
+
+        def claim(tx: Tx) -> list[DeliveryRow]:
+            claimed = tx.claim_deliveries(self.home, PENDING, now, now + LEASE_SECONDS, BATCH)
+            for held in (d for d in claimed if d.id in self._in_hand):
+                tx.change(DeliveryRow, {"id": held.id}, attempts=held.attempts - 1)
+            return [d for d in claimed if d.id not in self._in_hand]
+
+        return await self.store.write(claim)
 
     async def deliver(self, batch: list[DeliveryRow]) -> None:
         """Send each delivery once, all at once, then record every outcome in one transaction.
@@ -428,6 +432,9 @@ class Notifier:
 
         async def wanted() -> bool:  # (removed while its receiver kept the connections busy?)
             with contextlib.suppress(Unavailable):
+                if any(c.id == channel.id for c in await self.channels()):
+                    return True
+                self._channels = None  # read before it was added, maybe: read them again
                 return any(c.id == channel.id for c in await self.channels())
             return True
 

@@ -718,3 +718,13 @@ def test_review_deadlines_are_checked_and_filled_from_the_node() -> None:
     assert (own.deadline_seconds, own.on_deadline) == (5, "approve")
     assert ReviewRequest.from_json(request.to_json()) == request
     assert set(request.to_json()) == {f.name for f in dataclasses.fields(ReviewRequest)}
+
+    # A default that a form blocks is refused when a node asks for it (not when it is read
+    # back: a review stored before that check stays readable).
+    from hitl.flow.review import Field
+
+    node.on_deadline, node.form = "approve", (Field("why", "text", required=True),)
+    with pytest.raises(ValueError, match="on_deadline 'approve' could never be applied"):
+        ReviewRequest.coerce({"output": "draft"}, node)
+    blocked = dataclasses.replace(request, on_deadline="approve", form=node.form)
+    assert ReviewRequest.from_json(blocked.to_json()) == blocked

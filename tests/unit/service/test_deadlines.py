@@ -158,23 +158,31 @@ async def test_a_default_that_a_form_blocks_is_refused_and_a_stored_one_fails_it
 ) -> None:
     """A deadline's default is made with no form: a review whose form a person must fill in to
     make that decision is refused when asked for. One stored before that (here: written into
-    the database) fails its task when the deadline passes, once, instead of failing every
-    second for ever."""
+    the database) is read, listed and decided by people as any other; if nobody decides it,
+    its deadline fails its task, once, instead of failing every second for ever."""
     svc = await make()
     form = [{"name": "why", "type": "text", "required": True, "decisions": ["approve"]}]
     spec = {"output": "x", "form": form, "deadline_seconds": 60, "on_deadline": "approve"}
     with pytest.raises(Invalid, match="on_deadline 'approve' could never be applied: nobody fills"):
         await svc.tasks.create_review(spec)
     fine = {**spec, "on_deadline": "reject"}  # (the field is asked for approvals only)
-    task, _ = await svc.tasks.create_review(fine)
-    _, [review] = await until(svc, task.id, "waiting_for_review")
-    stored = json.loads(review.request) | {"on_deadline": "approve"}
-    changed = partial(_store_request, review_id=review.id, request=json.dumps(stored))
-    await svc.store.write(changed)
+    stored: list[str] = []
+    for _ in range(2):
+        task, _ = await svc.tasks.create_review(fine)
+        _, [review] = await until(svc, task.id, "waiting_for_review")
+        request = json.dumps(json.loads(review.request) | {"on_deadline": "approve"})
+        await svc.store.write(partial(_store_request, review_id=review.id, request=request))
+        stored.append(task.id)
+    ann = Principal("ann", frozenset({"reviewer"}))
+    listed, _ = await svc.tasks.list_reviews("open", 50, 0, ann, decidable=True)
+    assert len(listed) == 2
+    _, [first] = await svc.tasks.get(stored[0])
+    await svc.tasks.decide(first.id, "approve", by=ann, form={"why": "checked"})
+    await until(svc, stored[0], "completed")
     assert await svc.deadlines.fire_due(now=time.time() + 120) == 1
-    failed, [expired] = await until(svc, task.id, "failed")
+    failed, [expired] = await until(svc, stored[1], "failed")
     assert expired.status == "expired"
-    assert "could never be applied" in (failed.error or "")
+    assert "its default 'approve' could not be made: form.why: required" in (failed.error or "")
     assert await svc.deadlines.fire_due(now=time.time() + 120) == 0
 
 

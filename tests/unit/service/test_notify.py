@@ -122,7 +122,40 @@ async def test_a_delivery_in_hand_is_not_taken_again_when_its_lease_runs_out(
     server.close()
     [row] = await delivered_rows(svc)
     assert row.status == PENDING and row.last_error is not None
+    assert row.attempts == made.attempts == 1  # one POST, one try: the renewal counted none
     assert [d.id for d in await svc.notifier.claim_due(later + 86_400)] == [made.id]  # due again
+
+
+async def test_a_sender_that_read_its_channels_before_one_was_added_still_sends_to_it(
+    svc: Service,
+) -> None:
+    """Another process's notifier read the channels (it keeps them a few seconds) before this
+    one was added: a delivery to it is sent, not failed as if the channel had been removed."""
+    other = Notifier(svc.store, "http://x", 60)
+    assert await other.channels() == []
+
+    async def ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(ok, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await svc.notifier.add(ADMIN, "new", "webhook", f"http://127.0.0.1:{port}/", ["task.created"])
+    await svc.tasks.submit("one")
+    batch = await svc.notifier.scan()
+    await other.deliver(batch)
+    server.close()
+    await other.stop()
+    [row] = await delivered_rows(svc)
+    assert (row.status, row.last_code) == ("delivered", 200), row
 
 
 async def test_another_channel_added_while_one_is_sent_to_fails_none_of_its_deliveries(
