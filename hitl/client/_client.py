@@ -338,23 +338,28 @@ class _Lost(Exception):
         super().__init__(reason)
 
 
+def _seconds(value: object, zero: bool) -> bool:
+    """Whether `value` is a number of seconds (a bool is not): above 0, or, with `zero`, 0 too."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value >= 0 if zero else value > 0
+
+
 def _request_timeout(timeout: object) -> float | httpx.Timeout | None:
     """A client's `timeout`, checked: seconds for each request, an httpx.Timeout, or None."""
     if timeout is None or isinstance(timeout, httpx.Timeout):
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(
-            "timeout: give the seconds each request may take (a number above 0), an "
-            f"httpx.Timeout, or None; not {timeout!r}"
-        )
-    return float(timeout)
+    if isinstance(timeout, int | float) and _seconds(timeout, zero=False):
+        return float(timeout)
+    raise ValueError(
+        "timeout: give the seconds each request may take (a number above 0), an httpx.Timeout, "
+        f"or None; not {timeout!r}"
+    )
 
 
 def _check_timeout(timeout: object) -> None:
     """A wait's `timeout`, checked before anything is done: seconds, or None (for ever)."""
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+    if timeout is not None and not _seconds(timeout, zero=True):
         raise ValueError(
             f"timeout: give the seconds to wait (a number, 0 or more), or None to wait for "
             f"ever; not {timeout!r}"

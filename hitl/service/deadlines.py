@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from hitl.flow.review import ESCALATE
 from hitl.service import machine
 from hitl.service.errors import Conflict
 from hitl.service.identity import audit
@@ -107,14 +108,14 @@ def _expire(tx: Tx, review_id: str, now: float) -> ReviewRow | None:
         raise Conflict("the review is gone")
     decided = machine.expire(tx, review, now)
     # In the audit log as every decision is: by nobody signed in, but by the deadline.
-    after = decided or tx.get_review(review_id) or review
     by = machine.DEADLINE_BY
     detail: dict[str, Any] = {"task_id": review.task_id, "round": review.round, "by": by}
+    request = json.loads(review.request)  # (as `expire` acted on it)
     if decided is not None:
         detail |= {"decision": decided.decision, "comment": decided.comment}
         audit(tx, None, "review.decide", review_id, **detail)
-    elif after.status == ReviewStatus.OPEN:
-        assignees = json.loads(after.request).get("assignees") or []
+    elif request.get("on_deadline") == ESCALATE:
+        assignees = request.get("escalate_to") or []
         audit(tx, None, "review.escalate", review_id, **detail, assignees=assignees)
     else:
         audit(tx, None, "review.expire", review_id, **detail)

@@ -54,7 +54,7 @@ class Listener:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop listening; past `timeout`, stop waiting for it."""
-        if self._task is None or not self.callbacks:
+        if self._task is None:
             return
         self._stopping = True
         self._task.cancel()

@@ -23,9 +23,6 @@ R = ", ".join(REVIEW_COLUMNS)
 E = ", ".join(EVENT_COLUMNS)
 
 GET_TASK = f"SELECT {T} FROM tasks WHERE id = :id"
-# The start of an id, compared as bytes on both databases (a range on the primary key would
-# depend on PostgreSQL's collation, in which '~' may sort before the digits): it reads every
-# id, as the CLI's look-up by a few characters may.
 TASK_BY_KEY = f"SELECT {T} FROM tasks WHERE idempotency_key = :key"
 GET_REVIEW = f"SELECT {R} FROM reviews WHERE id = :id"
 LOCK_TASK = "SELECT 1 FROM tasks WHERE id = :id FOR UPDATE"
@@ -120,9 +117,11 @@ def visible_tasks(status: bool, mine: bool, reviewed: bool) -> tuple[str, str]:
 
 @lru_cache(maxsize=8)
 def tasks_by_part(end: bool, seen: tuple[bool, bool] | None) -> str:
-    """Tasks whose id starts with `:prefix` (`:n` characters), or (`end`) matches `:pattern`:
-    the random end of an id, which no index helps with, so every id is read (the CLI's look-up
-    only); with `seen` (mine, reviewed), only those one principal may see (`_seen`)."""
+    """Tasks whose id starts with `:prefix` (`:n` characters), compared as bytes on both
+    databases (a range on the primary key would depend on PostgreSQL's collation, in which '~'
+    may sort before the digits), or (`end`) matches `:pattern`, the random end of an id. Both
+    read every id, as the CLI's look-up by a few characters may. With `seen` (mine, reviewed),
+    only those one principal may see (`_seen`)."""
     match = "id LIKE :pattern" if end else "substr(id, 1, :n) = :prefix"
     where = f"{match} AND {_seen(*seen)}" if seen is not None else match
     return f"SELECT {T} FROM tasks WHERE {where} ORDER BY id LIMIT :limit"

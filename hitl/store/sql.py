@@ -793,8 +793,7 @@ class SqlStore:
     ) -> list[TaskRow]:
         """Tasks whose id starts with `part` (lower-case hex and '-'), or (`end`) ends with it,
         in id order; with `mine` or `reviewed` given, only those `list_tasks` would show."""
-        seen = None if mine is None and reviewed is None else (mine is not None, bool(reviewed))
-        sql = q.tasks_by_part(end, seen)
+        sql = q.tasks_by_part(end, _seen(mine, reviewed))
         params: dict[str, Any] = {"limit": limit, "mine": mine}
         # (no LIKE wildcards in an id)
         params |= {"pattern": f"%{part}"} if end else {"prefix": part, "n": len(part)}
@@ -824,8 +823,8 @@ class SqlStore:
     ) -> tuple[list[TaskRow], int]:
         """A page of tasks; with `mine` or `reviewed` given, only those created by `mine`, or
         (`reviewed`) that reached a review."""
-        if mine is not None or reviewed is not None:
-            sql = q.visible_tasks(bool(status), mine is not None, bool(reviewed))
+        if (seen := _seen(mine, reviewed)) is not None:
+            sql = q.visible_tasks(bool(status), *seen)
             extra = {"mine": mine} if mine is not None else {}
             return await self._page(TaskRow, sql, status, limit, offset, extra)
         sql = (
@@ -935,3 +934,11 @@ class SqlStore:
         subscriber that starts after that id sees each later change once, and nothing twice."""
 
         return await self.read(lambda s: s.task_and_last_review(task_id, last_event=True))
+
+
+def _seen(mine: str | None, reviewed: bool | None) -> tuple[bool, bool] | None:
+    """Whose tasks a look-up keeps (`queries._seen`): None, every one's; else whether the
+    principal's own (`mine`) and whether those that reached a review."""
+    if mine is None and reviewed is None:
+        return None
+    return mine is not None, bool(reviewed)

@@ -4,7 +4,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -31,9 +31,8 @@ templates.env.globals["administers"] = administers
 async def favicon() -> Response:
     """What browsers ask for when a page names no icon (a JSON answer opened in a tab, say):
     the pages' own, so that none of them meets a 404."""
-    icon = (HERE / "static" / "favicon.svg").read_bytes()
-    headers = {"Cache-Control": "public, max-age=86400"}
-    return Response(icon, media_type="image/svg+xml", headers=headers)
+    icon, headers = HERE / "static" / "favicon.svg", {"Cache-Control": "public, max-age=86400"}
+    return FileResponse(icon, media_type="image/svg+xml", headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -6,7 +6,7 @@ tests/integration/test_notifications.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -35,6 +35,15 @@ async def svc(new_database: Callable[[], str]) -> AsyncIterator[Service]:
     await service.start()
     yield service
     await service.stop()
+
+
+async def receiver(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, str]:
+    """A webhook receiver on 127.0.0.1 that handles each connection with `handle`, and its
+    URL (the caller closes it)."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
 
 
 async def delivered_rows(svc: Service) -> list[DeliveryRow]:
@@ -108,9 +117,8 @@ async def test_a_delivery_in_hand_is_not_taken_again_when_its_lease_runs_out(
         await release.wait()
         writer.close()
 
-    server = await asyncio.start_server(hang, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    await svc.notifier.add(ADMIN, "slow", "webhook", f"http://127.0.0.1:{port}/", ["task.created"])
+    server, url = await receiver(hang)
+    await svc.notifier.add(ADMIN, "slow", "webhook", url, ["task.created"])
     await svc.tasks.submit("one")
     [made] = await svc.notifier.scan()
     sending = asyncio.create_task(svc.notifier.deliver([made]))
@@ -146,9 +154,8 @@ async def test_a_sender_that_read_its_channels_before_one_was_added_still_sends_
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(ok, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    await svc.notifier.add(ADMIN, "new", "webhook", f"http://127.0.0.1:{port}/", ["task.created"])
+    server, url = await receiver(ok)
+    await svc.notifier.add(ADMIN, "new", "webhook", url, ["task.created"])
     await svc.tasks.submit("one")
     batch = await svc.notifier.scan()
     await other.deliver(batch)
