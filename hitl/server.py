@@ -273,6 +273,7 @@ def config(app: Any, settings: Settings) -> uvicorn.Config:
         # JSON lines: uvicorn's loggers go to the root logger's JSON handler, not their own.
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         http=protocol_class(settings.max_header_bytes, settings.header_timeout_seconds),
+        ws="none",  # hitl serves no WebSocket (and starts without loading a library for them)
         # A client that sends a request on a kept-alive connection as the server closes it gets
         # no answer (httpx: ReadError): servers close theirs after the clients', not before.
         timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from hitl.store.engine import sync_url
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Listener:
             )
 
     async def _run(self) -> None:
+        import psycopg  # (here: a SQLite process never loads it, nor does a command of the CLI)
+
         delay = 0.1
         while not self._stopping:
             try:
@@ -97,6 +100,8 @@ class Listener:
         fails. The socket is watched for as long as the connection lasts, and what one
         packet brings is handled in one call: psycopg's `notifies()` sets up and takes down a
         wait for each packet, which under load cost a worker process a sixth of its time."""
+        import psycopg
+
         loop = asyncio.get_running_loop()
         pgconn, fd = conn.pgconn, conn.pgconn.socket
         callbacks = {channel.encode(): callback for channel, callback in self.callbacks.items()}

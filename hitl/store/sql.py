@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-import psycopg
 import sqlalchemy as sa
 
 from hitl.store import queries as q
@@ -521,6 +520,8 @@ class SqlTx(_Session):
         if not statements:
             connection.commit()
             return
+        import psycopg  # (here: a SQLite process never loads it, nor does a command of the CLI)
+
         with psycopg.ClientCursor(connection) as cursor:
             query = "; ".join(
                 cursor.mogrify(q.for_dialect(sql, self.dialect), p) for sql, p in statements

@@ -4,8 +4,11 @@ The document checked is the one the app serves. One test sends every operation a
 each status it declares and checks each answer against the declaration: status, media type,
 body (every event, for a stream), required headers. It fails on an answer that is not declared,
 and on a declared status that no request in its table brings about. A second test is
-schemathesis over the whole document, seeded and bounded: no 5xx, and no answer that breaks the
-document. A third shows that the checks fail on a document that lies.
+schemathesis over the whole document, seeded and bounded, as the admin: no 5xx, and no answer
+that breaks the document. Its coverage phase sends every schema's boundary values. A third runs
+schemathesis as each other kind of caller, without that phase: what they may not do is refused
+before their data is read, and what they may do is checked as the admin's. A fourth shows that
+the checks fail on a document that lies.
 
 The app runs in-process, behind schemathesis's ASGI client. That client cuts off an event
 stream that never ends, after `max-stream-events` events or at the request timeout, and keeps
@@ -87,34 +90,45 @@ class AppUnderTest:
 
 UNDER_TEST = AppUnderTest()
 DOCUMENT = served_document()
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "seed": 20_240_601,
-        "generation": {"max-examples": 40, "deterministic": True, "database": "none"},
-        "phases": {"stateful": {"enabled": False}},
-        "request-timeout": 10,
-        # A body over HITL_MAX_INPUT_BYTES is refused before anyone reads it, invalid or not.
-        "checks": {
-            # A caller who is not signed in, or may not do this, is told so before anything
-            # looks at the request's data.
-            "negative_data_rejection": {
-                "expected-statuses": [400, 401, 403, 404, 405, 409, 413, 422]
-            }
-        },
-        "operations": [
-            # The stream of a task that has not finished ends only at this timeout.
-            {"include-path-regex": "/events$|^/stream/", "request-timeout": 1},
-            # This stream never ends: each of its examples waits for the timeout.
-            {
-                "include-path": "/api/v1/events",
-                "max-stream-events": 3,
-                "generation": {"max-examples": 10},
+
+
+def config(*, coverage: bool) -> schemathesis.Config:
+    """The run's settings; `coverage`: the coverage phase too (every schema's boundary values)."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": 20_240_601,
+            "generation": {"max-examples": 40, "deterministic": True, "database": "none"},
+            "phases": {"stateful": {"enabled": False}, "coverage": {"enabled": coverage}},
+            "request-timeout": 10,
+            # A body over HITL_MAX_INPUT_BYTES is refused before anyone reads it, invalid or not.
+            "checks": {
+                # A caller who is not signed in, or may not do this, is told so before anything
+                # looks at the request's data.
+                "negative_data_rejection": {
+                    "expected-statuses": [400, 401, 403, 404, 405, 409, 413, 422]
+                }
             },
-        ],
-    }
-)
+            "operations": [
+                # The stream of a task that has not finished ends only at this timeout.
+                {"include-path-regex": "/events$|^/stream/", "request-timeout": 1},
+                # This stream never ends: each of its examples waits for the timeout.
+                {
+                    "include-path": "/api/v1/events",
+                    "max-stream-events": 3,
+                    "generation": {"max-examples": 10},
+                },
+            ],
+        }
+    )
+
+
+CONFIG = config(coverage=True)
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 schema.app = UNDER_TEST
+# The runs as each kind of caller check who gets past the door. What is checked past it does not
+# depend on who calls, and the run as the admin goes through every schema's boundary values.
+as_callers = schemathesis.openapi.from_dict(DOCUMENT, config=config(coverage=False))
+as_callers.app = UNDER_TEST
 
 
 # -- the app, with tasks in every state ---------------------------------------------------------
@@ -676,7 +690,6 @@ def test_every_declared_status_is_answered_as_declared(
 EXISTING: dict[str, list[str]] = {}
 
 
-@schema.hook
 def before_generate_path_parameters(
     context: schemathesis.HookContext, strategy: st.SearchStrategy[dict[str, Any]]
 ) -> st.SearchStrategy[dict[str, Any]]:
@@ -687,6 +700,10 @@ def before_generate_path_parameters(
         {name: st.deferred(lambda name=name: st.sampled_from(EXISTING[name])) for name in names}
     )
     return st.one_of(strategy, existing)
+
+
+for _schema in (schema, as_callers):
+    _schema.hook(before_generate_path_parameters)
 
 
 @pytest.fixture(scope="module")
@@ -777,7 +794,7 @@ def test_the_checks_can_fail(client: requests.Session) -> None:
 OPEN_PATHS = {"/healthz", "/readyz"}
 
 
-@schema.parametrize()
+@as_callers.parametrize()
 @pytest.mark.parametrize("who", ["submitter", "reviewer", "anonymous"])
 @hypothesis.settings(
     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture], max_examples=15
