@@ -260,11 +260,25 @@ class HideSecrets(logging.Filter):
         return True
 
 
+class NoWebSocketAdvice(logging.Filter):
+    """hitl serves no WebSocket: a request to upgrade to one is answered as a plain request, and
+    uvicorn logs "Unsupported upgrade request.". Its advice to install a WebSocket library for
+    it is not for hitl's operator."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No supported WebSocket library")
+
+
+def _filtered(logger: str, kind: type[logging.Filter]) -> None:
+    filters = logging.getLogger(logger).filters
+    if not any(isinstance(f, kind) for f in filters):
+        logging.getLogger(logger).addFilter(kind())
+
+
 def config(app: Any, settings: Settings) -> uvicorn.Config:
     """uvicorn's configuration for `app`: the settings' address, log level and limits."""
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, HideSecrets) for f in access.filters):
-        access.addFilter(HideSecrets())
+    _filtered("uvicorn.access", HideSecrets)
+    _filtered("uvicorn.error", NoWebSocketAdvice)
     return uvicorn.Config(
         app,
         host=settings.host,

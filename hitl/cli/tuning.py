@@ -37,8 +37,8 @@ def tune_gc() -> None:
 
 
 def event_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop `hitl worker` runs on: uvloop's when it is installed (uvicorn's
-    `[standard]` extra brings it, and `hitl serve` runs on it, as uvicorn chooses), else None:
+    """The event loop `hitl worker` runs on: uvloop's when it is installed (hitl depends on it
+    where it runs, and `hitl serve` runs on it, as uvicorn chooses), else None:
     asyncio's own. On it a PostgreSQL worker takes 8-10% less CPU a lifecycle."""
     try:
         import uvloop

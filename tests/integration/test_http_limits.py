@@ -92,6 +92,25 @@ async def test_oversized_headers_get_431_and_others_are_served(server: Server) -
     await served(server)
 
 
+async def test_a_websocket_upgrade_is_answered_as_a_plain_request(server: Server) -> None:
+    """hitl serves no WebSocket: the request is served as HTTP, and the log says so without
+    telling the operator to install a WebSocket library."""
+    reader, writer = await connect(server)
+    writer.write(
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    await writer.drain()
+    assert await response(reader) == (200, b'{"status":"ok"}')
+    writer.close()
+    await writer.wait_closed()
+    server.wait_log(
+        "Unsupported upgrade request"
+    )  # logged, with uvicorn's advice, before the answer
+    assert server.log is not None and "WebSocket library" not in server.log.read_text()
+
+
 async def test_header_limit_counts_every_header(server: Server) -> None:
     async with client(server) as c:
         under = {f"x-pad-{i}": "a" * 400 for i in range(60)}  # about 25 KiB
