@@ -44,7 +44,7 @@ lint: setup
 # A test that hangs ends its process (pyproject.toml: faulthandler_exit_on_timeout), and that
 # ends the run: pytest-xdist's replacement of a crashed process can wait for ever under
 # --dist loadfile (pytest-xdist issues 784, 1323, 1327).
-TEST_JOBS ?= 3
+TEST_JOBS ?= 4
 
 test: bytecode
 	scripts/install-system-deps
