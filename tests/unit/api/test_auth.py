@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -86,6 +87,27 @@ async def test_every_route_refuses_anonymous_callers_but_the_open_ones(app: Fast
         assert (await anonymous.get("/healthz")).status_code == 200
         page = await anonymous.get("/reviews", headers={"Accept": "text/html"})
         assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Freviews"
+
+
+async def test_the_health_checks_answer_a_token_that_cannot_be_looked_up(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database away, a token not looked up before cannot be checked. The health checks
+    need nobody: they answer as they would anyone, in their own words, and other paths 503."""
+    secret = await token(app, "probe", "admin")  # made, never looked up: not in the cache
+
+    def refuse() -> Any:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(app.state.service.store.engine, "raw_connection", refuse)
+    async with client(app, secret) as c:
+        live = await c.get("/healthz")
+        assert (live.status_code, live.json()) == (200, {"status": "ok"})
+        ready = await c.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "unavailable", ready.text
+        assert "unable to open database file" in ready.json()["database"]
+        tasks = await c.get("/api/v1/tasks")
+        assert tasks.status_code == 503 and "unavailable right now" in tasks.json()["detail"]
 
 
 async def test_tokens_revoked_expired_or_of_disabled_users_are_refused(app: FastAPI) -> None:
