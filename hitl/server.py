@@ -269,10 +269,10 @@ class NoWebSocketAdvice(logging.Filter):
         return not record.getMessage().startswith("No supported WebSocket library")
 
 
-def _filtered(logger: str, kind: type[logging.Filter]) -> None:
-    filters = logging.getLogger(logger).filters
-    if not any(isinstance(f, kind) for f in filters):
-        logging.getLogger(logger).addFilter(kind())
+def _filtered(name: str, kind: type[logging.Filter]) -> None:
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
 
 
 def config(app: Any, settings: Settings) -> uvicorn.Config:

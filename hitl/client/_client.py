@@ -30,7 +30,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, TypeGuard, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -338,7 +338,7 @@ class _Lost(Exception):
         super().__init__(reason)
 
 
-def _seconds(value: object, zero: bool) -> bool:
+def _seconds(value: object, zero: bool) -> TypeGuard[int | float]:
     """Whether `value` is a number of seconds (a bool is not): above 0, or, with `zero`, 0 too."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
@@ -349,7 +349,7 @@ def _request_timeout(timeout: object) -> float | httpx.Timeout | None:
     """A client's `timeout`, checked: seconds for each request, an httpx.Timeout, or None."""
     if timeout is None or isinstance(timeout, httpx.Timeout):
         return timeout
-    if isinstance(timeout, int | float) and _seconds(timeout, zero=False):
+    if _seconds(timeout, zero=False):
         return float(timeout)
     raise ValueError(
         "timeout: give the seconds each request may take (a number above 0), an httpx.Timeout, "
