@@ -25,6 +25,7 @@ import pytest
 
 from hitl.service.identity import Identity
 from hitl.store import SqlStore, migrate
+from tests.forkserver import ForkServer, Process
 from tests.pg import Cluster, reap_orphans
 
 T = TypeVar("T")
@@ -90,8 +91,31 @@ def process_env(**settings: object) -> dict[str, str]:
     return env
 
 
+FORKS = ForkServer(process_env())
+
+
+def start_hitl(args: list[str], env: dict[str, str], log: Path) -> Process:
+    """Start `python -m hitl *args` with the environment `env`, its output appended to `log`:
+    from the fork server when it can (tests/forkserver.py says why), else as a new process."""
+    if FORKS.can_start(env):
+        return FORKS.start(args, env, log)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hitl", *args], env=env, stdout=out, stderr=out, cwd=ROOT
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fork_server() -> Iterator[None]:
+    yield
+    FORKS.close()
+
+
 def wait_for_log(
-    log: Path, pattern: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0
+    log: Path,
+    pattern: str,
+    proc: Process | None = None,
+    timeout: float = 60.0,
 ) -> re.Match[str]:
     """Wait until the log of a process says `pattern` (a regular expression); fail if the
     process exits first, or after `timeout` seconds."""
@@ -158,7 +182,7 @@ class Server:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     args: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Process | None = None
     log: Path | None = None
     starts: int = 0
     token: str | None = None
@@ -175,13 +199,10 @@ class Server:
 
     def spawn(self) -> Server:
         """Start the process, without waiting for it to serve (see `wait_healthy`)."""
-        cmd = [sys.executable, "-m", "hitl", "serve", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--db", self.db_url, "--log-level", "warning", *self.args]
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db_url]
+        args += ["--log-level", "warning", *self.args]
         assert self.log is not None
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-            )
+        self.proc = start_hitl(args, self.env, self.log)
         self.starts += 1
         return self
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ import httpx
 import pytest
 
 from hitl.store import migrate
-from tests.conftest import ROOT, Server, _factory, _stop_all, process_env, wait_for_log
+from tests.conftest import Server, _factory, _stop_all, process_env, start_hitl, wait_for_log
+from tests.forkserver import Process
 from tests.integration.helpers import Event, client, db_rows, read_stream
 from tests.pg import Cluster
 
@@ -28,13 +28,12 @@ class WorkerProcess:
 
     def __init__(self, db_url: str, name: str, log: Path, **settings: object) -> None:
         self.env = process_env(**settings)
-        self.cmd = [sys.executable, "-m", "hitl", "worker", "--db", db_url, "--name", name]
+        self.args = ["worker", "--db", db_url, "--name", name]
         self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
 
     def start(self) -> WorkerProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=out, stderr=out, cwd=ROOT)
+        self.proc = start_hitl(self.args, self.env, self.log)
         wait_for_log(self.log, "hitl worker running", self.proc)
         return self
 
