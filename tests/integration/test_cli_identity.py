@@ -111,8 +111,8 @@ def audit(url: str) -> list[dict[str, Any]]:
 # -- users ---------------------------------------------------------------------------------------
 
 
-def test_users_are_added_listed_and_disabled(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_users_are_added_listed_and_disabled(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     assert ok(hitl(url, "user", "add", "José", "--role", "reviewer")) == (
         "added user 'José', roles reviewer\n"
     )
@@ -149,8 +149,10 @@ def test_users_are_added_listed_and_disabled(new_database: Callable[[], str]) ->
     assert jose[0] == "José" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", jose[4]), jose
 
 
-def test_a_disabled_user_s_tokens_and_links_stop_working(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_a_disabled_user_s_tokens_and_links_stop_working(
+    migrated_database: Callable[[], str],
+) -> None:
+    url = migrated_database()
     ok(hitl(url, "user", "add", "ann", "--role", "reviewer"))
     secret = ok(
         hitl(url, "token", "create", "--name", "ann-laptop", "--role", "reviewer", "--user", "ann")
@@ -164,9 +166,9 @@ def test_a_disabled_user_s_tokens_and_links_stop_working(new_database: Callable[
 
 
 def test_names_are_unicode_and_compared_as_typed_in_any_normal_form(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
-    url = new_database()
+    url = migrated_database()
     decomposed = unicodedata.normalize("NFD", "José")  # as some keyboards and systems send it
     assert decomposed != "José"
     ok(hitl(url, "user", "add", decomposed, "--role", "submitter"))
@@ -194,11 +196,11 @@ def test_names_are_unicode_and_compared_as_typed_in_any_normal_form(
 
 
 def test_unicode_reaches_the_terminal_whatever_its_encoding(
-    tmp_path: Path, new_database: Callable[[], str]
+    tmp_path: Path, migrated_database: Callable[[], str]
 ) -> None:
     """Real processes: arguments and output through the operating system. A terminal whose
     encoding lacks a character gets an escape, not a traceback."""
-    url = new_database()
+    url = migrated_database()
     env = process_env(database_url=url)
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess[bytes]:
@@ -225,9 +227,9 @@ def test_unicode_reaches_the_terminal_whatever_its_encoding(
 
 
 def test_token_create_prints_the_token_alone_and_stores_only_its_hash(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
-    url = new_database()
+    url = migrated_database()
     result = hitl(url, "token", "create", "--name", "ci", "--role", "submitter", "--expires", "30d")
     out = ok(result)
     assert out.endswith("\n") and out.count("\n") == 1
@@ -251,8 +253,8 @@ def test_token_create_prints_the_token_alone_and_stores_only_its_hash(
     assert (principal.name, principal.kind, principal.roles) == ("ci", "service", {"submitter"})
 
 
-def test_token_expiry_and_listing(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_token_expiry_and_listing(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     ok(hitl(url, "user", "add", "李雷", "--role", "reviewer"))
     before = time.time()
     ok(
@@ -287,11 +289,11 @@ def test_token_expiry_and_listing(new_database: Callable[[], str]) -> None:
 
 
 def test_a_token_expiring_past_the_calendar_is_still_listed(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
     """A row written before durations were capped (a token set to expire in the year 275,000)
     broke every later `hitl token list`."""
-    url = new_database()
+    url = migrated_database()
     ok(hitl(url, "token", "create", "--name", "far", "--role", "submitter", "--expires", "1d"))
     engine = create_sync_engine(url)
     try:
@@ -303,8 +305,8 @@ def test_a_token_expiring_past_the_calendar_is_still_listed(
     assert far[0] == "far" and far[4] == "after 9999", far
 
 
-def test_an_expired_token_no_longer_works(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_an_expired_token_no_longer_works(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     secret = ok(
         hitl(url, "token", "create", "--name", "brief", "--role", "submitter", "--expires", "1s")
     ).strip()
@@ -312,8 +314,8 @@ def test_an_expired_token_no_longer_works(new_database: Callable[[], str]) -> No
     assert identity_call(url, lambda i: i.authenticate(secret)) is None
 
 
-def test_token_revoke(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_token_revoke(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     secret = ok(hitl(url, "token", "create", "--name", "ci", "--role", "submitter")).strip()
     assert identity_call(url, lambda i: i.authenticate(secret)) is not None
 
@@ -325,8 +327,8 @@ def test_token_revoke(new_database: Callable[[], str]) -> None:
     assert [a["action"] for a in audit(url)].count("token.revoke") == 1
 
 
-def test_a_user_s_token_has_at_most_their_roles(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_a_user_s_token_has_at_most_their_roles(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     ok(hitl(url, "user", "add", "ann", "--role", "reviewer"))
     line = failed(
         hitl(url, "token", "create", "--name", "a", "--role", "admin", "--user", "ann"), 2
@@ -348,9 +350,9 @@ def test_a_user_s_token_has_at_most_their_roles(new_database: Callable[[], str])
     ],
 )
 def test_login_link_points_where_the_client_commands_go(
-    args: list[str], env: dict[str, str], server: str, new_database: Callable[[], str]
+    args: list[str], env: dict[str, str], server: str, migrated_database: Callable[[], str]
 ) -> None:
-    url = new_database()
+    url = migrated_database()
     ok(hitl(url, "user", "add", "李雷", "--role", "reviewer"))
     result = hitl(url, "login-link", "李雷", *args, **env)
     link = LINK.match(ok(result).strip())
@@ -365,8 +367,8 @@ def test_login_link_points_where_the_client_commands_go(
     assert identity_call(url, sign_in) == "李雷"
 
 
-def test_a_service_account_gets_no_login_link(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_a_service_account_gets_no_login_link(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     ok(hitl(url, "token", "create", "--name", "ci", "--role", "submitter"))
     assert "no user 'ci'" in failed(hitl(url, "login-link", "ci"), 1)
 
@@ -374,8 +376,8 @@ def test_a_service_account_gets_no_login_link(new_database: Callable[[], str]) -
 # -- the audit log -------------------------------------------------------------------------------
 
 
-def test_audit_export_writes_json_lines(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_audit_export_writes_json_lines(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     started = time.time()
     ok(hitl(url, "user", "add", "李雷", "--role", "reviewer"))
     ok(hitl(url, "token", "create", "--name", "ci", "--role", "submitter"))
@@ -405,8 +407,8 @@ def test_audit_export_writes_json_lines(new_database: Callable[[], str]) -> None
     assert "李雷" in ok(hitl(url, "audit", "export"))
 
 
-def test_audit_export_since(new_database: Callable[[], str]) -> None:
-    url = new_database()
+def test_audit_export_since(migrated_database: Callable[[], str]) -> None:
+    url = migrated_database()
     ok(hitl(url, "user", "add", "ann", "--role", "reviewer"))
     everything = audit(url)
     assert len(everything) == 1
@@ -420,9 +422,9 @@ def test_audit_export_since(new_database: Callable[[], str]) -> None:
 
 
 def test_audit_export_pages_through_the_whole_log(
-    new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+    migrated_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = new_database()
+    url = migrated_database()
     for n in range(5):
         ok(hitl(url, "user", "add", f"user-{n}", "--role", "submitter"))
     monkeypatch.setattr(identity_command, "AUDIT_PAGE", 2)
@@ -508,9 +510,9 @@ ERRORS = [
 
 @pytest.mark.parametrize("args,code,message", ERRORS, ids=[" ".join(a)[:60] for a, _, _ in ERRORS])
 def test_errors_are_one_line_and_change_nothing(
-    args: list[str], code: int, message: str, new_database: Callable[[], str]
+    args: list[str], code: int, message: str, migrated_database: Callable[[], str]
 ) -> None:
-    url = new_database()
+    url = migrated_database()
     ok(hitl(url, "user", "add", "José", "--role", "reviewer"))
     ok(hitl(url, "token", "create", "--name", "ci", "--role", "submitter"))
     before = everything_in(url)

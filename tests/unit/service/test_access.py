@@ -15,7 +15,7 @@ from hitl.flow import ReviewRequest
 from hitl.service import access
 from hitl.service.principal import Principal
 from hitl.service.tasks import TaskService
-from hitl.store import ReviewRow, SqlStore, TaskRow, Tx, VoteRow, migrate
+from hitl.store import ReviewRow, SqlStore, TaskRow, Tx, VoteRow
 
 CREATORS = ["max", "ann", "a_b", None]
 # Who has voted on the review already (a quorum of 3: not decided yet).
@@ -42,9 +42,8 @@ PEOPLE = [
 
 
 @pytest.fixture
-async def store(new_database: Callable[[], str]) -> AsyncIterator[SqlStore]:
-    url = new_database()
-    migrate.upgrade(url)
+async def store(migrated_database: Callable[[], str]) -> AsyncIterator[SqlStore]:
+    url = migrated_database()
     s = SqlStore(url)
     yield s
     await s.close()

@@ -21,8 +21,8 @@ LATER = 7200.0  # a deadline far enough away that only an explicit `fire_due(now
 
 
 @pytest.fixture
-async def make(new_database: Callable[[], str]) -> AsyncIterator[Make]:
-    url = new_database()
+async def make(migrated_database: Callable[[], str]) -> AsyncIterator[Make]:
+    url = migrated_database()
     started: list[Service] = []
 
     async def start(**settings: Any) -> Service:

@@ -11,10 +11,9 @@ from hitl.store import SqlStore, migrate
 
 
 async def test_old_cursors_read_the_database_then_the_window(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
-    url = new_database()
-    migrate.upgrade(url)
+    url = migrated_database()
     store = SqlStore(url)
     broker = EventBroker(store, window=3, poll_interval=0.02)
     store.on_commit(broker.committed)
@@ -45,11 +44,12 @@ async def test_old_cursors_read_the_database_then_the_window(
         await store.close()
 
 
-async def test_the_pump_stops_even_when_poked_just_before(new_database: Callable[[], str]) -> None:
+async def test_the_pump_stops_even_when_poked_just_before(
+    migrated_database: Callable[[], str],
+) -> None:
     """A commit's poke and the service's stop in one step of the loop: with
     `asyncio.wait_for`, Python 3.11 dropped that cancellation and the pump ran on for ever."""
-    url = new_database()
-    migrate.upgrade(url)
+    url = migrated_database()
     store = SqlStore(url)
     try:
         for _ in range(5):
@@ -72,12 +72,11 @@ async def test_wait_set_says_whether_the_event_came() -> None:
 
 
 async def test_a_live_subscriber_skips_other_tasks_events_without_reading_them(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
     """Only a task's own events wake its subscribers; when they wake, everything read
     meanwhile (more than the window holds) is known not to be theirs: no database read."""
-    url = new_database()
-    migrate.upgrade(url)
+    url = migrated_database()
     store = SqlStore(url)
     broker = EventBroker(store, window=3, poll_interval=60)
     store.on_commit(broker.committed)
@@ -161,12 +160,11 @@ async def test_this_process_commits_reach_subscribers_without_a_query(tmp_path: 
 
 
 async def test_now_is_after_the_last_event_committed_not_the_last_read(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
     """A stream "from now" hands on nothing committed before it came, even what this process
     has not read yet (another process's commits, on a busy machine)."""
-    url = new_database()
-    migrate.upgrade(url)
+    url = migrated_database()
     store, other = SqlStore(url), SqlStore(url)  # `other`: another process's commits
     broker = EventBroker(store, poll_interval=60)  # read only when poked
     await broker.start()

@@ -29,9 +29,11 @@ RITA = Principal("rita", frozenset({"reviewer"}))
 
 
 @pytest.fixture
-async def svc(new_database: Callable[[], str]) -> AsyncIterator[Service]:
+async def svc(migrated_database: Callable[[], str]) -> AsyncIterator[Service]:
     # No workers: nothing runs or sends by itself; each test drives the notifier.
-    service = Service(Settings(database_url=new_database(), process_delay=0, run_workers=False))
+    service = Service(
+        Settings(database_url=migrated_database(), process_delay=0, run_workers=False)
+    )
     await service.start()
     yield service
     await service.stop()

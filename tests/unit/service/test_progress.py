@@ -19,8 +19,8 @@ from hitl.service.worker import Worker, _Steps
 
 
 @pytest.fixture
-async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
-    svc = Service(Settings(database_url=new_database(), process_delay=0, run_workers=False))
+async def service(migrated_database: Callable[[], str]) -> AsyncIterator[Service]:
+    svc = Service(Settings(database_url=migrated_database(), process_delay=0, run_workers=False))
     await svc.start()
     yield svc
     await svc.stop()

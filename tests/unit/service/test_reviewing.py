@@ -45,9 +45,9 @@ class Clock:
 
 
 @pytest.fixture
-async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
+async def service(migrated_database: Callable[[], str]) -> AsyncIterator[Service]:
     settings = Settings(
-        database_url=new_database(),
+        database_url=migrated_database(),
         process_delay=0,
         poll_interval=0.05,
         flows=[
@@ -400,9 +400,11 @@ async def test_a_role_assignment_puts_the_review_in_that_role_s_queue(service: S
     assert [r.task_id for r in bobs] == [task.id]
 
 
-async def test_the_queue_puts_the_nearest_deadline_first(new_database: Callable[[], str]) -> None:
+async def test_the_queue_puts_the_nearest_deadline_first(
+    migrated_database: Callable[[], str],
+) -> None:
     settings = Settings(
-        database_url=new_database(),
+        database_url=migrated_database(),
         process_delay=0,
         review_deadline_seconds=600,  # the default flow's reviews; the careful flow's have none
         flows=[f"{FLOWS}:create_careful_flow"],
@@ -736,10 +738,10 @@ async def test_the_queue_keeps_only_what_you_may_decide_when_asked(service: Serv
 
 
 async def test_a_failure_names_its_node_and_keeps_its_traceback_for_admins(
-    new_database: Callable[[], str], caplog: pytest.LogCaptureFixture
+    migrated_database: Callable[[], str], caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(
-        database_url=new_database(), process_delay=0, flows=[f"{FLOWS}:create_exploding_flow"]
+        database_url=migrated_database(), process_delay=0, flows=[f"{FLOWS}:create_exploding_flow"]
     )
     svc = Service(settings)
     await svc.start()

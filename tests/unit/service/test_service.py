@@ -17,9 +17,9 @@ FLOWS = "tests.unit.service.flows_for_tests"
 
 
 @pytest.fixture
-async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
+async def service(migrated_database: Callable[[], str]) -> AsyncIterator[Service]:
     settings = Settings(
-        database_url=new_database(),
+        database_url=migrated_database(),
         process_delay=0,
         poll_interval=0.05,
         flows=[
@@ -294,10 +294,10 @@ def test_a_flow_spec_may_name_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load_factory("flows/mine.py:missing")
 
 
-async def test_cancel_stops_a_running_node(new_database: Callable[[], str]) -> None:
+async def test_cancel_stops_a_running_node(migrated_database: Callable[[], str]) -> None:
     """A cancelled task's node stops within a lease renewal, freeing its worker slot."""
     settings = Settings(
-        database_url=new_database(),
+        database_url=migrated_database(),
         process_delay=60,
         concurrency=1,
         lease_seconds=0.6,
@@ -396,10 +396,12 @@ async def test_a_prefix_names_only_the_tasks_its_caller_may_see(service: Service
         await service.tasks.get(shared_head, by=nobody)
 
 
-async def test_a_process_without_streams_reads_no_events(new_database: Callable[[], str]) -> None:
+async def test_a_process_without_streams_reads_no_events(
+    migrated_database: Callable[[], str],
+) -> None:
     """`hitl worker` serves no event streams: it runs tasks, and never reads the events back
     (on PostgreSQL, each commit of every process would otherwise cost it a query)."""
-    settings = Settings(database_url=new_database(), process_delay=0, poll_interval=0.05)
+    settings = Settings(database_url=migrated_database(), process_delay=0, poll_interval=0.05)
     svc = Service(settings, streams=False)
     await svc.start()
     try:

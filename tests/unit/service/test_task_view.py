@@ -25,9 +25,9 @@ BOB = Principal("bob", frozenset({"reviewer"}))
 
 
 @pytest.fixture
-async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
+async def service(migrated_database: Callable[[], str]) -> AsyncIterator[Service]:
     settings = Settings(
-        database_url=new_database(),
+        database_url=migrated_database(),
         process_delay=0,
         poll_interval=0.05,
         flows=[f"{FLOWS}:create_panel_flow", f"{FLOWS}:create_publishing_flow"],

@@ -16,8 +16,8 @@ from hitl.service.worker import Worker, _Steps
 
 
 @pytest.fixture
-async def service(new_database: Callable[[], str]) -> AsyncIterator[Service]:
-    svc = Service(Settings(database_url=new_database(), process_delay=0, run_workers=False))
+async def service(migrated_database: Callable[[], str]) -> AsyncIterator[Service]:
+    svc = Service(Settings(database_url=migrated_database(), process_delay=0, run_workers=False))
     await svc.start()
     yield svc
     await svc.stop()
@@ -171,13 +171,15 @@ async def test_a_worker_reserves_only_free_slots(service: Service) -> None:
         await worker.stop()
 
 
-async def test_leases_of_long_nodes_are_renewed_together(new_database: Callable[[], str]) -> None:
+async def test_leases_of_long_nodes_are_renewed_together(
+    migrated_database: Callable[[], str],
+) -> None:
     """One renewal write keeps every running task's lease: nodes that run for several leases
     are never taken over (each is claimed once), and no task is left leased once done. (A
     lease of 1.2 s, renewed every 0.4 s: a busy machine's stall of a few hundred milliseconds
     must not pass for a dead worker, as it did with 0.3 s.)"""
     settings = Settings(
-        database_url=new_database(), process_delay=3.0, lease_seconds=1.2, poll_interval=0.05
+        database_url=migrated_database(), process_delay=3.0, lease_seconds=1.2, poll_interval=0.05
     )
     svc = Service(settings)
     await svc.start()

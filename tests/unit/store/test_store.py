@@ -50,9 +50,8 @@ def _task(
 
 
 @pytest.fixture
-async def store(new_database: Callable[[], str]) -> AsyncIterator[SqlStore]:
-    url = new_database()
-    migrate.upgrade(url)
+async def store(migrated_database: Callable[[], str]) -> AsyncIterator[SqlStore]:
+    url = migrated_database()
     s = SqlStore(url)
     yield s
     await s.close()
@@ -529,7 +528,7 @@ class _Cuttable:
 
 @pytest.mark.parametrize("backend", ["postgresql"])  # an SQLite file has no connection to cut
 async def test_a_connection_cut_silently_while_idle_is_replaced(
-    new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+    migrated_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pooled connection that sat idle for `QUIET_SECONDS` is pinged before use even if its
     socket is quiet, and replaced if the ping fails; one idle for less is used as it is, and a
@@ -538,8 +537,7 @@ async def test_a_connection_cut_silently_while_idle_is_replaced(
 
     from hitl.store import engine
 
-    url = new_database()
-    migrate.upgrade(url)
+    url = migrated_database()
     target = make_url(url)
     proxy = _Cuttable(target.host or "127.0.0.1", target.port or 5432)
     via = target.set(port=await proxy.start()).render_as_string(hide_password=False)
@@ -927,10 +925,9 @@ async def test_a_review_is_found_from_its_commit_whether_or_not_it_is_indexed_ye
 
 
 async def test_a_store_indexes_the_reviews_an_earlier_one_left_waiting(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
-    url = new_database()
-    migrate.upgrade(url)
+    url = migrated_database()
     first = SqlStore(url)
     try:
         for i in range(5):
@@ -993,10 +990,9 @@ async def test_the_migration_to_0008_reads_each_reviews_self_review_flag(
 
 
 async def test_a_downgrade_to_0006_indexes_the_reviews_left_waiting(
-    new_database: Callable[[], str],
+    migrated_database: Callable[[], str],
 ) -> None:
-    url = new_database()
-    migrate.upgrade(url)
+    url = migrated_database()
     store = SqlStore(url)
     try:
         for i in range(3):  # the first is indexed at once (a store's first), two wait
