@@ -8,9 +8,9 @@ would: its own environment, working directory and log, the same module run as `_
 and a normal interpreter exit (threads joined, `atexit` run) with the command's exit code.
 
 The child is a real process and a child of the test process, as `subprocess.Popen` makes
-one: the fork server forks twice, and the test process, made a "child subreaper" (Linux's
-PR_SET_CHILD_SUBREAPER), adopts the grandchild. So `os.waitpid` gives its exit code, and
-`kill -9` is a real crash.
+one: the fork server forks twice, and the test process, a "child subreaper" (Linux's
+PR_SET_CHILD_SUBREAPER) while it waits for the answer, adopts the grandchild. So `os.waitpid`
+gives its exit code, and `kill -9` is a real crash.
 
 What cannot be inherited is not forked: a process whose environment differs from the fork
 server's in anything but `HITL_*` (the locale, `PYTHON*`) is started with `subprocess.Popen`,
@@ -47,7 +47,7 @@ class Forked:
         self.pid = pid
         self.args = list(args)
         self.returncode: int | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def poll(self) -> int | None:
         with self._lock:
@@ -68,8 +68,9 @@ class Forked:
         return code
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None:  # reaped: its pid may be another process's by now
-            os.kill(self.pid, sig)
+        with self._lock:  # no other thread reaps it in between
+            if self.poll() is None:  # once reaped, its pid may be another process's
+                os.kill(self.pid, sig)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -82,13 +83,13 @@ class Forked:
 Process = subprocess.Popen[bytes] | Forked
 
 
-def _subreaper() -> bool:
-    """Make this process adopt its orphaned descendants; whether it could."""
+def _subreaper(on: bool) -> bool:
+    """Make this process adopt its orphaned descendants, or stop it; whether it could."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
@@ -113,7 +114,8 @@ class ForkServer:
         """Whether it starts processes: not when HITL_TEST_FORKSERVER=0, nor where this
         process cannot adopt them."""
         if self._enabled is None:
-            self._enabled = os.environ.get("HITL_TEST_FORKSERVER", "1") != "0" and _subreaper()
+            wanted = os.environ.get("HITL_TEST_FORKSERVER", "1") != "0"
+            self._enabled = wanted and _subreaper(False)
         return self._enabled
 
     def can_start(self, env: dict[str, str]) -> bool:
@@ -140,22 +142,38 @@ class ForkServer:
         with self._lock:
             server = self._server()
             assert server.stdin is not None and server.stdout is not None
+            # Adopting only while a process is handed over: other orphans (a PostgreSQL
+            # server that pg_ctl started) go to init, which reaps them, as without this.
+            _subreaper(True)
             try:
                 server.stdin.write(json.dumps(request).encode() + b"\n")
                 server.stdin.flush()
                 answer = server.stdout.readline()
             except BrokenPipeError:
                 answer = b""
+            except BaseException:  # an answer may be left unread: the next would get it
+                self._end(kill=True)
+                raise
+            finally:
+                _subreaper(False)
             if not answer.strip():
                 raise RuntimeError(f"the fork server ended: {self._log.read_text()[-3000:]}")
         return Forked(int(answer), ["python", "-m", "hitl", *args])
 
+    def _end(self, kill: bool = False) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        if kill:
+            proc.kill()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # the fork server ends at the end of its input
+        proc.wait(10)
+        proc.stdout.close()
+
     def close(self) -> None:
-        if self._proc is not None:
-            assert self._proc.stdin is not None and self._proc.stdout is not None
-            self._proc.stdin.close()  # the fork server ends at the end of its input
-            self._proc.wait(10)
-            self._proc.stdout.close()
+        self._end()
         self._log.unlink(missing_ok=True)
 
 
@@ -190,7 +208,7 @@ def _run_as_hitl(request: dict[str, Any], channel: int) -> None:
     os.close(log)
     os.environ.clear()
     os.environ.update(request["env"])
-    os.chdir(ROOT)
+    os.chdir(request["cwd"])
     import runpy
 
     sys.argv = [str(ROOT / "hitl" / "__main__.py"), *request["args"]]

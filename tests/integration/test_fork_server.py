@@ -63,3 +63,18 @@ def test_what_a_process_fixes_as_it_starts_gets_a_process_of_its_own(tmp_path: P
     assert isinstance(help, subprocess.Popen)
     assert help.wait(60) == 0
     assert FORKS.can_start(process_env(port=9999))
+
+
+def test_other_orphans_are_not_adopted(tmp_path: Path) -> None:
+    """The test process adopts only what the fork server hands over: a daemon started by
+    another command (pg_ctl's PostgreSQL server) goes to init, which reaps it when it ends."""
+    help = start_hitl(["--help"], process_env(), tmp_path / "help.log")
+    assert isinstance(help, Forked) and help.wait(60) == 0
+    daemon = subprocess.run(
+        ["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True
+    )
+    pid = int(daemon.stdout)
+    try:
+        assert _parent_of(pid) != os.getpid()
+    finally:
+        os.kill(pid, signal.SIGKILL)
