@@ -44,8 +44,8 @@ def test_a_started_server_is_a_child_of_the_test_and_kill_9_kills_it(tmp_path: P
     log = tmp_path / "serve.log"
     args = ["serve", "--db", db, "--port", str(free_port()), "--log-level", "warning"]
     server = start_hitl(args, process_env(), log)
-    assert isinstance(server, Forked)
     try:
+        assert isinstance(server, Forked)
         wait_for_log(log, "hitl ready", server)
         assert _parent_of(server.pid) == os.getpid()
     finally:
