@@ -4,7 +4,7 @@ A test run starts about a hundred `hitl serve` processes. Each spent about a sec
 importing FastAPI, pydantic, SQLAlchemy and uvicorn before it did anything, a sixth of the
 suite's CPU. So each test process keeps one *fork server*: a process that imported hitl once,
 and for each start forks a child that runs `python -m hitl ARGS` from there, as the command
-would: its own environment, working directory and log, the same module run as `__main__`,
+would: its own environment and log, the tree's directory, the same module run as `__main__`,
 and a normal interpreter exit (threads joined, `atexit` run) with the command's exit code.
 
 The child is a real process and a child of the test process, as `subprocess.Popen` makes
@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -115,7 +116,7 @@ class ForkServer:
         process cannot adopt them."""
         if self._enabled is None:
             wanted = os.environ.get("HITL_TEST_FORKSERVER", "1") != "0"
-            self._enabled = wanted and _subreaper(False)
+            self._enabled = wanted and _subreaper(False)  # asks whether it can be one
         return self._enabled
 
     def can_start(self, env: dict[str, str]) -> bool:
@@ -134,11 +135,9 @@ class ForkServer:
                 )
         return self._proc
 
-    def start(
-        self, args: Sequence[str], env: dict[str, str], log: Path, cwd: Path = ROOT
-    ) -> Forked:
+    def start(self, args: Sequence[str], env: dict[str, str], log: Path) -> Forked:
         """Run `python -m hitl *args` with `env`, its output appended to `log`."""
-        request = {"args": list(args), "env": env, "log": str(log), "cwd": str(cwd)}
+        request = {"args": list(args), "env": env, "log": str(log)}
         with self._lock:
             server = self._server()
             assert server.stdin is not None and server.stdout is not None
@@ -156,7 +155,8 @@ class ForkServer:
                 raise
             finally:
                 _subreaper(False)
-            if not answer.strip():
+            if not answer.strip():  # it ended
+                self._end(kill=True)
                 raise RuntimeError(f"the fork server ended: {self._log.read_text()[-3000:]}")
         return Forked(int(answer), ["python", "-m", "hitl", *args])
 
@@ -208,9 +208,7 @@ def _run_as_hitl(request: dict[str, Any], channel: int) -> None:
     os.close(log)
     os.environ.clear()
     os.environ.update(request["env"])
-    os.chdir(request["cwd"])
-    import runpy
-
+    os.chdir(ROOT)
     sys.argv = [str(ROOT / "hitl" / "__main__.py"), *request["args"]]
     runpy.run_module("hitl", run_name="__main__", alter_sys=True)
 

@@ -105,9 +105,8 @@ async def test_a_websocket_upgrade_is_answered_as_a_plain_request(server: Server
     assert await response(reader) == (200, b'{"status":"ok"}')
     writer.close()
     await writer.wait_closed()
-    server.wait_log(
-        "Unsupported upgrade request"
-    )  # logged, with uvicorn's advice, before the answer
+    # Logged, with uvicorn's advice, before the answer.
+    server.wait_log("Unsupported upgrade request")
     assert server.log is not None and "WebSocket library" not in server.log.read_text()
 
 
