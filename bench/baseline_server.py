@@ -9,8 +9,12 @@ machine with the same PocketFlow and FastAPI as hitl.
 - `/submit` schedules the flow with FastAPI's `BackgroundTasks`, to run after the answer.
 - The flow is an `AsyncFlow`: process → review; review "approved" → result, "rejected" →
   process again. Processing has no delay (the benchmarks' `process_delay=0`).
-- Nothing is persisted; nothing is logged per request (the example prints a line per message;
-  leaving that out makes this baseline faster than the example, never slower).
+- Nothing is persisted.
+- Logging: by default nothing is logged per request, which makes this baseline cheaper than
+  the example, never dearer. With `BASELINE_LOG=published` it prints a line at each step where
+  the published example prints one (its nodes and its server: 25 lines a plain lifecycle, 10
+  more a rejection round), and is meant to run as the example's README runs it, with uvicorn's
+  default logging (an access line a request); `compare.py` measures it both ways.
 
     .venv/bin/python -m uvicorn --app-dir bench baseline_server:app --port 8001
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -30,10 +35,18 @@ from pydantic import BaseModel, Field
 
 app = FastAPI(title="in-memory baseline")
 tasks: dict[str, dict[str, Any]] = {}
+PUBLISHED = os.environ.get("BASELINE_LOG") == "published"
+
+
+def say(line: str) -> None:
+    """A line where the published example prints one, in `BASELINE_LOG=published` mode."""
+    if PUBLISHED:
+        print(line)
 
 
 class Process(Node):  # type: ignore[misc]
     def prep(self, shared: dict[str, Any]) -> tuple[str, int]:
+        say("process: prep")
         shared["revision"] = shared.get("revision", 0) + 1
         return shared["task_input"], shared["revision"]
 
@@ -43,6 +56,7 @@ class Process(Node):  # type: ignore[misc]
 
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: str) -> str:
         shared["processed_output"] = exec_res
+        say("process: output stored")
         return "default"
 
 
@@ -53,25 +67,36 @@ class Review(AsyncNode):  # type: ignore[misc]
         await shared["sse_queue"].put(
             {"status": "waiting_for_review", "output": shared["processed_output"]}
         )
+        say("review: waiting_for_review queued")
         return event
 
     async def exec_async(self, event: asyncio.Event) -> None:
+        say("review: waiting for the feedback")
         await event.wait()
+        say("review: feedback arrived")
 
     async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
         feedback: str = shared["feedback"]
+        say(f"review: feedback {feedback!r}")
         shared["feedback"] = None
         if feedback == "approved":
             shared["approved_output"] = shared["processed_output"]
+        say(f"review: action {feedback}")
         return feedback
 
 
 class Result(Node):  # type: ignore[misc]
     def prep(self, shared: dict[str, Any]) -> Any:
+        say("result: prep")
         return shared["approved_output"]
+
+    def exec(self, prep_res: Any) -> Any:
+        say(f"--- final result ---\n{prep_res}\n--------------------")
+        return prep_res
 
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> None:
         shared["final_result"] = prep_res
+        say("result: flow finished")
 
 
 def feedback_flow() -> AsyncFlow:
@@ -102,14 +127,17 @@ class FeedbackResponse(BaseModel):
 async def run_flow(task_id: str, shared: dict[str, Any]) -> None:
     queue: asyncio.Queue[dict[str, Any] | None] = shared["sse_queue"]
     await queue.put({"status": "running"})
+    say(f"task {task_id}: flow starting")
     try:
         await feedback_flow().run_async(shared)
         final: dict[str, Any] = {"status": "completed", "final_result": shared["final_result"]}
     except Exception as exc:
         final = {"status": "failed", "error": str(exc)}
+    say(f"task {task_id}: flow finished: {final['status']}")
     tasks[task_id]["status"] = final["status"]
     await queue.put(final)
     await queue.put(None)
+    say(f"task {task_id}: ended, end of stream queued")
 
 
 @app.post("/submit", response_model=SubmitResponse, status_code=202)
@@ -128,6 +156,7 @@ async def submit(body: SubmitRequest, background: BackgroundTasks) -> SubmitResp
     tasks[task_id] = {"shared": shared, "status": "pending"}
     await queue.put({"status": "pending", "task_id": task_id})
     background.add_task(run_flow, task_id, shared)
+    say(f"task {task_id}: submitted")
     return SubmitResponse(task_id=task_id)
 
 
@@ -140,6 +169,7 @@ async def feedback(task_id: str, body: FeedbackRequest) -> FeedbackResponse:
     event: asyncio.Event = shared["review_event"]
     if event.is_set() or shared["processed_output"] is None:
         raise HTTPException(409, "Task not awaiting feedback or feedback already sent")
+    say(f"task {task_id}: feedback {body.feedback}")
     processing = {"status": "processing_feedback", "feedback_value": body.feedback}
     await shared["sse_queue"].put(processing)
     task["status"] = "processing_feedback"
@@ -156,12 +186,17 @@ async def stream(task_id: str) -> StreamingResponse:
     queue: asyncio.Queue[dict[str, Any] | None] = task["shared"]["sse_queue"]
 
     async def frames() -> AsyncIterator[str]:
+        say(f"stream {task_id}: client connected")
         while True:
             update = await queue.get()
             if update is None:
+                say(f"stream {task_id}: end of stream")
                 yield f"data: {json.dumps({'status': 'stream_closed'})}\n\n"
+                say(f"stream {task_id}: closed")
                 return
-            yield f"data: {json.dumps(update)}\n\n"
+            data = json.dumps(update)
+            say(f"stream {task_id}: sending {data}")
+            yield f"data: {data}\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)

@@ -8,6 +8,11 @@ rounds, then approved), the stream read to its end. Runs alternate between the s
 and with one rejection, for `rounds` rounds; the medians of each are printed, with the server
 CPU per lifecycle (user + system, from /proc) and hitl's rate as a multiple of the baseline's.
 
+The baseline runs two ways: quiet (nothing logged per request: cheaper than the example) and
+as published (`BASELINE_LOG=published`: a line printed at each of the example's steps, and
+uvicorn's default logging with its access line a request, as `uvicorn server:app` runs it),
+its output written to a file as a service's would be.
+
     .venv/bin/python bench/compare.py [seconds per run] [rounds]   (defaults: 10 s, 3)
 """
 
@@ -18,8 +23,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from functools import partial
+from typing import IO
 
 import httpx
 from _common import HOST, ROOT, Process, Server, free_port, load, pin_self, report
@@ -29,17 +36,21 @@ CLIENTS = 16
 
 
 class Baseline(Process):
-    """`uvicorn baseline_server:app`, pinned to one core, logging warnings only (as hitl's
-    benchmark server does)."""
+    """`uvicorn baseline_server:app`, pinned to one core: quiet, logging warnings only (as
+    hitl's benchmark server does), or as published, logging as the example does to `log`."""
 
-    def __init__(self, core: int = 1) -> None:
+    def __init__(self, core: int = 1, log: IO[bytes] | None = None) -> None:
         self.port = free_port()
         cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench")]
         cmd += ["baseline_server:app", "--host", HOST, "--port", str(self.port)]
-        cmd += ["--log-level", "warning", "--no-access-log"]
+        env = dict(os.environ)
+        if log is None:
+            cmd += ["--log-level", "warning", "--no-access-log"]
+        else:
+            env["BASELINE_LOG"] = "published"
         if (os.cpu_count() or 1) > core:
             cmd = ["taskset", "-c", str(core), *cmd]
-        self.proc = subprocess.Popen(cmd)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -53,17 +64,25 @@ class Baseline(Process):
         raise RuntimeError("the baseline server did not start")
 
 
+SERVERS = ("baseline", "published", "hitl")
+
+
 async def run(kind: str, seconds: float, rejections: int) -> dict[str, float]:
-    server = Server(core=1, process_delay=0) if kind == "hitl" else Baseline(core=1)
-    try:
-        return await load(server, partial(lifecycle, rejections=rejections), seconds, CLIENTS)
-    finally:
-        server.close()
+    with tempfile.TemporaryFile() as log:
+        if kind == "hitl":
+            server: Process = Server(core=1, process_delay=0)
+        else:
+            server = Baseline(core=1, log=log if kind == "published" else None)
+        try:
+            work = partial(lifecycle, rejections=rejections)
+            return await load(server, work, seconds, CLIENTS)
+        finally:
+            server.close()
 
 
 async def main(seconds: float, rounds: int) -> None:
     pin_self(0)
-    kinds = [(server, rejections) for rejections in (0, 1) for server in ("baseline", "hitl")]
+    kinds = [(server, rejections) for rejections in (0, 1) for server in SERVERS]
     results: dict[tuple[str, int], list[dict[str, float]]] = {k: [] for k in kinds}
     for _ in range(rounds):
         for server, rejections in kinds:
@@ -71,15 +90,16 @@ async def main(seconds: float, rounds: int) -> None:
     for rejections, name in ((0, "plain"), (1, "with one rejection")):
         figures = {}
         rate, cpu = {}, {}
-        for server in ("baseline", "hitl"):
+        for server in SERVERS:
             runs = results[server, rejections]
             rate[server] = statistics.median(r["rate"] for r in runs)
             cpu[server] = statistics.median(r["cpu_ms"] for r in runs)
             each = ", ".join(f"{r['rate']:.0f}" for r in runs)
             figures[f"{server}: lifecycles/s"] = f"{rate[server]:.0f} (runs {each})"
             figures[f"{server}: server CPU per lifecycle (ms)"] = f"{cpu[server]:.2f}"
-        figures["hitl's rate / the baseline's"] = f"{rate['hitl'] / rate['baseline']:.2f}"
-        figures["hitl's CPU / the baseline's"] = f"{cpu['hitl'] / cpu['baseline']:.2f}"
+        for server in ("baseline", "published"):
+            figures[f"hitl's rate / {server}'s"] = f"{rate['hitl'] / rate[server]:.2f}"
+            figures[f"hitl's CPU / {server}'s"] = f"{cpu['hitl'] / cpu[server]:.2f}"
         report(
             f"hitl (SQLite, signed in) against the in-memory example, {name}: {CLIENTS} clients, "
             f"delay 0, median of {rounds} alternating runs of {seconds:g} s",
