@@ -186,7 +186,8 @@ def export_audit(
         str | None,
         typer.Option(
             help="from this date or time (2026-11-01, 2026-11-01T09:30, UTC unless it says), "
-            "or this long ago (7d, 12h); the whole log if left out",
+            "this long ago (7d, 12h), or these seconds since the epoch; the whole log if left "
+            "out",
             show_default=False,
         ),
     ] = None,
@@ -227,24 +228,11 @@ def _audit_record(row: AuditRow) -> dict[str, Any]:
 
 
 def _since(text: str) -> float:
-    """A date or time (UTC unless it says), or a duration meaning that long ago."""
-    from hitl.service.errors import Invalid
-    from hitl.service.identity import parse_duration
+    """A date or time (UTC unless it says), a duration meaning that long ago, or seconds
+    since the epoch: what the API's `since` takes too."""
+    from hitl.service.identity import parse_moment
 
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            return time.time() - parse_duration(text)
-        except Invalid:
-            fail(
-                f"--since {text!r} is neither a date nor a duration: write e.g. 2026-11-01, "
-                "2026-11-01T09:30, 2026-11-01T09:30+01:00 or 7d",
-                USAGE,
-            )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return _usage(lambda: parse_moment(text, time.time()), "--since")
 
 
 # -- what the commands share ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from hitl.service import access
@@ -96,6 +97,34 @@ def parse_duration(text: str) -> float:
     if len(digits) > 12 or int(digits) * units[unit] > MAX_DURATION_DAYS * 86400:
         raise Invalid(f"{said} is longer than {MAX_DURATION_DAYS} days: give a shorter one")
     return int(digits) * units[unit]
+
+
+MOMENT_EXAMPLES = "2026-11-01, 2026-11-01T09:30, 2026-11-01T09:30+01:00, 7d or 1764547200"
+
+
+def parse_moment(text: str, now: float) -> float:
+    """A moment as seconds since the epoch, from what a person or a program may write: a
+    date or time (UTC unless it says), a duration meaning that long before `now` (`7d`), or
+    seconds since the epoch (`1764547200`, what the API has always taken)."""
+    said = repr(text if len(text) <= 24 else text[:20] + "…")
+    number = text.partition(".")
+    if text.isascii() and number[0].isdigit() and (not number[1] or number[2].isdigit()):
+        if len(number[0]) > 11 or float(text) > 1e11:
+            raise Invalid(f"{said} is too far in the future: give seconds since the epoch")
+        return float(text)
+    if text[:-1].isdigit() and text[-1:].isalpha():
+        return now - parse_duration(text)
+    try:
+        if not text.isascii():
+            raise ValueError(text)
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        raise Invalid(
+            f"{said} is neither a date nor a duration: write e.g. {MOMENT_EXAMPLES}"
+        ) from None
 
 
 def audit(

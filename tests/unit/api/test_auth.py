@@ -304,3 +304,37 @@ async def test_an_expired_session_signs_nobody_in(app: FastAPI) -> None:
         while (ended := await browser.get("/api/v1/tasks")).status_code == 200:
             assert time.time() < deadline, "an expired session still signs in"
         assert ended.status_code == 401 and "session has ended" in ended.json()["detail"]
+
+
+async def test_the_audit_log_s_since_takes_what_the_cli_takes(app: FastAPI) -> None:
+    """`GET /api/v1/audit?since=` reads a date, a duration or seconds since the epoch, with the
+    same parser as `hitl audit export --since`, and answers 422 naming the fix otherwise."""
+    admin = await token(app, "ada", "admin")
+    await app.state.service.identity.add_user("rita", ["reviewer"])  # audited: user.add
+    next_year = time.gmtime().tm_year + 1
+    async with client(app, admin) as c:
+
+        async def actions(since: str | None) -> list[str]:
+            answer = await c.get("/api/v1/audit", params={"since": since} if since else {})
+            assert answer.status_code == 200, answer.text
+            return [entry["action"] for entry in answer.json()["data"]]
+
+        everything = await actions(None)
+        assert "user.add" in everything
+        assert await actions("1h") == everything
+        assert await actions("0") == await actions("2000-01-01") == everything
+        assert await actions(str(int(time.time()) + 3600)) == []
+        assert await actions(f"{next_year}-01-01") == []
+        assert await actions(f"{next_year}-01-01T00:00+14:00") == []
+        for bad, says in [
+            ("yesterday", "'yesterday' is neither a date nor a duration: write e.g. 2026-11-01"),
+            ("2026-13-01", "'2026-13-01' is neither a date nor a duration"),
+            ("9" * 30 + "d", "is longer than 36500 days"),
+            ("9" * 30, "is too far in the future"),
+            ("\u0661\u0662", "is neither a date nor a duration"),
+        ]:
+            answer = await c.get("/api/v1/audit", params={"since": bad})
+            assert answer.status_code == 422, (bad, answer.text)
+            assert says in answer.json()["detail"], answer.text
+        too_long = await c.get("/api/v1/audit", params={"since": "1" * 65})
+        assert too_long.status_code == 422 and "query.since" in too_long.json()["detail"]
