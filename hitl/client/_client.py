@@ -146,13 +146,29 @@ def _unreachable(url: str, exc: httpx.RequestError) -> HitlConnectionError:
     return HitlConnectionError(message, url, exc)
 
 
+def _said(response: httpx.Response) -> str:
+    """An answer with no `detail`, in one line: its text if short and plain (hitl's own 500
+    says "Internal Server Error"); an HTML page, or a long text, is some other server's."""
+    line = " ".join(response.text.split())
+    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if not line:
+        return response.reason_phrase
+    if "html" in kind or line.startswith("<"):
+        url = response.request.url.copy_with(query=None)
+        return (
+            f"{response.reason_phrase}: {url} answered with a web page, not as a hitl server "
+            "does: check the server's address, or the proxy in front of it"
+        )
+    return line if len(line) <= 200 else line[:200] + "…"
+
+
 def _api_error(response: httpx.Response) -> HitlAPIError:
     try:
         body = response.json()
     except ValueError:
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
-    text = str(detail) if detail else response.text or response.reason_phrase
+    text = str(detail) if detail else _said(response)
     if response.status_code == 404 and text == "Not Found":  # no such route, not no such task
         url = response.request.url.copy_with(query=None)
         text = (

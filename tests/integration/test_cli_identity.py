@@ -637,6 +637,32 @@ def test_a_server_url_with_a_path_says_to_give_the_server_s_own(
     assert line.endswith("give the server's own address (as http://127.0.0.1:8000), with no path")
 
 
+@pytest.mark.parametrize("command", CLIENT_COMMANDS, ids=lambda c: c[0])
+def test_another_server_s_web_page_is_named_not_shown(
+    stub: tuple[Stub, str], command: list[str]
+) -> None:
+    """A proxy's or another server's error page (HTML) is not printed: the line says what
+    answered and what to check."""
+    answer, url = stub
+    answer.status, answer.content_type = 502, "text/html; charset=utf-8"
+    answer.body = b"<html><head><title>502</title></head><body>" + b"<p>x</p>" * 500 + b"</html>"
+    line = failed(hitl(None, *command, "--server", url, token="hitl_x"), 1)
+    assert line.startswith(f"hitl: Bad Gateway: {url}/"), line
+    assert line.endswith(
+        "answered with a web page, not as a hitl server does: check the server's address, "
+        "or the proxy in front of it"
+    )
+    assert "<" not in line
+
+
+def test_a_plain_text_answer_is_shown_in_one_short_line(stub: tuple[Stub, str]) -> None:
+    answer, url = stub
+    answer.status, answer.content_type = 503, "text/plain"
+    answer.body = b"upstream\nconnect error " + b"x" * 1000
+    line = failed(hitl(None, "tasks", "--server", url, token="hitl_x"), 1)
+    assert line == "hitl: upstream connect error " + "x" * 177 + "…", line
+
+
 def test_a_token_that_cannot_be_sent_is_a_usage_error(stub: tuple[Stub, str]) -> None:
     answer, url = stub
     line = failed(hitl(None, "tasks", "--server", url, "--token", "hitl_a\nb"), 2)
