@@ -93,6 +93,12 @@ async def test_kill_9_while_processing_and_while_waiting(start_server: Any) -> N
         p_run = asyncio.create_task(p_watch.run())
         w_run = asyncio.create_task(w_watch.run())
 
+        # The waiting task's watcher is connected: it has that task's log up to its review
+        # request (on a busy machine its first connection can come after the processor's start).
+        await wait_until(
+            lambda: any(e.type == "review.requested" for e in w_watch.events),
+            what="the waiting task's watcher to receive its review request",
+        )
         # The processor has started, and runs for PROCESS_DELAY seconds: crash in the middle.
         await asyncio.wait_for(p_watch.started.wait(), 10)
         mid = await get_task(c, pid)
