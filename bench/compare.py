@@ -61,7 +61,11 @@ class Baseline(Process):
                     break
                 time.sleep(0.05)
         self.close()
-        raise RuntimeError("the baseline server did not start")
+        said = ""
+        if log is not None:
+            log.seek(0)
+            said = ":\n" + log.read()[-2000:].decode(errors="replace")
+        raise RuntimeError("the baseline server did not start" + said)
 
 
 SERVERS = ("baseline", "published", "hitl")

@@ -104,13 +104,17 @@ MOMENT_EXAMPLES = "2026-11-01, 2026-11-01T09:30, 2026-11-01T09:30+01:00, 7d or 1
 
 def parse_moment(text: str, now: float) -> float:
     """A moment as seconds since the epoch, from what a person or a program may write: a
-    date or time (UTC unless it says), a duration meaning that long before `now` (`7d`), or
-    seconds since the epoch (`1764547200`, what the API has always taken)."""
+    date or time (UTC unless it says; `2026-11-01`, `20261101`), a duration meaning that long
+    before `now` (`7d`), or seconds since the epoch (`1764547200`: nine digits or more, or
+    `0`, so that a short number is never taken for a date long past)."""
     said = repr(text if len(text) <= 24 else text[:20] + "…")
-    number = text.partition(".")
-    if text.isascii() and number[0].isdigit() and (not number[1] or number[2].isdigit()):
-        if len(number[0]) > 11 or float(text) > 1e11:
-            raise Invalid(f"{said} is too far in the future: give seconds since the epoch")
+    whole, dot, fraction = text.partition(".")
+    number = text.isascii() and whole.isdigit() and (not dot or fraction.isdigit())
+    if number and (len(whole) >= 9 or not whole.strip("0")):
+        if len(whole.lstrip("0")) > 11:  # after the year 5138
+            raise Invalid(
+                f"{said} is too far in the future: give seconds since the epoch (not milliseconds)"
+            )
         return float(text)
     if text[:-1].isdigit() and text[-1:].isalpha():
         return now - parse_duration(text)
@@ -118,13 +122,14 @@ def parse_moment(text: str, now: float) -> float:
         if not text.isascii():
             raise ValueError(text)
         moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
-    except (ValueError, OverflowError):
+    except ValueError:
+        what = "seconds since the epoch (nine digits or more)" if number else "a duration"
         raise Invalid(
-            f"{said} is neither a date nor a duration: write e.g. {MOMENT_EXAMPLES}"
+            f"{said} is neither a date nor {what}: write e.g. {MOMENT_EXAMPLES}"
         ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def audit(

@@ -85,20 +85,20 @@ async def test_kill_9_while_processing_and_while_waiting(start_server: Any) -> N
     async with client(server) as c:
         waiting = await create_task(c, "waits for review across the crash")
         w_review = await open_review(c, waiting["id"])
-
-        processing = await create_task(c, "is in its processor during the crash")
-        pid = processing["id"]
-        p_watch = Watcher(c, pid)
         w_watch = Watcher(c, waiting["id"])
-        p_run = asyncio.create_task(p_watch.run())
         w_run = asyncio.create_task(w_watch.run())
-
-        # The waiting task's watcher is connected: it has that task's log up to its review
-        # request (on a busy machine its first connection can come after the processor's start).
+        # Its watcher is connected (it has the log up to the review request) before the other
+        # task starts its processor, whose run the crash must interrupt.
         await wait_until(
             lambda: any(e.type == "review.requested" for e in w_watch.events),
             what="the waiting task's watcher to receive its review request",
         )
+
+        processing = await create_task(c, "is in its processor during the crash")
+        pid = processing["id"]
+        p_watch = Watcher(c, pid)
+        p_run = asyncio.create_task(p_watch.run())
+
         # The processor has started, and runs for PROCESS_DELAY seconds: crash in the middle.
         await asyncio.wait_for(p_watch.started.wait(), 10)
         mid = await get_task(c, pid)

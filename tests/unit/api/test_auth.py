@@ -324,6 +324,7 @@ async def test_the_audit_log_s_since_takes_what_the_cli_takes(app: FastAPI) -> N
         assert await actions("1h") == everything
         assert await actions("0") == await actions("2000-01-01") == everything
         assert await actions(str(int(time.time()) + 3600)) == []
+        assert await actions(f"{next_year}0101") == []  # a date, not seconds since 1970
         assert await actions(f"{next_year}-01-01") == []
         assert await actions(f"{next_year}-01-01T00:00+14:00") == []
         for bad, says in [
@@ -331,6 +332,8 @@ async def test_the_audit_log_s_since_takes_what_the_cli_takes(app: FastAPI) -> N
             ("2026-13-01", "'2026-13-01' is neither a date nor a duration"),
             ("9" * 30 + "d", "is longer than 36500 days"),
             ("9" * 30, "is too far in the future"),
+            ("1764547200000", "give seconds since the epoch (not milliseconds)"),
+            ("2026", "'2026' is neither a date nor seconds since the epoch (nine digits or more)"),
             ("\u0661\u0662", "is neither a date nor a duration"),
         ]:
             answer = await c.get("/api/v1/audit", params={"since": bad})
