@@ -128,6 +128,19 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._head_timer is None and self._waiting_for_head():
             self._arm()
 
+    def shutdown(self) -> None:
+        """A graceful stop: a response still being streamed (an event stream, which would
+        never end by itself) ends now, as if its client had gone, and the connection closes.
+        uvicorn would otherwise cancel it after its grace period, writing a traceback to the
+        log; its client reconnects to the server's next run (EventSource, `hitl watch`)."""
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self.transport.close()
+            return
+        super().shutdown()
+
     # The head's deadline
 
     def _waiting_for_head(self) -> bool:

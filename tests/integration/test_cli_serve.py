@@ -6,6 +6,7 @@ for the lines the server prints, never for a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -192,6 +193,37 @@ def test_start_up_ends_with_the_url_to_open(
     assert db_rows_of(env["HITL_DATABASE_URL"], "SELECT count(*) FROM tasks") == [(0,)]
     assert not [line for line in start_up if "alembic" in line.lower() or "upgrade" in line]
     assert "Shutting down" in after[0], after  # the first line after it is the stop we caused
+
+
+def test_a_stop_ends_open_event_streams_without_a_traceback(
+    tmp_path: Path, processes: Callable[[list[str], dict[str, str]], Process]
+) -> None:
+    """SIGTERM with event streams open (the cookbook's, the API's): they end at once, and the
+    log says nothing of a cancelled task or an exception."""
+    port = free_port()
+    env = environment(database_url=f"sqlite:///{tmp_path / 'stop.db'}", port=str(port))
+    env["HITL_AUTH"] = "false"
+    server = processes(["serve"], env)
+    server.wait_for(READY)
+    base = f"http://127.0.0.1:{port}"
+    task = httpx.post(f"{base}/submit", json={"data": "hold the stream open"}).json()["task_id"]
+    streams = []
+    for path in (f"/stream/{task}", "/api/v1/events", f"/api/v1/tasks/{task}/events"):
+        stream = httpx.stream("GET", base + path, timeout=READ_TIMEOUT)
+        response = stream.__enter__()
+        assert response.status_code == 200, path
+        chunks = response.iter_raw()
+        next(chunks)  # its first bytes: the stream is open and being answered
+        streams.append((stream, chunks))
+    lines = server.stop()
+    for stream, chunks in streams:
+        with contextlib.suppress(httpx.HTTPError):
+            for _ in chunks:  # to its end, which the stop brought
+                pass
+        stream.__exit__(None, None, None)
+    after = lines[lines.index(next(x for x in lines if x.startswith(READY))) + 1 :]
+    # (Had uvicorn waited out its grace period, it would say "Cancel 3 running task(s)".)
+    assert not [x for x in after if "Traceback" in x or "ERROR" in x or "Cancel" in x], after
 
 
 def test_json_logs_are_one_object_a_line_access_log_included(
