@@ -124,7 +124,7 @@ def server_settings(**flags: Any) -> Settings:
     try:
         check_url(settings.database_url)
     except BadDatabaseURL as exc:
-        where = "--db" if flags.get("database_url") else "HITL_DATABASE_URL"
+        where = "--db" if flags.get("database_url") is not None else "HITL_DATABASE_URL"
         fail(f"{where}: {exc}", USAGE)
     if settings.log_level.lower() not in LOG_LEVELS:
         where = "--log-level" if flags.get("log_level") else "HITL_LOG_LEVEL"
@@ -156,6 +156,11 @@ def browser_host(host: str) -> str:
 
 def server_url(server: str | None) -> str:
     """`--server` / HITL_SERVER if given, else where `hitl serve` listens: HITL_HOST:HITL_PORT."""
+    if server is not None and not server.strip():
+        fail(
+            "--server is empty: give the server's URL (as http://127.0.0.1:8000), or leave it out",
+            USAGE,
+        )
     if server:
         return server.rstrip("/")
     settings = build_settings()

@@ -99,6 +99,13 @@ def _server_url(url: str | None) -> str:
         raise BadServerURL(f"bad server URL {url!r}: use http://host:port (or https://)")
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise BadServerURL(f"bad server URL {url!r}: its port must be from 1 to 65535")
+    if parsed.userinfo:  # httpx would send it as Basic auth, in place of the token
+        raise BadServerURL(
+            f"bad server URL {parsed.copy_with(username=None, password=None)!s} with a user "
+            "name or password in it: give the address alone, and the token as the token"
+        )
+    if parsed.query or parsed.fragment:
+        raise BadServerURL(f"bad server URL {url!r}: give the address with no '?' or '#' part")
     return url
 
 
@@ -171,10 +178,15 @@ def _api_error(response: httpx.Response) -> HitlAPIError:
     text = str(detail) if detail else _said(response)
     if response.status_code == 404 and text == "Not Found":  # no such route, not no such task
         url = response.request.url.copy_with(query=None)
-        text = (
-            f"nothing of the hitl API is at {url}: give the server's own address (as "
-            "http://127.0.0.1:8000), with no path"
-        )
+        segments = url.raw_path.decode("ascii").split("/")
+        if any("%2F" in part or part in ("%2E", "%2E%2E") for part in segments):
+            # An id given by the caller that no route can take (`_id`): no such item.
+            text = "nothing has that id: an id holds no '/', and is neither '.' nor '..'"
+        else:
+            text = (
+                f"nothing of the hitl API is at {url}: give the server's own address (as "
+                "http://127.0.0.1:8000), with no path"
+            )
     return HitlAPIError(response.status_code, text)
 
 

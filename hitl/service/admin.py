@@ -45,10 +45,13 @@ __all__ = [
 
 def check_url(url: str) -> None:
     """Raise `BadDatabaseURL` unless `url` names a database hitl supports."""
+    example = "sqlite:///hitl.db or postgresql://user@host/hitl"
+    if not url.strip():
+        raise BadDatabaseURL(f"the database URL is empty: give one, such as {example}")
     try:
         sync_url(url)
     except ArgumentError as exc:  # not a URL at all
-        raise BadDatabaseURL(str(exc)) from None
+        raise BadDatabaseURL(f"{exc}: give a database URL such as {example}") from None
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:

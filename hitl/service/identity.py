@@ -91,8 +91,10 @@ def parse_duration(text: str) -> float:
     number, unit = text[:-1], text[-1:].lower()
     digits = number.lstrip("0")
     said = repr(text if len(text) <= 24 else text[:20] + "…")
-    if unit not in units or not number.isdigit() or not number.isascii() or not digits:
+    if unit not in units or not number.isdigit() or not number.isascii():
         raise Invalid(f"{said} is not a duration: write e.g. 30d, 12h, 45m or 90s")
+    if not digits:
+        raise Invalid(f"{said} is no time at all: give a duration longer than 0, e.g. 30d")
     # Counted before read: Python reads no integer of more than 4,300 digits.
     if len(digits) > 12 or int(digits) * units[unit] > MAX_DURATION_DAYS * 86400:
         raise Invalid(f"{said} is longer than {MAX_DURATION_DAYS} days: give a shorter one")
@@ -123,6 +125,11 @@ def parse_moment(text: str, now: float) -> float:
             raise ValueError(text)
         moment = datetime.fromisoformat(text)
     except ValueError:
+        if " " in text.strip() and _is_moment(text.strip().replace(" ", "+")):
+            raise Invalid(
+                f"{said} has a space where its offset's '+' goes: in a URL's query a '+' is "
+                "read as a space, so write it as %2B"
+            ) from None
         what = "seconds since the epoch (nine digits or more)" if number else "a duration"
         raise Invalid(
             f"{said} is neither a date nor {what}: write e.g. {MOMENT_EXAMPLES}"
@@ -130,6 +137,14 @@ def parse_moment(text: str, now: float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _is_moment(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def audit(

@@ -114,6 +114,8 @@ def test_client_errors_carry_the_server_s_status_and_detail(server: Server) -> N
             with pytest.raises(HitlAPIError) as error:
                 client.get_task(odd)
             assert error.value.status_code in (404, 422), (odd, error.value)
+            # ...and the answer is of the id, not of the server's address.
+            assert "give the server's own address" not in error.value.detail, odd
         # An empty one would name the list, which is not a task: refused before it is sent.
         for empty in (lambda: client.get_task(""), lambda: client.decide("", "approve")):
             with pytest.raises(ValueError, match="the id is empty"):

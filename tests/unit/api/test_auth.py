@@ -334,6 +334,8 @@ async def test_the_audit_log_s_since_takes_what_the_cli_takes(app: FastAPI) -> N
             ("9" * 30, "is too far in the future"),
             ("1764547200000", "give seconds since the epoch (not milliseconds)"),
             ("2026", "'2026' is neither a date nor seconds since the epoch (nine digits or more)"),
+            ("2026-11-01T09:30 02:00", "a '+' is read as a space, so write it as %2B"),
+            ("0d", "'0d' is no time at all: give a duration longer than 0"),
             ("\u0661\u0662", "is neither a date nor a duration"),
         ]:
             answer = await c.get("/api/v1/audit", params={"since": bad})
