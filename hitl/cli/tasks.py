@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -118,12 +119,34 @@ def _text(value: object) -> str:
     return shown(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False), 9)
 
 
+WATCH_WAIT_SECONDS = 60.0  # how long `watch` waits for a server that went away to come back
+
+
 def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
-    """Print a task's events as they happen, until it finishes."""
+    """Print a task's events as they happen, until it finishes. If the server goes away (a
+    restart), wait up to a minute for it, and go on after the last event printed."""
+    from hitl.client import HitlConnectionError
+
     with connect(server, token) as client:
         task = client.get_task(task_id)
-        for event in client.events(task.id):
-            typer.echo(f"{event.id or '':>6} {event.type:<18} {json.dumps(event.data)}")
+        last, gone = 0, 0.0
+        while True:
+            try:
+                for event in client.events(task.id, after=last):
+                    typer.echo(f"{event.id or '':>6} {event.type:<18} {json.dumps(event.data)}")
+                    last, gone = event.id or last, 0.0
+                return
+            except HitlConnectionError:  # (one that never answered fails at `get_task`)
+                if not gone:
+                    gone = time.monotonic()
+                    typer.echo(
+                        f"hitl: the server went away; waiting up to {WATCH_WAIT_SECONDS:g} s for "
+                        f"it to come back, to go on after event {last} (Ctrl+C to stop)",
+                        err=True,
+                    )
+                elif time.monotonic() - gone > WATCH_WAIT_SECONDS:
+                    raise  # `connect` says it in one line
+                time.sleep(0.25)
 
 
 RoundOption = Annotated[

@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 from hitl.cli.main import app
 from hitl.client import Client
-from tests.conftest import Server
+from tests.conftest import ROOT, Server, process_env
 
 READ_TIMEOUT = 30.0
 # Ids are UUIDv7: tasks made within a minute share their first 8 characters (the time), so a
@@ -200,3 +204,60 @@ def test_what_the_server_refuses_is_one_line_with_its_reason(server: Server) -> 
     line = failed(hitl(server, "submit", "--flow", "no-such-flow", "x"), 2)
     assert "no-such-flow" in line
     assert failed(hitl(server, "watch", "abc"), 1).startswith("hitl: no task 'abc'")
+
+
+def test_watch_waits_for_a_restarted_server_and_goes_on_where_it_stopped(
+    start_server: Callable[..., Server],
+) -> None:
+    """`hitl watch` across a crash of the server: it says that the server went away, waits
+    for it, and goes on after the last event it printed: every event once, in order."""
+    server = start_server()
+    with Client(server.url, token=server.token) as client:
+        task_id = client.create_task("watched across a restart").id
+    env = process_env() | {"HITL_SERVER": server.url, "HITL_TOKEN": server.token or ""}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "hitl", "watch", task_id],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
+
+    def read(name: str, stream: Any) -> None:
+        with stream:
+            for line in stream:
+                lines.put((name, line.rstrip("\n")))
+        lines.put((name, None))
+
+    assert watcher.stdout is not None and watcher.stderr is not None
+    for name, stream in (("out", watcher.stdout), ("err", watcher.stderr)):
+        threading.Thread(target=read, args=(name, stream), daemon=True).start()
+    printed: list[str] = []
+
+    def until(name: str, start: str) -> str:
+        while True:
+            which, line = lines.get(timeout=READ_TIMEOUT)
+            assert line is not None or which != name, (name, start, printed)
+            if which == "out" and line is not None:
+                printed.append(line)
+            if which == name and line is not None and start in line:
+                return line
+
+    try:
+        until("out", "review.requested")
+        server.kill9()
+        said = until("err", "hitl: the server went away; waiting up to 60 s")
+        assert said.endswith("(Ctrl+C to stop)"), said
+        server.start()
+        review = wait_for_review(server, task_id)
+        with Client(server.url, token=server.token) as client:
+            client.decide(review["id"], "approve")
+        until("out", "task.completed")
+        assert watcher.wait(READ_TIMEOUT) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+    ids = [int(line.split()[0]) for line in printed]
+    assert ids == sorted(set(ids)), printed  # each once, in order: none missed, none again
+    assert [line.split()[1] for line in printed][-1] == "task.completed", printed
+    with Client(server.url, token=server.token) as client:
+        assert ids == [e.id for e in client.events(task_id)], printed  # the whole log
