@@ -49,6 +49,8 @@ def _input(raw: str, as_json: bool) -> JsonValue:
         except RecursionError:
             fail("the input JSON is nested too deeply: flatten it", USAGE)
         except ValueError as exc:
+            if "integer string conversion" in str(exc):  # Python reads 4,300 digits at most
+                fail("the input JSON holds an integer of over 4,300 digits: send it as text", USAGE)
             fail(
                 f"the input is not valid JSON ({exc}): fix it, or leave out --json to send text",
                 USAGE,
@@ -204,7 +206,18 @@ def _decide(
     review = task.open_review
     if review is None:
         fail(f"task {task.id} is {task.status}: no review is open")
-    decided = client.decide(
-        review.id, decision, comment=comment, round=round, content_hash=content_hash
-    )
+    from hitl.client import HitlAPIError
+
+    try:
+        decided = client.decide(
+            review.id, decision, comment=comment, round=round, content_hash=content_hash
+        )
+    except HitlAPIError as exc:  # the API names its fields: say the flags that set them
+        detail = exc.detail
+        for field, flag in FLAGS.items():
+            detail = detail.replace(f"body.{field}:", f"{flag}:")
+        raise HitlAPIError(exc.status_code, detail) from None
     print_json(decided)
+
+
+FLAGS = {"round": "--round", "content_hash": "--content-hash", "comment": "--comment"}

@@ -131,6 +131,11 @@ def test_a_decision_on_a_round_or_content_no_longer_shown_is_refused(server: Ser
     stale = first["content_hash"]
     line = failed(hitl(server, "approve", tid, "--content-hash", stale), 1)
     assert "other content than this review shows" in line
+    # What the API refuses as invalid names the flag that was wrong, not the API's field.
+    line = failed(hitl(server, "approve", tid, "--content-hash", "nothex"), 2)
+    assert line.startswith("hitl: invalid request: --content-hash: "), line
+    line = failed(hitl(server, "reject", tid, "--comment", "x", "--round", "9" * 30), 2)
+    assert line.startswith("hitl: invalid request: --round: "), line
 
     shown = ok(hitl(server, "show", tid[:UNIQUE])).splitlines()
     assert shown[0].startswith(f"task     {tid}  waiting_for_review")

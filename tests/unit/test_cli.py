@@ -366,6 +366,7 @@ def test_server_down_found_through_host_and_port(clean_env: None) -> None:
         (["submit", "--json", "1e400"], 2, "holds a number that is not finite"),
         (["submit", "--json", "NaN"], 2, "holds a number that is not finite"),
         (["submit", "--json", "[" * 3000], 2, "the input JSON is nested too deeply"),
+        (["submit", "--json", "1" * 5000], 2, "holds an integer of over 4,300 digits: send it"),
         (["tasks", "--limit", "0"], 2, "hitl tasks: Invalid value for '--limit'"),
         (["approve"], 2, "hitl approve: Missing argument 'task_id'."),
         (["reject", "abcd"], 2, "hitl reject: Missing option '--comment'."),
