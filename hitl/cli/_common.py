@@ -205,8 +205,8 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
         if isinstance(exc.error, httpx.TimeoutException):
             fail(f"{exc}: is it overloaded, or stuck?")
         fail(str(exc))
-    except HitlProtocolError:
-        fail(f"{url} answered, but not as a hitl server does: check --server (HITL_SERVER)")
+    except HitlProtocolError as exc:
+        fail(f"{exc} (--server, HITL_SERVER)")
     except ValueError as exc:  # what the client refuses to send: an empty id, say
         fail(str(exc), USAGE)
 

@@ -155,21 +155,23 @@ def _unreachable(url: str, exc: httpx.RequestError) -> HitlConnectionError:
 
 def _said(response: httpx.Response) -> str:
     """An answer with no `detail`, in one line: its text if short and plain (hitl's own 500
-    says "Internal Server Error"); an HTML page, or a long text, is some other server's."""
+    says "Internal Server Error"), cut if long."""
     line = " ".join(response.text.split())
-    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
     if not line:
         return response.reason_phrase
-    if "html" in kind or line.startswith("<"):
-        url = response.request.url.copy_with(query=None)
-        return (
-            f"{response.reason_phrase}: {url} answered with a web page, not as a hitl server "
-            "does: check the server's address, or the proxy in front of it"
-        )
     return line if len(line) <= 200 else line[:200] + "…"
 
 
-def _api_error(response: httpx.Response) -> HitlAPIError:
+def _api_error(response: httpx.Response) -> HitlAPIError | HitlProtocolError:
+    """The error an error answer is: hitl's (HitlAPIError, with its status and detail), or,
+    for a web page, some other server's (a proxy's, or not hitl at all: HitlProtocolError)."""
+    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if "html" in kind:
+        url = response.request.url.copy_with(query=None)
+        return HitlProtocolError(
+            f"{response.status_code} {response.reason_phrase}: {url} answered with a web page, "
+            "not as a hitl server does: check the server's address, or the proxy in front of it"
+        )
     try:
         body = response.json()
     except ValueError:
@@ -441,7 +443,7 @@ class _Stream:
         if response.status_code not in RETRIED_STATUSES:
             raise error
         after = response.headers.get("Retry-After", "")
-        raise _Lost(f"{error.status_code}: {error.detail}", float(after) if after.isdigit() else 0)
+        raise _Lost(str(error), float(after) if after.isdigit() else 0)
 
     def opened(self) -> None:
         if self.failures:

@@ -647,10 +647,10 @@ def test_another_server_s_web_page_is_named_not_shown(
     answer.status, answer.content_type = 502, "text/html; charset=utf-8"
     answer.body = b"<html><head><title>502</title></head><body>" + b"<p>x</p>" * 500 + b"</html>"
     line = failed(hitl(None, *command, "--server", url, token="hitl_x"), 1)
-    assert line.startswith(f"hitl: Bad Gateway: {url}/"), line
+    assert line.startswith(f"hitl: 502 Bad Gateway: {url}/"), line
     assert line.endswith(
         "answered with a web page, not as a hitl server does: check the server's address, "
-        "or the proxy in front of it"
+        "or the proxy in front of it (--server, HITL_SERVER)"
     )
     assert "<" not in line
 

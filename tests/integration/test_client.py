@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from hitl.client import AsyncClient, Client, Event, HitlAPIError
-from tests.conftest import Server
+from hitl.client import AsyncClient, Client, Event, HitlAPIError, HitlProtocolError
+from tests.conftest import Server, Stub
 
 # A stream that sends nothing, not even a heartbeat, for this long fails the test.
 READ_TIMEOUT = 30.0
@@ -162,3 +162,16 @@ async def test_async_client_rejects_with_a_comment_then_takes_an_edit(server: Se
         with pytest.raises(HitlAPIError) as error:
             await client.get_task(str(uuid.uuid4()))
         assert error.value.status_code == 404 and error.value.detail.startswith("no task")
+
+
+def test_another_server_s_web_page_is_a_protocol_error(stub: tuple[Stub, str]) -> None:
+    """What answers with a web page is not hitl (or is a proxy in front of it): HitlProtocolError,
+    as the docs say, not an HitlAPIError whose 404 a caller would take for "no such task"."""
+    answer, url = stub
+    answer.status, answer.content_type = 404, "text/html"
+    answer.body = b"<!DOCTYPE html><title>Error response</title><p>Error code: 404</p>"
+    with Client(url, token="hitl_x") as client, pytest.raises(HitlProtocolError) as error:
+        client.get_task("0123abcd")
+    message = str(error.value)
+    assert message.startswith(f"404 Not Found: {url}/api/v1/tasks/0123abcd answered with a web")
+    assert "<" not in message
