@@ -321,6 +321,11 @@ def _settled(task: Task) -> Answer:
 
 def _stream_timeout(timeout: httpx.Timeout, read: float | None) -> httpx.Timeout:
     """The client's timeouts, but a stream may wait `read` seconds (None: for ever) for data."""
+    if read is not None and not _seconds(read, zero=False):
+        raise ValueError(
+            "read_timeout: give the seconds the stream may be silent (a number above 0), or "
+            f"None to wait for ever; not {read!r}"
+        )
     return httpx.Timeout(connect=timeout.connect, read=read, write=timeout.write, pool=timeout.pool)
 
 
@@ -673,6 +678,7 @@ class Client:
         """The task's open review, once it has one (at once if it has): any task's, not only
         a standalone review's. TaskEnded if the task ends with none open; WaitTimeout after
         `timeout` seconds."""
+        _check_timeout(timeout)  # (before anything is sent)
         task = self.get_task(task_id)
         if task.open_review is not None:
             return task.open_review
@@ -690,6 +696,7 @@ class Client:
     def wait_for_result(self, task_id: str, timeout: float | None = None) -> Task:
         """The task once it is finished (completed, failed or cancelled: see its `status`,
         `result` and `error`); WaitTimeout after `timeout` seconds."""
+        _check_timeout(timeout)  # (before anything is sent)
         task = self.get_task(task_id)
         if task.finished:
             return task
@@ -942,6 +949,7 @@ class AsyncClient:
 
     async def wait_for_review(self, task_id: str, timeout: float | None = None) -> Review:
         """As `Client.wait_for_review`."""
+        _check_timeout(timeout)  # (before anything is sent)
         task = await self.get_task(task_id)
         if task.open_review is not None:
             return task.open_review
@@ -958,6 +966,7 @@ class AsyncClient:
 
     async def wait_for_result(self, task_id: str, timeout: float | None = None) -> Task:
         """As `Client.wait_for_result`."""
+        _check_timeout(timeout)  # (before anything is sent)
         task = await self.get_task(task_id)
         if task.finished:
             return task

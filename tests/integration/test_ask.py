@@ -486,6 +486,27 @@ def test_the_client_says_what_is_wrong(server: Server, asker: str) -> None:
             Client(server.url, timeout=timeout)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="timeout: give the seconds each request may take"):
             AsyncClient(server.url, timeout=timeout)  # type: ignore[arg-type]
+    # A wait's timeout, and a stream's read_timeout, are checked before anything is sent:
+    # for a task that does not exist, the ValueError comes, not the 404.
+    nobody = "0123abcd-0000-7000-8000-000000000000"
+    with Client(server.url, token=asker) as sync:
+        for bad in (-1, "abc", float("nan")):
+            for wait in (sync.wait_for_result, sync.wait_for_review):
+                with pytest.raises(ValueError, match="timeout: give the seconds to wait"):
+                    wait(nobody, timeout=bad)  # type: ignore[arg-type]
+        for bad in (0, -1, "x"):
+            with pytest.raises(ValueError, match="read_timeout: give the seconds"):
+                next(sync.events(nobody, read_timeout=bad))  # type: ignore[arg-type]
+
+    async def waits() -> None:
+        async with AsyncClient(server.url, token=asker) as a:
+            for wait in (a.wait_for_result, a.wait_for_review):
+                with pytest.raises(ValueError, match="timeout: give the seconds to wait"):
+                    await wait(nobody, timeout=-1)
+            with pytest.raises(ValueError, match="read_timeout: give the seconds"):
+                await anext(a.events(nobody, read_timeout=0))
+
+    asyncio.run(waits())
     down = Client(f"http://127.0.0.1:{free_port()}", token=asker)
     with down, pytest.raises(HitlConnectionError, match="no hitl server answers at"):
         down.ask("x")
