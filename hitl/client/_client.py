@@ -90,6 +90,8 @@ Params = Mapping[str, str | int | bool]
 def _server_url(url: str | None) -> str:
     """The server's base URL: `url`, else HITL_SERVER, else the default; BadServerURL if it is
     not http(s)://host[:port][/path]."""
+    if url is not None and not isinstance(url, str):
+        raise BadServerURL(f"bad server URL {url!r}: give it as text, as http://host:port")
     url = (url or os.environ.get(SERVER_VARIABLE) or DEFAULT_URL).strip().rstrip("/")
     try:
         parsed = httpx.URL(url)
@@ -133,6 +135,10 @@ def _headers(token: str | None, headers: Mapping[str, str] | None) -> httpx.Head
 def _id(value: str) -> str:
     """An id as one path segment: whatever it holds ('/', '..') cannot reach another route;
     an empty one (which would name the list, not an item) is a ValueError, sent nowhere."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"an id is text, not {type(value).__name__} {value!r}")
     if not value:
         raise ValueError("the id is empty: give a task's or a review's id (or a part of a task's)")
     return quote(value, safe="").replace(".", "%2E")

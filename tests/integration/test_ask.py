@@ -478,6 +478,13 @@ def test_the_client_says_what_is_wrong(server: Server, asker: str) -> None:
 
     with pytest.raises(BadServerURL, match="bad server URL 'localhost:8000'"):
         Client("localhost:8000")
+    with pytest.raises(BadServerURL, match="bad server URL 8765: give it as text"):
+        Client(8765)  # type: ignore[arg-type]
+    with Client(server.url, token=asker) as typed:
+        with pytest.raises(ValueError, match="an id is text, not float 1.5"):
+            typed.get_task(1.5)  # type: ignore[arg-type]
+        with pytest.raises(HitlAPIError, match="no task '1234'"):
+            typed.get_task(1234)  # type: ignore[arg-type]
     for port in ("99999", "0"):
         with pytest.raises(BadServerURL, match="its port must be from 1 to 65535"):
             Client(f"http://127.0.0.1:{port}")
