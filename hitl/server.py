@@ -56,6 +56,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._linger: asyncio.TimerHandle | None = None
         self._completed = 0  # requests whose whole message the parser has read
         self._due: tuple[int, str] | None = None  # a refusal that waits for a response to end
+        self._event_stream: object = None  # the cycle whose response is an event stream
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -110,6 +111,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_head = self._head_started = False
         self._disarm()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is None or cycle.response_started:  # (a refused request's cycle answered)
+            return
+        send = cycle.send
+
+        async def first(message: Any) -> None:
+            """The response's start: note whether it is an event stream (`shutdown`); the
+            rest of the messages go to uvicorn's `send` directly."""
+            cycle.send = send  # type: ignore[method-assign]
+            if message["type"] == "http.response.start" and any(
+                name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+                for name, value in message.get("headers") or ()
+            ):
+                self._event_stream = cycle
+            await send(message)
+
+        cycle.send = first  # type: ignore[method-assign]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -129,12 +147,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._arm()
 
     def shutdown(self) -> None:
-        """A graceful stop: a response still being streamed (an event stream, which would
-        never end by itself) ends now, as if its client had gone, and the connection closes.
+        """A graceful stop: an event stream still being sent (it would never end by itself)
+        ends now, as if its client had gone, and the connection closes; any other response
+        is let finish, as uvicorn does.
         uvicorn would otherwise cancel it after its grace period, writing a traceback to the
         log; its client reconnects to the server's next run (EventSource, `hitl watch`)."""
         cycle = self.cycle
-        if cycle is not None and cycle.response_started and not cycle.response_complete:
+        if cycle is not None and cycle is self._event_stream and not cycle.response_complete:
             cycle.disconnected = True
             cycle.message_event.set()
             self.transport.close()

@@ -158,7 +158,7 @@ def server_url(server: str | None) -> str:
     """`--server` / HITL_SERVER if given, else where `hitl serve` listens: HITL_HOST:HITL_PORT."""
     if server is not None and not server.strip():
         fail(
-            "--server is empty: give the server's URL (as http://127.0.0.1:8000), or leave it out",
+            "--server (HITL_SERVER) is empty: give the server's URL, as http://127.0.0.1:8000",
             USAGE,
         )
     if server:
@@ -206,7 +206,8 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
             fail(f"{exc}: is it overloaded, or stuck?")
         fail(str(exc))
     except HitlProtocolError as exc:
-        fail(f"{exc} (--server, HITL_SERVER)")
+        address = "not as a hitl server does" in str(exc)
+        fail(f"{exc} (--server, HITL_SERVER)" if address else str(exc))
     except ValueError as exc:  # what the client refuses to send: an empty id, say
         fail(str(exc), USAGE)
 

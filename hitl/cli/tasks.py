@@ -122,23 +122,36 @@ def _text(value: object) -> str:
 
 
 WATCH_WAIT_SECONDS = 60.0  # how long `watch` waits for a server that went away to come back
+WATCH_REOPENED_SECONDS = 5.0  # a stream followed this long had the server back
 
 
 def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
     """Print a task's events as they happen, until it finishes. If the server goes away (a
     restart), wait up to a minute for it, and go on after the last event printed."""
-    from hitl.client import HitlConnectionError
+    import httpx
+
+    from hitl.client import HitlAPIError, HitlConnectionError
 
     with connect(server, token) as client:
         task = client.get_task(task_id)
         last, gone = 0, 0.0
         while True:
+            began = time.monotonic()
             try:
                 for event in client.events(task.id, after=last):
                     typer.echo(f"{event.id or '':>6} {event.type:<18} {json.dumps(event.data)}")
-                    last, gone = event.id or last, 0.0
+                    last = event.id or last
                 return
-            except HitlConnectionError:  # (one that never answered fails at `get_task`)
+            except (HitlConnectionError, HitlAPIError) as exc:
+                # (A server that never answered fails at `get_task`; hitl starting, or a proxy
+                # in front of it, answers 502, 503 or 504 meanwhile.)
+                if isinstance(exc, HitlAPIError) and exc.status_code not in (502, 503, 504):
+                    raise
+                never = isinstance(exc, HitlConnectionError) and isinstance(
+                    exc.error, httpx.ConnectError | httpx.ConnectTimeout
+                )
+                if not never and time.monotonic() - began > WATCH_REOPENED_SECONDS:
+                    gone = 0.0  # it was back and followed for a while: a new outage
                 if not gone:
                     gone = time.monotonic()
                     typer.echo(

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import ssl
 import time
@@ -106,7 +107,7 @@ def _server_url(url: str | None) -> str:
             f"bad server URL {parsed.copy_with(username=None, password=None)!s} with a user "
             "name or password in it: give the address alone, and the token as the token"
         )
-    if parsed.query or parsed.fragment:
+    if "?" in url or "#" in url:
         raise BadServerURL(f"bad server URL {url!r}: give the address with no '?' or '#' part")
     return url
 
@@ -161,23 +162,31 @@ def _unreachable(url: str, exc: httpx.RequestError) -> HitlConnectionError:
 
 def _said(response: httpx.Response) -> str:
     """An answer with no `detail`, in one line: its text if short and plain (hitl's own 500
-    says "Internal Server Error"), cut if long."""
+    says "Internal Server Error"), cut if long; a web page is named, not shown."""
     line = " ".join(response.text.split())
     if not line:
         return response.reason_phrase
+    if _web_page(response):
+        url = response.request.url.copy_with(query=None)
+        return (
+            f"{response.reason_phrase}: {url} answered with a web page, not as a hitl server "
+            "does: check the server's address, or the proxy in front of it"
+        )
     return line if len(line) <= 200 else line[:200] + "…"
+
+
+def _web_page(response: httpx.Response) -> bool:
+    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return "html" in kind or response.text.lstrip().startswith("<")
 
 
 def _api_error(response: httpx.Response) -> HitlAPIError | HitlProtocolError:
     """The error an error answer is: hitl's (HitlAPIError, with its status and detail), or,
-    for a web page, some other server's (a proxy's, or not hitl at all: HitlProtocolError)."""
-    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if "html" in kind:
-        url = response.request.url.copy_with(query=None)
-        return HitlProtocolError(
-            f"{response.status_code} {response.reason_phrase}: {url} answered with a web page, "
-            "not as a hitl server does: check the server's address, or the proxy in front of it"
-        )
+    for a web page, some other server's (not hitl, or a proxy in front of it: a
+    HitlProtocolError; but a gateway's 502, 503 or 504 is an HitlAPIError, which the waits
+    retry, as hitl behind a proxy answers while it restarts)."""
+    if _web_page(response) and response.status_code not in RETRIED_STATUSES:
+        return HitlProtocolError(f"{response.status_code} {_said(response)}")
     try:
         body = response.json()
     except ValueError:
@@ -327,7 +336,7 @@ def _settled(task: Task) -> Answer:
 
 def _stream_timeout(timeout: httpx.Timeout, read: float | None) -> httpx.Timeout:
     """The client's timeouts, but a stream may wait `read` seconds (None: for ever) for data."""
-    if read is not None and not _seconds(read, zero=False):
+    if read is not None and not (_seconds(read, zero=False) and math.isfinite(read)):
         raise ValueError(
             "read_timeout: give the seconds the stream may be silent (a number above 0), or "
             f"None to wait for ever; not {read!r}"

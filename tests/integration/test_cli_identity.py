@@ -638,20 +638,29 @@ def test_a_server_url_with_a_path_says_to_give_the_server_s_own(
 
 
 @pytest.mark.parametrize("command", CLIENT_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    ("status", "said", "then"),
+    [
+        # Not hitl at all, or not where the URL points: the address is what to check.
+        (404, "404 Not Found", " (--server, HITL_SERVER)"),
+        # A proxy in front of hitl, while hitl is away: its status, as hitl's own would be.
+        (502, "Bad Gateway", ""),
+    ],
+)
 def test_another_server_s_web_page_is_named_not_shown(
-    stub: tuple[Stub, str], command: list[str]
+    stub: tuple[Stub, str], command: list[str], status: int, said: str, then: str
 ) -> None:
     """A proxy's or another server's error page (HTML) is not printed: the line says what
     answered and what to check."""
     answer, url = stub
-    answer.status, answer.content_type = 502, "text/html; charset=utf-8"
-    answer.body = b"<html><head><title>502</title></head><body>" + b"<p>x</p>" * 500 + b"</html>"
+    answer.status, answer.content_type = status, "text/html; charset=utf-8"
+    answer.body = b"<html><head><title>Oops</title></head><body>" + b"<p>x</p>" * 500 + b"</html>"
     line = failed(hitl(None, *command, "--server", url, token="hitl_x"), 1)
-    assert line.startswith(f"hitl: 502 Bad Gateway: {url}/"), line
+    assert line.startswith(f"hitl: {said}: {url}/"), line
     assert line.endswith(
         "answered with a web page, not as a hitl server does: check the server's address, "
-        "or the proxy in front of it (--server, HITL_SERVER)"
-    )
+        f"or the proxy in front of it{then}"
+    ), line
     assert "<" not in line
 
 

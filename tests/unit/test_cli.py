@@ -372,7 +372,8 @@ def test_server_down_found_through_host_and_port(clean_env: None) -> None:
         (["reject", "abcd"], 2, "hitl reject: Missing option '--comment'."),
         (["launch"], 2, "hitl: No such command 'launch'."),
         (["tasks", "--server", "localhost:8000"], 2, "bad server URL 'localhost:8000'"),
-        (["tasks", "--server", ""], 2, "--server is empty: give the server's URL"),
+        (["tasks", "--server", ""], 2, "--server (HITL_SERVER) is empty: give the server's URL"),
+        (["tasks", "--server", "http://127.0.0.1:8000/?"], 2, "with no '?' or '#' part"),
         (
             ["tasks", "--server", "http://ann:pw@127.0.0.1:8000"],
             2,

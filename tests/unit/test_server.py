@@ -1,4 +1,5 @@
-"""`hitl.server.Corked`: what is written in one turn of the event loop goes in one write."""
+"""`hitl.server`: what is written in one turn of the event loop goes in one write (`Corked`);
+a graceful stop ends event streams, and lets other responses finish."""
 
 from __future__ import annotations
 
@@ -81,3 +82,82 @@ async def test_a_head_alone_is_sent_when_the_turn_ends_or_on_close() -> None:
         writer.close()
         server.close()
         await server.wait_closed()
+
+
+class _Transport:
+    """A transport that keeps what is written, and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.written, self.closed = bytearray(), False
+
+    def write(self, data: bytes) -> None:
+        self.written.extend(data)
+
+    def writelines(self, data: Any) -> None:
+        for part in data:
+            self.write(part)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def _stopped_while_sending(content_type: bytes) -> tuple[_Transport, list[Any]]:
+    """A response of `content_type` half sent when the server begins a graceful stop (its
+    protocol's `shutdown`); then the app sends the rest, if it still may. What was written,
+    and what the app's `receive` said after the stop."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from hitl.server import protocol_class
+
+    more, heard = asyncio.Event(), []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", content_type)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"first;", "more_body": True})
+        await more.wait()
+        if content_type.startswith(b"text/event-stream"):
+            heard.append(await receive())  # a stream waits for its client to go
+        await send({"type": "http.response.body", "body": b"last", "more_body": False})
+
+    config = uvicorn.Config(app, http=protocol_class(32 * 1024, 10.0), log_level="warning")
+    state = ServerState()
+    protocol = protocol_class(32 * 1024, 10.0)(config, state, {})  # type: ignore[arg-type]
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    while b"first;" not in transport.written:
+        await asyncio.sleep(0)
+    protocol.shutdown()
+    more.set()
+    await asyncio.wait_for(asyncio.gather(*state.tasks), 5)
+    await asyncio.sleep(0)  # (the corked writes of the turn)
+    return transport, heard
+
+
+async def test_a_stop_ends_an_event_stream_at_once_and_lets_any_other_response_finish() -> None:
+    """On a graceful stop an event stream (which would never end) is ended as if its client
+    had gone: the app hears a disconnect and the connection closes. Any other response in
+    flight (a file being sent) is let finish, whole, as uvicorn does."""
+    sent, heard = await _stopped_while_sending(b"application/javascript")
+    assert bytes(sent.written).endswith(b"first;\r\n4\r\nlast\r\n0\r\n\r\n"), bytes(sent.written)
+    assert heard == []
+    sent, heard = await _stopped_while_sending(b"text/event-stream; charset=utf-8")
+    assert heard == [{"type": "http.disconnect"}]
+    assert sent.closed and not bytes(sent.written).endswith(b"0\r\n\r\n")

@@ -1,0 +1,47 @@
+"""What an error answer becomes in the client: hitl's own, or some other server's."""
+
+from __future__ import annotations
+
+import httpx
+
+from hitl.client import HitlAPIError, HitlProtocolError
+from hitl.client._client import _api_error
+
+URL = "http://hitl.test/api/v1/tasks/0123abcd"
+
+
+def answer(status: int, content_type: str, body: bytes) -> httpx.Response:
+    request = httpx.Request("GET", URL + "?x=1")
+    return httpx.Response(
+        status, headers={"content-type": content_type}, content=body, request=request
+    )
+
+
+def test_a_web_page_is_another_server_s_but_a_gateway_s_is_retried_as_hitl_s() -> None:
+    page = b"<!DOCTYPE html><html><title>Error</title><body>" + b"<p>x</p>" * 200 + b"</html>"
+    other = _api_error(answer(404, "text/html", page))
+    assert isinstance(other, HitlProtocolError), other
+    assert str(other) == (
+        f"404 Not Found: {URL} answered with a web page, not as a hitl server does: check the "
+        "server's address, or the proxy in front of it"
+    )
+    # A proxy in front of hitl answers 502, 503 or 504 while hitl restarts: the waits retry
+    # an HitlAPIError of those (`_follow`), so it stays one, its page named, not shown.
+    for status in (502, 503, 504):
+        gateway = _api_error(answer(status, "text/html; charset=utf-8", page))
+        assert isinstance(gateway, HitlAPIError) and gateway.status_code == status
+        assert "answered with a web page" in gateway.detail and "<" not in gateway.detail
+    # Markup without its content type is a web page too.
+    assert isinstance(
+        _api_error(answer(400, "text/plain", b"  <html>no</html>")), HitlProtocolError
+    )
+
+
+def test_hitl_s_own_answers_keep_their_detail() -> None:
+    plain = _api_error(answer(500, "text/plain; charset=utf-8", b"Internal Server Error"))
+    assert isinstance(plain, HitlAPIError) and plain.detail == "Internal Server Error"
+    detail = _api_error(answer(409, "application/json", b'{"detail": "decided already"}'))
+    assert isinstance(detail, HitlAPIError) and detail.detail == "decided already"
+    long = _api_error(answer(503, "text/plain", b"upstream\nconnect error " + b"x" * 500))
+    assert isinstance(long, HitlAPIError)
+    assert long.detail == "upstream connect error " + "x" * 177 + "…"
