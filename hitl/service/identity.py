@@ -90,7 +90,7 @@ def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
     number, unit = text[:-1], text[-1:].lower()
     digits = number.lstrip("0")
-    said = repr(text if len(text) <= 24 else text[:20] + "…")
+    said = _quoted(text)
     if unit not in units or not number.isdigit() or not number.isascii():
         raise Invalid(f"{said} is not a duration: write e.g. 30d, 12h, 45m or 90s")
     if not digits:
@@ -109,42 +109,42 @@ def parse_moment(text: str, now: float) -> float:
     date or time (UTC unless it says; `2026-11-01`, `20261101`), a duration meaning that long
     before `now` (`7d`), or seconds since the epoch (`1764547200`: nine digits or more, or
     `0`, so that a short number is never taken for a date long past)."""
-    said = repr(text if len(text) <= 24 else text[:20] + "…")
     whole, dot, fraction = text.partition(".")
     number = text.isascii() and whole.isdigit() and (not dot or fraction.isdigit())
     if number and (len(whole) >= 9 or not whole.strip("0")):
         if len(whole.lstrip("0")) > 11:  # after the year 5138
             raise Invalid(
-                f"{said} is too far in the future: give seconds since the epoch (not milliseconds)"
+                f"{_quoted(text)} is too far in the future: give seconds since the epoch "
+                "(not milliseconds)"
             )
         return float(text)
     if text[:-1].isdigit() and text[-1:].isalpha():
         return now - parse_duration(text)
-    try:
-        if not text.isascii():
-            raise ValueError(text)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        if " " in text.strip() and _is_moment(text.strip().replace(" ", "+")):
+    moment = _iso(text)
+    if moment is None:
+        if " " in text.strip() and _iso(text.strip().replace(" ", "+")) is not None:
             raise Invalid(
-                f"{said} has a space where its offset's '+' goes: in a URL's query a '+' is "
-                "read as a space, so write it as %2B"
-            ) from None
+                f"{_quoted(text)} has a space where its offset's '+' goes: in a URL's query a "
+                "'+' is read as a space, so write it as %2B"
+            )
         what = "seconds since the epoch (nine digits or more)" if number else "a duration"
-        raise Invalid(
-            f"{said} is neither a date nor {what}: write e.g. {MOMENT_EXAMPLES}"
-        ) from None
+        raise Invalid(f"{_quoted(text)} is neither a date nor {what}: write e.g. {MOMENT_EXAMPLES}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
-def _is_moment(text: str) -> bool:
+def _iso(text: str) -> datetime | None:
+    """An ISO 8601 date or time, in ASCII; None if `text` is not one."""
     try:
-        datetime.fromisoformat(text)
+        return datetime.fromisoformat(text) if text.isascii() else None
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _quoted(text: str) -> str:
+    """What was typed, for a message: quoted, and cut if long."""
+    return repr(text if len(text) <= 24 else text[:20] + "…")
 
 
 def audit(
