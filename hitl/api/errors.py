@@ -12,6 +12,8 @@ from starlette.responses import PlainTextResponse, Response
 
 from hitl.api import jsonio
 from hitl.service import (
+    CHANNEL_NAME,
+    CHANNEL_NAME_RULE,
     Conflict,
     Forbidden,
     HitlError,
@@ -22,6 +24,8 @@ from hitl.service import (
 )
 
 STATUS = {NotFound: 404, Invalid: 422, Conflict: 409, Forbidden: 403, Unauthenticated: 401}
+# Patterns that a 422 says in words (what to use), not as the regular expression.
+PATTERN_WORDS = {CHANNEL_NAME: CHANNEL_NAME_RULE}
 
 
 def status_of(exc: HitlError) -> int:
@@ -59,7 +63,11 @@ def _problem(error: Any) -> str:
         if reason in (jsonio.NOT_UTF8, jsonio.NOT_UNICODE):
             return str(reason)
         return "the body is not valid JSON: send a JSON object"
-    return f"{_where(tuple(error.get('loc', ())))}: {error.get('msg')}"
+    where = _where(tuple(error.get("loc", ())))
+    words = PATTERN_WORDS.get(str((error.get("ctx") or {}).get("pattern")))
+    if error.get("type") == "string_pattern_mismatch" and words:
+        return f"{where}: {error.get('input')!r} does not fit: use {words}"
+    return f"{where}: {error.get('msg')}"
 
 
 async def _validation(request: Request, exc: Exception) -> Response:

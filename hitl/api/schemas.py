@@ -12,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hitl.flow import Field as FormField
-from hitl.flow import content_hash, standalone
+from hitl.flow import comment_asked, content_hash, standalone
 from hitl.flow.review import DEFAULT_DECISIONS, FieldError, FieldType
 from hitl.service import (
+    CHANNEL_NAME,
+    CHANNEL_NAME_RULE,
     AuditRow,
     ChannelRow,
     DeliveryRow,
@@ -110,7 +112,13 @@ class ReviewPublic(BaseModel):
     content_hash: str = Field(
         description="SHA-256 of the output as shown (canonical JSON): send it with a decision"
     )
-    comment_required: list[str] = Field(description="decisions that need a comment")
+    comment_required: list[str] = Field(
+        description="decisions the API refuses without a comment (422)"
+    )
+    comment_asked: list[str] = Field(
+        description="decisions the pages and the CLI ask a comment for: those "
+        "`comment_required` names, and a rejection (the next revision is told what to change)",
+    )
     dangerous: list[str] = Field(description="decisions a page asks to confirm")
     form: list[dict[str, Any]] = Field(
         description="fields a decision carries: name, type, label, required, choices, min, "
@@ -167,6 +175,7 @@ class ReviewPublic(BaseModel):
             created_at=_time(row.created_at),
             content_hash=content_hash(request.get("output")),
             comment_required=request.get("comment_required") or [],
+            comment_asked=comment_asked(request),
             dangerous=request.get("dangerous") or [],
             form=request.get("form") or [],
             form_values=_json(row.form_values),
@@ -601,7 +610,10 @@ ChannelEvent = Literal[
 class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f/]+$")
+    name: str = Field(
+        pattern=CHANNEL_NAME,
+        description=CHANNEL_NAME_RULE,
+    )
     kind: Literal["webhook", "apprise"] = Field(
         description="webhook: a JSON POST signed per Standard Webhooks; apprise: a message "
         "through an Apprise URL (Slack, Teams, Discord, mailto:, ...)"

@@ -206,8 +206,7 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
             fail(f"{exc}: is it overloaded, or stuck?")
         fail(str(exc))
     except HitlProtocolError as exc:
-        address = "not as a hitl server does" in str(exc)
-        fail(f"{exc} (--server, HITL_SERVER)" if address else str(exc))
+        fail(f"{exc} (--server, HITL_SERVER)" if exc.url is not None else str(exc))
     except ValueError as exc:  # what the client refuses to send: an empty id, say
         fail(str(exc), USAGE)
 

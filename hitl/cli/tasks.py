@@ -145,7 +145,7 @@ def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOpti
             except (HitlConnectionError, HitlAPIError) as exc:
                 # (A server that never answered fails at `get_task`; hitl starting, or a proxy
                 # in front of it, answers 502, 503 or 504 meanwhile.)
-                if isinstance(exc, HitlAPIError) and exc.status_code not in (502, 503, 504):
+                if isinstance(exc, HitlAPIError) and not exc.away:
                     raise
                 never = isinstance(exc, HitlConnectionError) and isinstance(
                     exc.error, httpx.ConnectError | httpx.ConnectTimeout
@@ -194,15 +194,16 @@ def approve(
 
 def reject(
     task_id: TaskIdArgument,
-    comment: Annotated[str, typer.Option(help="what the next revision must change")],
+    comment: Annotated[
+        str | None,
+        typer.Option(help="what the next revision must change (required: reviews ask for one)"),
+    ] = None,
     server: ServerOption = None,
     token: TokenOption = None,
     round: RoundOption = None,
     content_hash: HashOption = None,
 ) -> None:
     """Reject a task's open review, with a comment for the next revision."""
-    if not comment.strip():  # as the task page asks: the next revision needs to know why
-        fail("--comment is empty: say what the next revision must change", USAGE)
     with connect(server, token) as client:
         _decide(client, task_id, "reject", comment, round, content_hash)
 
@@ -219,6 +220,11 @@ def _decide(
     review = task.open_review
     if review is None:
         fail(f"task {task.id} is {task.status}: no review is open")
+    if decision in review.comment_asked and not (comment or "").strip():
+        # The review says which decisions need a comment (`comment_asked`), as the pages ask.
+        why = "say what the next revision must change" if decision == "reject" else "say why"
+        given = "is empty" if comment is not None else "is missing"
+        fail(f"--comment {given}: this review asks for a comment to {decision}; {why}", USAGE)
     from hitl.client import HitlAPIError
 
     try:

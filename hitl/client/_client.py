@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 import ssl
 import time
 from collections.abc import (
@@ -39,6 +40,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from typing_extensions import Unpack
 
 from hitl.client._exceptions import (
+    AWAY_STATUSES,
     BadServerURL,
     HitlAPIError,
     HitlConnectionError,
@@ -76,7 +78,7 @@ STREAM_SILENCE = 60.0
 FIRST_PAUSE, LONGEST_PAUSE = 0.05, 2.0
 # Answers to a stream's request that a later attempt may not get: the database is away, a
 # proxy in front lost the server, too many streams are open.
-RETRIED_STATUSES = {429, 502, 503, 504}
+RETRIED_STATUSES = AWAY_STATUSES | {429}
 FINAL_EVENTS = {"task.completed", "task.failed", "task.cancelled"}
 # A wait ends at most about this late (seconds), while its stream's heartbeats keep coming.
 REOPEN_SLACK = 1.0
@@ -146,8 +148,15 @@ def _id(value: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
+    """Why a connection failed, in the system's words ("Connection refused"), the same for the
+    sync client and the async one (whose own words are "All connection attempts failed")."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+        return os.strerror(cause.errno)
     text = str(exc) or type(exc).__name__
-    return text.removeprefix("[Errno 111] ")
+    return re.sub(r"^\[Errno -?\d+\] ", "", text)
 
 
 def _unreachable(url: str, exc: httpx.RequestError) -> HitlConnectionError:
@@ -186,7 +195,8 @@ def _api_error(response: httpx.Response) -> HitlAPIError | HitlProtocolError:
     HitlProtocolError; but a gateway's 502, 503 or 504 is an HitlAPIError, which the waits
     retry, as hitl behind a proxy answers while it restarts)."""
     if _web_page(response) and response.status_code not in RETRIED_STATUSES:
-        return HitlProtocolError(f"{response.status_code} {_said(response)}")
+        where = str(response.request.url.copy_with(query=None))
+        return HitlProtocolError(f"{response.status_code} {_said(response)}", where)
     try:
         body = response.json()
     except ValueError:
@@ -217,7 +227,8 @@ def _parse(response: httpx.Response, model: type[M], url: str) -> M:
         where = ".".join(str(part) for part in problem["loc"]) or "the body"
         raise HitlProtocolError(
             f"{url} answered, but not as a hitl server does ({where}: {problem['msg']}): "
-            "check the server's URL"
+            "check the server's URL",
+            url,
         ) from None
 
 
@@ -245,7 +256,7 @@ def _create_task(
     input: JsonValue, flow: str | None, key: str | None, assignees: list[str] | None
 ) -> _Call[Task]:
     headers = {"Idempotency-Key": key} if key else None
-    body = {"input": input, **_body(flow=flow or None, assignees=_list(assignees))}
+    body = {"input": input, **_body(flow=flow, assignees=_list(assignees))}
     return _Call("POST", "/api/v1/tasks", Task, body=body, headers=headers)
 
 

@@ -27,14 +27,26 @@ class HitlError(Exception):
     """Something went wrong talking to hitl."""
 
 
+# Answers of a server that cannot serve just now, or of a proxy in front of it that lost it
+# (hitl restarting, its database away): the same request may succeed shortly.
+AWAY_STATUSES = frozenset({502, 503, 504})
+
+
 class HitlAPIError(HitlError):
     """The server answered with an error: 401 when it wants a token or refuses the one sent,
-    403 when the token may not do that, 404, 409, 422 with the server's reason (`detail`)."""
+    403 when the token may not do that, 404, 409, 422 with the server's reason (`detail`).
+    `away` is true for a 502, 503 or 504: the server cannot serve just now (restarting, its
+    database away, or a proxy in front of it lost it), and the same request may succeed
+    shortly."""
 
     def __init__(self, status_code: int, detail: str) -> None:
         self.status_code = status_code
         self.detail = detail
         super().__init__(f"{status_code}: {detail}")
+
+    @property
+    def away(self) -> bool:
+        return self.status_code in AWAY_STATUSES
 
 
 class HitlConnectionError(HitlError):
@@ -48,7 +60,13 @@ class HitlConnectionError(HitlError):
 
 
 class HitlProtocolError(HitlError):
-    """Something answered at the URL, but not as a hitl server does: check the URL."""
+    """Something answered at the URL, but not as a hitl server does: check the URL. `url` is
+    the address that answered so; None for an answer of hitl's that the call cannot use (the
+    result of a task that is not a review)."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
 
 
 class WaitTimeout(HitlError, TimeoutError):

@@ -88,6 +88,7 @@ class Review(Model):
     created_at: datetime
     content_hash: str
     comment_required: list[str] = Field(default_factory=list)
+    comment_asked: list[str] = Field(default_factory=list)
     dangerous: list[str] = Field(default_factory=list)
     form: list[FormField] = Field(default_factory=list)
     form_values: dict[str, JsonValue] | None = None

@@ -10,7 +10,14 @@ from pocketflow import BaseNode
 from hitl.flow.checkpoint import Checkpoint, Frame, Position, Shared, SharedNotJSON, dump_shared
 from hitl.flow.graph import Graph, GraphEdge, GraphNode, graph_of
 from hitl.flow.reporting import ProgressSink, Reporting, Update, progress
-from hitl.flow.review import Decision, Field, HumanReview, ReviewRequest, content_hash
+from hitl.flow.review import (
+    Decision,
+    Field,
+    HumanReview,
+    ReviewRequest,
+    comment_asked,
+    content_hash,
+)
 from hitl.flow.runner import Completed, Outcome, Runner, Suspended
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "SharedNotJSON",
     "Suspended",
     "Update",
+    "comment_asked",
     "content_hash",
     "dump_shared",
     "graph_of",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
@@ -120,6 +121,19 @@ def content_hash(output: Any) -> str:
     so that a decision made on other content is refused."""
     text = json.dumps(output, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def comment_asked(request: Mapping[str, Any]) -> list[str]:
+    """The decisions that a person deciding a review through a page or the CLI must explain:
+    those its `comment_required` names, and a rejection, whose comment the next revision is
+    given (what to change). `request` is the review's request as stored (`to_json`).
+
+    The pages and the CLI read this from the API (`comment_asked` of a review) and ask for the
+    comment before they send. The API itself refuses only what `comment_required` names
+    (`ReviewRequest.check`): the cookbook's `/feedback` carries no comment, and a program may
+    reject without one."""
+    named = request.get("comment_required") or ()
+    return [d for d in request.get("decisions") or () if d == "reject" or d in named]
 
 
 @dataclass(frozen=True)

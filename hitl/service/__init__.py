@@ -26,7 +26,7 @@ from hitl.service.machine import (
     TaskStatus,
     claim_holder,
 )
-from hitl.service.notify import shown_url
+from hitl.service.notify import CHANNEL_NAME, CHANNEL_NAME_RULE, shown_url
 from hitl.service.service import DatabaseNotReady, Service
 from hitl.store import (
     AuditRow,
@@ -40,6 +40,8 @@ from hitl.store import (
 )
 
 __all__ = [
+    "CHANNEL_NAME",
+    "CHANNEL_NAME_RULE",
     "AuditRow",
     "ChannelRow",
     "DeliveryRow",

@@ -86,7 +86,14 @@ class FlowRegistry:
         return sorted(self._factories)
 
     def resolve(self, name: str | None) -> str:
-        chosen = name or self.default
+        """The flow `name` names; None: the default. An empty name is refused, not read as
+        the default: a caller that sent one meant some flow."""
+        if name is not None and not name.strip():
+            raise Invalid(
+                f"flow is empty: name one this server runs ({', '.join(self.names())}), or "
+                f"leave it out for the default ({self.default})"
+            )
+        chosen = self.default if name is None else name
         if chosen not in self._factories:
             raise Invalid(f"unknown flow {chosen!r}; this server runs: {', '.join(self.names())}")
         return chosen

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,16 @@ from hitl.store import ChannelRow, DeliveryRow, EventRow, Store, Tx, Unavailable
 log = logging.getLogger(__name__)
 
 KINDS = ("webhook", "apprise")
+# A channel's name: 1 to 100 characters, no control character, no '/', not '.' or '..' (its
+# address, /api/v1/channels/{name}, must reach it). The API's schemas declare this pattern
+# (so it has no look-ahead: pydantic's regular expressions have none).
+_NAME_CHAR = r"[^\x00-\x1f/]"
+_NOT_DOT = r"[^\x00-\x1f/.]"
+CHANNEL_NAME = (
+    rf"^(?:{_NOT_DOT}{_NAME_CHAR}{{0,99}}|\.{_NOT_DOT}{_NAME_CHAR}{{0,98}}"
+    rf"|\.\.{_NAME_CHAR}{{1,98}})$"
+)
+CHANNEL_NAME_RULE = "1 to 100 characters, with no '/' or control character, other than '.' and '..'"
 # What a channel receives unless it says: reviews asked for, escalated, near their deadline
 # and decided; tasks completed and failed.
 WEBHOOK_EVENTS = (
@@ -467,6 +478,8 @@ class Notifier:
         """Register a channel; it receives the events committed from now on. Returns it, and a
         webhook's signing secret (shown this once)."""
         access.administer(who, "manage notification channels")
+        if not isinstance(name, str) or not re.fullmatch(CHANNEL_NAME, name):
+            raise Invalid(f"name: {name!r} cannot name a channel: use {CHANNEL_NAME_RULE}")
         if kind not in KINDS:
             raise Invalid(f"kind: {kind!r} is not a channel kind; use one of {', '.join(KINDS)}")
         default = APPRISE_EVENTS if kind == "apprise" else WEBHOOK_EVENTS

@@ -269,8 +269,9 @@ class TaskService:
         """The reviewers' queue. `mine`: only the reviews assigned to `by`, by name or by one
         of its roles. `decidable`: only the open reviews `by` may decide (`may_decide`)."""
         access.see_queue(by)
-        if flow is not None:
-            flow = self.registry.resolve(flow)  # an unknown flow is a 422 that names them
+        # An empty filter is no filter, as an empty `text` is; an unknown flow is a 422 that
+        # names them.
+        flow = self.registry.resolve(flow) if flow and flow.strip() else None
         assigned: tuple[str, ...] = ()
         if mine:
             if by is None:

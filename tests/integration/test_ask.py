@@ -514,9 +514,18 @@ def test_the_client_says_what_is_wrong(server: Server, asker: str) -> None:
                 await anext(a.events(nobody, read_timeout=0))
 
     asyncio.run(waits())
-    down = Client(f"http://127.0.0.1:{free_port()}", token=asker)
-    with down, pytest.raises(HitlConnectionError, match="no hitl server answers at"):
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    said = rf"^no hitl server answers at {nowhere} \(Connection refused\)$"
+    down = Client(nowhere, token=asker)
+    with down, pytest.raises(HitlConnectionError, match=said):
         down.ask("x")
+
+    async def down_async() -> None:  # in the same words as the sync client's
+        async with AsyncClient(nowhere, token=asker) as a:
+            with pytest.raises(HitlConnectionError, match=said):
+                await a.ask("x")
+
+    asyncio.run(down_async())
     refused = Client(server.url, token="hitl_" + "x" * 43)
     with refused, pytest.raises(HitlAPIError) as error:
         refused.ask("x")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 from hitl.cli.main import app
 from hitl.client import Client
-from tests.conftest import ROOT, Server, process_env
+from tests.conftest import ROOT, Server, process_env, user_token
 
 READ_TIMEOUT = 30.0
 # Ids are UUIDv7: tasks made within a minute share their first 8 characters (the time), so a
@@ -97,6 +97,12 @@ def test_submit_then_approve_and_watch_by_prefix(server: Server) -> None:
     )
 
 
+def test_an_empty_flow_is_refused_not_read_as_the_default(server: Server) -> None:
+    line = failed(hitl(server, "submit", "--flow", "", "a note"), 2)
+    assert "flow is empty: name one this server runs (" in line, line
+    assert "or leave it out for the default" in line, line
+
+
 def test_reject_sends_the_comment_into_the_next_round(server: Server) -> None:
     task = json.loads(ok(hitl(server, "submit", "--json", '{"topic": "leases"}')))
     assert task["input"] == {"topic": "leases"}
@@ -108,16 +114,41 @@ def test_reject_sends_the_comment_into_the_next_round(server: Server) -> None:
     second = wait_for_review(server, tid, round=2)
     assert "Say why they expire" in second["output"]
 
-    # As on the task page, a rejection says why: an empty comment sends nothing.
+    # As on the task page, a rejection says why (the review's `comment_asked` says so): no
+    # comment, or an empty one, sends nothing.
+    assert second["comment_asked"] == ["reject"] and second["comment_required"] == []
+    asks = "this review asks for a comment to reject; say what the next revision must change"
     for empty in ("", "   "):
         line = failed(hitl(server, "reject", tid, "--comment", empty), 2)
-        assert line == "hitl: --comment is empty: say what the next revision must change"
+        assert line == f"hitl: --comment is empty: {asks}"
+    assert failed(hitl(server, "reject", tid), 2) == f"hitl: --comment is missing: {asks}"
     assert wait_for_review(server, tid, round=2)["id"] == second["id"]
 
     approved = json.loads(ok(hitl(server, "approve", tid[:UNIQUE])))
     assert approved["id"] == second["id"]
     types = watched(ok(hitl(server, "watch", tid)))
     assert types.count("review.requested") == 2 and types[-1] == "task.completed"
+
+
+def test_a_decision_the_review_wants_explained_needs_a_comment(server: Server) -> None:
+    """The CLI asks for a comment where the review's `comment_asked` says, as the pages do:
+    here a review that names approval, and whose decisions exclude a rejection. (Asked for
+    by another user: whoever asks for a review does not decide it.)"""
+    sam = user_token(server.db_url, f"sam-{uuid.uuid4().hex[:6]}", "submitter")
+    with Client(server.url, token=sam) as client:
+        created = client.create_review(
+            "deploy v2", decisions=["approve", "edit"], comment_required=["approve"]
+        )
+        review = client.wait_for_review(created.task_id, timeout=READ_TIMEOUT)
+    assert review.comment_asked == ["approve"]
+    tid = created.task_id
+    line = failed(hitl(server, "approve", tid), 2)
+    assert line == "hitl: --comment is missing: this review asks for a comment to approve; say why"
+    assert failed(hitl(server, "approve", tid, "--comment", " "), 2).startswith(
+        "hitl: --comment is empty: this review asks"
+    )
+    decided = json.loads(ok(hitl(server, "approve", tid, "--comment", "checked the canary")))
+    assert decided["decision"] == "approve" and decided["comment"] == "checked the canary"
 
 
 def test_a_decision_on_a_round_or_content_no_longer_shown_is_refused(server: Server) -> None:

@@ -226,6 +226,14 @@ async def test_channels_are_for_admins_and_bad_ones_are_refused(
         for url in ("http://127.0.0.1:abc/", "http://127.0.0.1:0/"):  # (a port that is none)
             bad = {"name": "x", "kind": "webhook", "url": url}
             assert (await c.post("/api/v1/channels", json=bad)).status_code == 422, url
+        for name in ("..", "a/b", "x" * 101):  # the API says the service's rule in words
+            bad = {"name": name, "kind": "webhook", "url": "http://127.0.0.1:9"}
+            answer = await c.post("/api/v1/channels", json=bad)
+            assert answer.status_code == 422, name
+            assert answer.json()["detail"] == (
+                f"invalid request: body.name: {name!r} does not fit: use 1 to 100 characters, "
+                "with no '/' or control character, other than '.' and '..'"
+            )
         answer = await c.post(
             "/api/v1/channels", json={"name": "x", "kind": "apprise", "url": "nonsense://x"}
         )

@@ -17,10 +17,11 @@ from hitl.api.schemas import (
     DeliveriesPublic,
     DeliveryPublic,
 )
+from hitl.service import CHANNEL_NAME
 
 router = APIRouter(tags=["notifications"], route_class=jsonio.Route)
 
-ChannelName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f/]+$")]
+ChannelName = Annotated[str, Path(pattern=CHANNEL_NAME)]
 DeliveryId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$")]
 
 

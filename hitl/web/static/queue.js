@@ -293,11 +293,9 @@
     return true;
   }
 
-  // Decisions the node wants a comment for (a rejection always: the next revision is told what
-  // to change), and those it wants confirmed first; as on a review's own page.
-  function needsComment(r, decision) {
-    return decision === "reject" || (r.comment_required || []).indexOf(decision) >= 0;
-  }
+  // Decisions that need a comment, as the review API says (`comment_asked`: those the node
+  // names, and a rejection), and those the node wants confirmed first; as on a review's page.
+  function needsComment(r, decision) { return (r.comment_asked || []).indexOf(decision) >= 0; }
   function isDangerous(r, decision) { return (r.dangerous || []).indexOf(decision) >= 0; }
 
   async function decideTicked(decision) {

@@ -28,7 +28,7 @@
   var ASK_AGAIN = {"review.requested": 1, "review.voted": 1, "review.decided": 1, "review.escalated": 1,
                    "task.completed": 1, "task.failed": 1, "task.cancelled": 1, "task.retried": 1};
   // What the review API may say of a round beyond its event (newer servers say more).
-  var DETAILS = ["round", "content_hash", "dangerous", "comment_required", "assignees", "form",
+  var DETAILS = ["round", "content_hash", "dangerous", "comment_asked", "assignees", "form",
                  "may_decide", "flow", "input"];
   var RENEW_MS = 60 * 1000;  // a claim lasts 5 minutes; the page renews it every minute
   var QUEUE_KEY = "hitl.queue";  // sessionStorage: the task this tab opened from the queue
@@ -224,14 +224,9 @@
   function allows(decision) { return !!state.open && state.open.decisions.indexOf(decision) >= 0; }
   function original() { return state.open ? h.show(state.open.output) : ""; }
   function edited() { return !!state.open && $("edit").value !== original(); }
-  // The decisions that need a comment: those the review names, and always a rejection (the
-  // next revision is told what to change).
-  function commentRequired(round) {
-    var named = round.comment_required || [];
-    return ["approve", "edit", "reject"].filter(function (d) {
-      return round.decisions.indexOf(d) >= 0 && (d === "reject" || named.indexOf(d) >= 0);
-    });
-  }
+  // The decisions that need a comment, as the review API says (`comment_asked`: those the
+  // review names, and a rejection); unknown until the round's details arrive.
+  function commentRequired(round) { return round.comment_asked || []; }
   function needsComment(round, decision) { return commentRequired(round).indexOf(decision) >= 0; }
 
   // What the review API says of a round (once): its round and content hash to send back, the
@@ -382,7 +377,8 @@
     $("take-over").textContent = c.taken ? "Take it back…" : "Take over…";
     updateEdit();
     var needs = commentRequired(round);
-    $("comment-label").textContent = needs.length === 1 && needs[0] === "reject"
+    $("comment-label").textContent = !round.comment_asked ? "Comment"
+      : needs.length === 1 && needs[0] === "reject"
       ? "Comment (required to reject: tell the next revision what to change)"
       : needs.length ? "Comment (required to " + needs.map(function (d) { return TO[d]; }).join(" or ") + ")"
       : "Comment (optional)";

@@ -21,6 +21,7 @@ def test_a_web_page_is_another_server_s_but_a_gateway_s_is_retried_as_hitl_s() -
     page = b"<!DOCTYPE html><html><title>Error</title><body>" + b"<p>x</p>" * 200 + b"</html>"
     other = _api_error(answer(404, "text/html", page))
     assert isinstance(other, HitlProtocolError), other
+    assert other.url == URL  # what answered so: the CLI says which setting names it
     assert str(other) == (
         f"404 Not Found: {URL} answered with a web page, not as a hitl server does: check the "
         "server's address, or the proxy in front of it"
@@ -31,6 +32,8 @@ def test_a_web_page_is_another_server_s_but_a_gateway_s_is_retried_as_hitl_s() -
         gateway = _api_error(answer(status, "text/html; charset=utf-8", page))
         assert isinstance(gateway, HitlAPIError) and gateway.status_code == status
         assert "answered with a web page" in gateway.detail and "<" not in gateway.detail
+        assert gateway.away  # what `hitl watch` waits through
+    assert not _api_error(answer(429, "application/json", b'{"detail": "too many"}')).away
     # Markup without its content type is a web page too.
     assert isinstance(
         _api_error(answer(400, "text/plain", b"  <html>no</html>")), HitlProtocolError

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hitl.flow import Completed, Decision, Runner, Suspended
-from hitl.flow.review import FieldError
+from hitl.flow.review import FieldError, comment_asked
 from hitl.flow.standalone import create_review_flow, review_request, standalone_request
 
 
@@ -69,3 +69,25 @@ def test_a_bad_request_names_its_field(spec: dict[str, Any], field: str, message
     if "output" in spec and spec["output"] is not None:
         with pytest.raises(FieldError):
             standalone_request(spec)  # a dict with an output is read as a request, always
+
+
+@pytest.mark.parametrize(
+    ("spec", "asked"),
+    [
+        ({"output": 1}, ["reject"]),  # the default decisions: approve, edit, reject
+        ({"output": 1, "comment_required": ["approve"]}, ["approve", "reject"]),
+        ({"output": 1, "decisions": ["approve", "edit"], "comment_required": ["edit"]}, ["edit"]),
+        ({"output": 1, "decisions": ["approve"]}, []),
+    ],
+)
+def test_the_decisions_a_person_is_asked_to_explain(spec: dict[str, Any], asked: list[str]) -> None:
+    """`comment_asked`, the one rule the pages and the CLI follow: what `comment_required`
+    names, and a rejection, among the review's decisions; the API refuses only the former."""
+    request = review_request(spec)
+    assert comment_asked(request.to_json()) == asked
+    for decision in asked:
+        if decision not in request.comment_required:
+            assert request.check(decision, None, None) is None  # the API takes it without one
+        else:
+            with pytest.raises(ValueError, match=f"needs a comment to {decision}"):
+                request.check(decision, " ", None)

@@ -225,6 +225,10 @@ async def test_only_admins_manage_channels_and_bad_ones_are_refused(svc: Service
         await svc.notifier.add(ADMIN, "x", "webhook", "http://127.0.0.1:9/", ["task.exploded"])
     with pytest.raises(Invalid, match="Apprise does not know"):
         await svc.notifier.add(ADMIN, "x", "apprise", "nonsense://x")
+    # A name its address (/api/v1/channels/{name}) could not reach, said once for every caller.
+    for name in ("", ".", "..", "a/b", "tab\there", "x" * 101):
+        with pytest.raises(Invalid, match=r"cannot name a channel: use 1 to 100 characters"):
+            await svc.notifier.add(ADMIN, name, "webhook", "http://127.0.0.1:9/")
     assert await svc.notifier.listed(ADMIN) == []  # nothing was made
 
 

@@ -388,6 +388,7 @@ async def test_the_queue_filters_by_flow_text_and_assignee_and_sorts(service: Se
     assert await ids(mine=True) == []  # ann: nothing is assigned to her
     with pytest.raises(Invalid, match="unknown flow 'nope'"):
         await ids(flow="nope")
+    assert await ids(flow="") == await ids()  # an empty filter is none, as an empty text is
     page, count = await service.tasks.list_reviews("open", 2, 2, ANN)
     assert [r.task_id for r in page] == [ritas.id, unicode.id] and count == 4
 

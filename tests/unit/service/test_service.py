@@ -213,6 +213,9 @@ async def test_bad_requests_change_nothing(service: Service) -> None:
             await service.tasks.submit(empty)
     with pytest.raises(Invalid, match="unknown flow"):
         await service.tasks.submit("x", flow="nope")
+    for blank in ("", "  "):  # not the default: whoever sent it meant some flow
+        with pytest.raises(Invalid, match=r"^flow is empty: name one this server runs \("):
+            await service.tasks.submit("x", flow=blank)
     with pytest.raises(NotFound):
         await service.tasks.get("nope")
     with pytest.raises(NotFound):
