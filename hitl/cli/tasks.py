@@ -113,7 +113,8 @@ def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOptio
     typer.echo(f"output   {_text(review.output)}")
     typer.echo(f"decide   {shown(', '.join(review.decisions))}")
     round_and_hash = f"--round {review.round} --content-hash {review.content_hash}"
-    typer.echo(f"to approve what is shown: hitl approve {task.id} {round_and_hash}")
+    why = " --comment TEXT" if "approve" in review.comment_asked else ""
+    typer.echo(f"to approve what is shown: hitl approve {task.id} {round_and_hash}{why}")
 
 
 def _text(value: object) -> str:

@@ -153,7 +153,7 @@ def _reason(exc: Exception) -> str:
     cause: BaseException = exc
     while cause.__cause__ is not None or cause.__context__ is not None:
         cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
-    if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+    if isinstance(cause, ConnectionError) and cause.errno:  # not TLS's errors: its own words
         return os.strerror(cause.errno)
     text = str(exc) or type(exc).__name__
     return re.sub(r"^\[Errno -?\d+\] ", "", text)

@@ -133,7 +133,8 @@ def comment_asked(request: Mapping[str, Any]) -> list[str]:
     (`ReviewRequest.check`): the cookbook's `/feedback` carries no comment, and a program may
     reject without one."""
     named = request.get("comment_required") or ()
-    return [d for d in request.get("decisions") or () if d == "reject" or d in named]
+    decisions = request.get("decisions") or DEFAULT_DECISIONS  # as `from_json` reads them
+    return [d for d in decisions if d == "reject" or d in named]
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ CHANNEL_NAME = (
     rf"^(?:{_NOT_DOT}{_NAME_CHAR}{{0,99}}|\.{_NOT_DOT}{_NAME_CHAR}{{0,98}}"
     rf"|\.\.{_NAME_CHAR}{{1,98}})$"
 )
-CHANNEL_NAME_RULE = "1 to 100 characters, with no '/' or control character, other than '.' and '..'"
+CHANNEL_NAME_RULE = "1 to 100 characters, with no '/' or control character, and not '.' or '..'"
 # What a channel receives unless it says: reviews asked for, escalated, near their deadline
 # and decided; tasks completed and failed.
 WEBHOOK_EVENTS = (

@@ -297,6 +297,32 @@ def test_bulk_controls_are_absent_without_bulk_reviews(server: Server, page: Pag
     assert js_errors(page) == []
 
 
+def test_bulk_decisions_ask_a_comment_where_the_server_says(server: Server, page: Page) -> None:
+    """Which decisions need a comment is each review's `comment_asked`, as the API answers it
+    (here it says approval does): the queue holds no rule of its own."""
+    [task_id] = waiting(server, ("bulk asked", "bulk"))
+
+    def answered(route: Route) -> None:
+        signed = {**route.request.headers, "authorization": f"Bearer {server.token}"}
+        listed = route.fetch(headers=signed).json()
+        for r in listed["data"]:
+            r["comment_asked"] = ["approve"]
+        route.fulfill(json=listed)
+
+    page.route(re.compile(r"/api/v1/reviews\?"), answered)
+    page.goto(f"{server.url}/reviews")
+    expect_rows(page, [task_id])
+    page.get_by_test_id("bulk-all").check()
+    page.get_by_test_id("bulk-approve").click()
+    expect(page.get_by_test_id("ask")).to_contain_text("Approve 1 review?")
+    page.get_by_test_id("ask-reason").fill("checked")
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/reviews/decisions")) as sent:
+        page.get_by_test_id("ask-confirm").click()
+    assert sent.value.post_data_json["comment"] == "checked"
+    expect(page.get_by_test_id("bulk-summary")).to_have_text("1 approved.")
+    assert js_errors(page) == []
+
+
 def test_bulk_reject_asks_for_a_comment_and_reports_the_refused(
     server: Server, page: Page, rita_token: str
 ) -> None:

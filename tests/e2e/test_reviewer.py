@@ -460,6 +460,57 @@ def test_review_rules_from_the_review_object(server: Server, page: Page, sam: st
     no_js_errors(page)
 
 
+def test_the_page_asks_a_comment_where_the_server_says_and_sends_nothing_blind(
+    server: Server, page: Page
+) -> None:
+    """Which decisions need a comment is the review's `comment_asked`, as the API answers
+    it; the page holds no rule of its own. Without it, nothing is sent."""
+    task_id = new_task(server, "ask me why")
+    review = open_review(server, task_id)
+    assert review["comment_asked"] == ["reject"]
+    said: dict[str, Any] = {}
+
+    def answered(route: Route) -> None:  # the task's reviews as `said` has them
+        signed = {**route.request.headers, "authorization": f"Bearer {server.token}"}
+        task = route.fetch(headers=signed).json()
+        for r in task["reviews"]:
+            r.pop("comment_asked")
+            r.update(said)
+        route.fulfill(json=task)
+
+    sent: list[dict[str, Any]] = []
+
+    def record(route: Route, request: Request) -> None:
+        sent.append(json.loads(request.post_data or "{}"))
+        route.fallback()
+
+    page.route(re.compile(rf"/api/v1/tasks/{task_id}$"), answered)
+    page.route(re.compile(r"/api/v1/reviews/[^/]+$"), lambda route: route.fulfill(status=503))
+    page.route(re.compile(r"/api/v1/reviews/[^/]+/decision$"), record)
+    open_task_page(page, server, task_id)
+    expect(page.get_by_test_id("comment")).to_be_visible()
+    page.get_by_test_id("reject").click()
+    expect(page.get_by_test_id("review-error")).to_have_text(
+        "This review's details did not load, so nothing was sent: try again in a moment."
+    )
+    assert sent == []
+
+    # A server that asks a comment to approve, and none to reject: the page does as it says.
+    said["comment_asked"] = ["approve"]
+    page.reload()
+    expect(page.get_by_text("Comment (required to approve)")).to_be_visible()
+    page.get_by_test_id("approve").click()
+    expect(page.get_by_test_id("review-error")).to_have_text(
+        "This review needs a comment to approve: say why."
+    )
+    page.get_by_test_id("reject").click()
+    expect(page.locator("#review-round")).to_have_text("2")
+    assert sent == [
+        {"decision": "reject", "comment": None, "round": 1, "content_hash": review["content_hash"]}
+    ]
+    no_js_errors(page)
+
+
 def test_cancel_asks_for_confirmation_and_a_reason(server: Server, page: Page) -> None:
     task_id = new_task(server, "maybe cancel me")
     open_review(server, task_id)

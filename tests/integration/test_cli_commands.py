@@ -142,6 +142,10 @@ def test_a_decision_the_review_wants_explained_needs_a_comment(server: Server) -
         review = client.wait_for_review(created.task_id, timeout=READ_TIMEOUT)
     assert review.comment_asked == ["approve"]
     tid = created.task_id
+    hint = ok(hitl(server, "show", tid)).splitlines()[-1]  # the line to approve says so too
+    assert hint.startswith("to approve what is shown: hitl approve ") and hint.endswith(
+        f"--round 1 --content-hash {review.content_hash} --comment TEXT"
+    ), hint
     line = failed(hitl(server, "approve", tid), 2)
     assert line == "hitl: --comment is missing: this review asks for a comment to approve; say why"
     assert failed(hitl(server, "approve", tid, "--comment", " "), 2).startswith(

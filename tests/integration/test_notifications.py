@@ -232,7 +232,7 @@ async def test_channels_are_for_admins_and_bad_ones_are_refused(
             assert answer.status_code == 422, name
             assert answer.json()["detail"] == (
                 f"invalid request: body.name: {name!r} does not fit: use 1 to 100 characters, "
-                "with no '/' or control character, other than '.' and '..'"
+                "with no '/' or control character, and not '.' or '..'"
             )
         answer = await c.post(
             "/api/v1/channels", json={"name": "x", "kind": "apprise", "url": "nonsense://x"}

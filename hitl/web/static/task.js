@@ -238,7 +238,7 @@
         .then(function (info) {
           DETAILS.forEach(function (k) { if (info[k] !== undefined && info[k] !== null) round[k] = info[k]; });
           return round;
-        }, function () { return round; })
+        }, function () { round.details = null; return round; })  // asked again at the next decision
         .then(function () {
           round.detailed = true;
           if (state.open === round) {
@@ -711,6 +711,9 @@
       return refuse("Change the output first, or approve it as it is (a).", "edit");
     }
     if (state.choice !== decision) choose(decision);  // its form fields show
+    if (!round.comment_asked) {  // what needs a comment is the server's to say: not sent blind
+      return refuse("This review's details did not load, so nothing was sent: try again in a moment.");
+    }
     if (needsComment(round, decision) && !$("comment").value.trim()) {
       return refuse(decision === "reject" ? "Write a comment so the next revision knows what to change."
         : "This review needs a comment to " + TO[decision] + ": say why.", "comment");

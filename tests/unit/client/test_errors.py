@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 
 from hitl.client import HitlAPIError, HitlProtocolError
-from hitl.client._client import _api_error
+from hitl.client._client import _api_error, _reason
 
 URL = "http://hitl.test/api/v1/tasks/0123abcd"
 
@@ -48,3 +50,24 @@ def test_hitl_s_own_answers_keep_their_detail() -> None:
     long = _api_error(answer(503, "text/plain", b"upstream\nconnect error " + b"x" * 500))
     assert isinstance(long, HitlAPIError)
     assert long.detail == "upstream connect error " + "x" * 177 + "…"
+
+
+def test_why_a_connection_failed_is_said_alike_by_both_clients() -> None:
+    """The sync client's httpx error says "[Errno 111] Connection refused"; the async one's
+    says "All connection attempts failed", with the refusal as its cause: both read
+    "Connection refused". A TLS failure keeps its own words (its errno is not the system's)."""
+    refused = ConnectionRefusedError(111, "Connection refused")
+    sync = chained(httpx.ConnectError("[Errno 111] Connection refused"), refused)
+    async_ = chained(
+        httpx.ConnectError("All connection attempts failed"),
+        chained(OSError("All connection attempts failed"), ConnectionRefusedError(111, "x")),
+    )
+    assert _reason(sync) == _reason(async_) == "Connection refused"
+    verify = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] self-signed")
+    tls = chained(httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] self-signed"), verify)
+    assert _reason(tls) == "[SSL: CERTIFICATE_VERIFY_FAILED] self-signed"
+
+
+def chained(error: Exception, cause: BaseException) -> Exception:
+    error.__cause__ = cause
+    return error
