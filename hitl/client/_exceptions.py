@@ -26,6 +26,18 @@ if TYPE_CHECKING:
 class HitlError(Exception):
     """Something went wrong talking to hitl."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # As it is, attributes and all (a process pool or a task queue pickles what a call
+        # raised): the subclasses' own arguments are not their `args` (the message).
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(kind: type[HitlError], args: tuple[object, ...], state: dict[str, object]) -> object:
+    error = kind.__new__(kind, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 # Answers of a server that cannot serve just now, or of a proxy in front of it that lost it
 # (hitl restarting, its database away): the same request may succeed shortly.

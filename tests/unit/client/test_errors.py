@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
 import ssl
 
 import httpx
 
-from hitl.client import HitlAPIError, HitlProtocolError
+from hitl.client import (
+    Answer,
+    HitlAPIError,
+    HitlConnectionError,
+    HitlProtocolError,
+    Rejected,
+    WaitTimeout,
+)
 from hitl.client._client import _api_error, _reason
 
 URL = "http://hitl.test/api/v1/tasks/0123abcd"
@@ -71,3 +79,27 @@ def test_why_a_connection_failed_is_said_alike_by_both_clients() -> None:
 def chained(error: Exception, cause: BaseException) -> Exception:
     error.__cause__ = cause
     return error
+
+
+def test_an_error_crosses_a_process_boundary_whole() -> None:
+    """A process pool or a task queue pickles what a call raised: each error comes back as it
+    was, its attributes and message with it (their constructors take more than a message)."""
+    request = httpx.Request("GET", URL)
+    answer = Answer(task_id="t1", decision="reject", approved=False, comment="no", decided_by="ann")
+    errors = [
+        HitlAPIError(409, "decided already"),
+        HitlConnectionError(
+            "no hitl server answers", URL, httpx.ConnectError("x", request=request)
+        ),
+        HitlProtocolError("not as a hitl server does", URL),
+        WaitTimeout("waited 5 s", "t1"),
+        Rejected("send_email", answer),
+    ]
+    for error in errors:
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert {k: v for k, v in vars(back).items() if k != "error"} == {
+            k: v for k, v in vars(error).items() if k != "error"
+        }
+    assert pickle.loads(pickle.dumps(errors[0])).away is False
+    assert isinstance(pickle.loads(pickle.dumps(errors[3])), TimeoutError)
