@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -123,46 +122,26 @@ def _text(value: object) -> str:
 
 
 WATCH_WAIT_SECONDS = 60.0  # how long `watch` waits for a server that went away to come back
-WATCH_REOPENED_SECONDS = 5.0  # a stream followed this long had the server back
 
 
 def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
     """Print a task's events as they happen, until it finishes. If the server goes away (a
     restart), wait up to a minute for it, and go on after the last event printed."""
-    import httpx
+    import logging
 
-    from hitl.client import HitlAPIError, HitlConnectionError
+    class Say(logging.Handler):  # the client's notice of a lost stream, on stderr
+        def emit(self, record: logging.LogRecord) -> None:
+            typer.echo(f"hitl: {shown(record.getMessage())} (Ctrl+C to stop)", err=True)
 
+    notices, say = logging.getLogger("hitl.client"), Say(logging.WARNING)
     with connect(server, token) as client:
         task = client.get_task(task_id)
-        last, gone = 0, 0.0
-        while True:
-            began = time.monotonic()
-            try:
-                for event in client.events(task.id, after=last):
-                    typer.echo(f"{event.id or '':>6} {event.type:<18} {json.dumps(event.data)}")
-                    last = event.id or last
-                return
-            except (HitlConnectionError, HitlAPIError) as exc:
-                # (A server that never answered fails at `get_task`; hitl starting, or a proxy
-                # in front of it, answers 502, 503 or 504 meanwhile.)
-                if isinstance(exc, HitlAPIError) and not exc.away:
-                    raise
-                never = isinstance(exc, HitlConnectionError) and isinstance(
-                    exc.error, httpx.ConnectError | httpx.ConnectTimeout
-                )
-                if not never and time.monotonic() - began > WATCH_REOPENED_SECONDS:
-                    gone = 0.0  # it was back and followed for a while: a new outage
-                if not gone:
-                    gone = time.monotonic()
-                    typer.echo(
-                        f"hitl: the server went away; waiting up to {WATCH_WAIT_SECONDS:g} s for "
-                        f"it to come back, to go on after event {last} (Ctrl+C to stop)",
-                        err=True,
-                    )
-                elif time.monotonic() - gone > WATCH_WAIT_SECONDS:
-                    raise  # `connect` says it in one line
-                time.sleep(0.25)
+        notices.addHandler(say)
+        try:
+            for event in client.follow(task.id, give_up_after=WATCH_WAIT_SECONDS):
+                typer.echo(f"{event.id or '':>6} {event.type:<18} {json.dumps(event.data)}")
+        finally:
+            notices.removeHandler(say)
 
 
 RoundOption = Annotated[

@@ -392,11 +392,11 @@ class _Reopen(Exception):
 
 
 class _Lost(Exception):
-    """The stream could not be opened now, but may be later (a 503, say)."""
+    """The stream could not be opened now, but may be later (a 503, say): `error`."""
 
-    def __init__(self, reason: str, retry_after: float = 0.0) -> None:
-        self.reason, self.retry_after = reason, retry_after
-        super().__init__(reason)
+    def __init__(self, error: HitlAPIError, retry_after: float = 0.0) -> None:
+        self.error, self.retry_after = error, retry_after
+        super().__init__(str(error))
 
 
 def _seconds(value: object, zero: bool) -> TypeGuard[int | float]:
@@ -431,13 +431,17 @@ def _check_timeout(timeout: object) -> None:
 class _Stream:
     """One task's stream as a waiter follows it: where it is in the log (the last event
     seen, sent as `Last-Event-ID` on reconnecting), until when it may wait, and how long to
-    pause before the next attempt. `what` says what was waited for, in a WaitTimeout."""
+    pause before the next attempt. `what` says what was waited for, in a WaitTimeout.
+    `patience`: the seconds the server may stay away (no stream opened) before the error
+    met last is raised; None: as long as the wait lasts."""
 
     task_id: str
     url: str
     timeout: float | None
     what: str
     last: int = 0
+    patience: float | None = None
+    away_since: float | None = field(default=None, init=False)
     last_type: str | None = None
     failures: int = 0
     until: float | None = field(init=False)
@@ -471,15 +475,16 @@ class _Stream:
     def refused(self, response: httpx.Response) -> None:
         """An error answer to opening the stream: HitlAPIError, or _Lost if worth retrying."""
         error = _api_error(response)
-        if response.status_code not in RETRIED_STATUSES:
+        if response.status_code not in RETRIED_STATUSES or not isinstance(error, HitlAPIError):
             raise error
         after = response.headers.get("Retry-After", "")
-        raise _Lost(str(error), float(after) if after.isdigit() else 0)
+        raise _Lost(error, float(after) if after.isdigit() else 0)
 
     def opened(self) -> None:
         if self.failures:
             logger.info("following task %s again, from event %d", self.task_id, self.last)
         self.failures = 0
+        self.away_since = None
         self.parser = _SSE()
 
     def feed(self, line: str) -> Event | None:
@@ -504,18 +509,25 @@ class _Stream:
         server ends a task's stream just after it)."""
         return self.last_type in FINAL_EVENTS
 
-    def lost(self, reason: str, at_least: float = 0.0) -> float:
-        """How long to pause before trying again; WaitTimeout if the wait is over."""
+    def lost(self, error: HitlError, at_least: float = 0.0) -> float:
+        """How long to pause before trying again, after `error`; WaitTimeout if the wait is
+        over, and `error` itself once the server stayed away longer than `patience`."""
         left = self.remaining()
         if left is not None and left <= 0:
             raise self.over()
+        now = time.monotonic()
+        if self.away_since is None:
+            self.away_since = now
+        elif self.patience is not None and now - self.away_since >= self.patience:
+            raise error from None
         if self.failures == 0:
             logger.warning(
-                "lost the event stream of task %s at %s (%s): reconnecting from event %d",
+                "lost the event stream of task %s at %s (%s); trying again from event %d%s",
                 self.task_id,
                 self.url,
-                reason,
+                error,
                 self.last,
+                "" if self.patience is None else f", for up to {self.patience:g} s",
             )
         pause = max(at_least, min(FIRST_PAUSE * 2.0**self.failures, LONGEST_PAUSE))
         self.failures += 1
@@ -523,6 +535,19 @@ class _Stream:
 
     def over(self) -> WaitTimeout:
         return WaitTimeout(f"{self.what} within {self.timeout:g} s", self.task_id)
+
+
+def _following(task_id: str, url: str, after: int, give_up_after: float | None) -> _Stream:
+    """The stream `follow` follows, its arguments checked before anything is sent."""
+    if give_up_after is not None and not _seconds(give_up_after, zero=True):
+        raise ValueError(
+            "give_up_after: give the seconds the server may stay away (a number, 0 or more), "
+            f"or None never to give up; not {give_up_after!r}"
+        )
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ValueError(f"after: give an event id (an integer, 0 or more); not {after!r}")
+    _id(task_id)  # (an id that is none: a ValueError now)
+    return _Stream(task_id, url, None, f"task {task_id}", last=after, patience=give_up_after)
 
 
 def _withdrawal(timeout: float | None) -> str:
@@ -752,20 +777,31 @@ class Client:
                             yield event
                 if stream.ended() or self.get_task(stream.task_id).finished:
                     return
-                pause = stream.lost("the stream ended before the task did")
+                pause = stream.lost(HitlError("the stream ended before the task did"))
             except _Reopen:
                 continue
             except httpx.RequestError as exc:
-                pause = stream.lost(str(_unreachable(self.url, exc)))
+                pause = stream.lost(_unreachable(self.url, exc))
             except HitlConnectionError as exc:
-                pause = stream.lost(str(exc))
+                pause = stream.lost(exc)
             except HitlAPIError as exc:  # reading the task, when the stream ended
                 if exc.status_code not in RETRIED_STATUSES:
                     raise
-                pause = stream.lost(str(exc))
+                pause = stream.lost(exc)
             except _Lost as lost:
-                pause = stream.lost(lost.reason, lost.retry_after)
+                pause = stream.lost(lost.error, lost.retry_after)
             time.sleep(pause)
+
+    def follow(
+        self, task_id: str, after: int = 0, give_up_after: float | None = 60.0
+    ) -> Iterator[Event]:
+        """The task's events after event id `after`, then live ones, until its final one, as
+        `events` gives them, but across lost connections and restarts of the server (and a
+        proxy's 502, 503 or 504 meanwhile): each time, it connects again and goes on after
+        the last event it gave. Once the server has stayed away `give_up_after` seconds
+        (None: never), it raises what it met last. A lost stream is logged (a warning of the
+        `hitl.client` logger), as in the waits."""
+        return self._follow(_following(task_id, self.url, after, give_up_after))
 
     def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None
@@ -1022,20 +1058,26 @@ class AsyncClient:
                             yield event
                 if stream.ended() or (await self.get_task(stream.task_id)).finished:
                     return
-                pause = stream.lost("the stream ended before the task did")
+                pause = stream.lost(HitlError("the stream ended before the task did"))
             except _Reopen:
                 continue
             except httpx.RequestError as exc:
-                pause = stream.lost(str(_unreachable(self.url, exc)))
+                pause = stream.lost(_unreachable(self.url, exc))
             except HitlConnectionError as exc:
-                pause = stream.lost(str(exc))
+                pause = stream.lost(exc)
             except HitlAPIError as exc:  # reading the task, when the stream ended
                 if exc.status_code not in RETRIED_STATUSES:
                     raise
-                pause = stream.lost(str(exc))
+                pause = stream.lost(exc)
             except _Lost as lost:
-                pause = stream.lost(lost.reason, lost.retry_after)
+                pause = stream.lost(lost.error, lost.retry_after)
             await asyncio.sleep(pause)
+
+    def follow(
+        self, task_id: str, after: int = 0, give_up_after: float | None = 60.0
+    ) -> AsyncIterator[Event]:
+        """As `Client.follow`."""
+        return self._follow(_following(task_id, self.url, after, give_up_after))
 
     async def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None

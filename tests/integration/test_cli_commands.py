@@ -284,8 +284,8 @@ def test_watch_waits_for_a_restarted_server_and_goes_on_where_it_stopped(
     try:
         until("out", "review.requested")
         server.kill9()
-        said = until("err", "hitl: the server went away; waiting up to 60 s")
-        assert said.endswith("(Ctrl+C to stop)"), said
+        said = until("err", f"hitl: lost the event stream of task {task_id} at {server.url} (")
+        assert said.endswith(", for up to 60 s (Ctrl+C to stop)"), said
         server.start()
         review = wait_for_review(server, task_id)
         with Client(server.url, token=server.token) as client:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from hitl.client import AsyncClient, Client, Event, HitlAPIError, HitlProtocolError
+from hitl.client import (
+    AsyncClient,
+    Client,
+    Event,
+    HitlAPIError,
+    HitlConnectionError,
+    HitlProtocolError,
+)
 from tests.conftest import Server, Stub
 
 # A stream that sends nothing, not even a heartbeat, for this long fails the test.
@@ -175,3 +183,46 @@ def test_another_server_s_web_page_is_a_protocol_error(stub: tuple[Stub, str]) -
     message = str(error.value)
     assert message.startswith(f"404 Not Found: {url}/api/v1/tasks/0123abcd answered with a web")
     assert "<" not in message
+
+
+def test_follow_goes_on_across_a_restart_and_gives_up_on_a_server_that_stays_away(
+    start_server: Callable[..., Server],
+) -> None:
+    """`follow`: the task's events across a `kill -9` and a restart of the server, each
+    once and in order; then, with the server gone for good, it raises what it met once the
+    server stayed away `give_up_after` seconds."""
+    server = start_server()
+    with Client(server.url, token=server.token) as client:
+        task_id = client.create_task("followed across a restart").id
+        followed = client.follow(task_id, give_up_after=60)
+        seen = read_until(followed, "review.requested")  # (closes this one)
+        followed = client.follow(task_id, after=seen[-1].id or 0, give_up_after=60)
+        server.kill9()
+        server.start()
+        with Client(server.url, token=server.token) as other:
+            review = other.wait_for_review(task_id, timeout=READ_TIMEOUT)
+            other.decide(review.id, "approve")
+        rest = read_until(followed, "task.completed")
+        ids = [e.id for e in seen + rest]
+        assert ids == [e.id for e in client.events(task_id)], ids  # the whole log, once each
+
+        with pytest.raises(ValueError, match="give_up_after: give the seconds"):
+            client.follow(task_id, give_up_after=-1)
+        with pytest.raises(ValueError, match="after: give an event id"):
+            client.follow(task_id, after="3")  # type: ignore[arg-type]
+        second = client.create_task("followed until the server is gone").id
+        lasting = client.follow(second, give_up_after=0.5)
+        for event in lasting:  # (the generator stays open)
+            if event.type == "review.requested":
+                break
+        server.kill9()
+        with pytest.raises(HitlConnectionError, match=f"no hitl server answers at {server.url}"):
+            for event in lasting:
+                assert event.id is not None and event.type != "task.completed", event
+
+    async def gone() -> None:  # the async client's, on the server still gone
+        async with AsyncClient(server.url, token=server.token) as a:
+            with pytest.raises(HitlConnectionError, match="no hitl server answers"):
+                await aread_until(a.follow(second, give_up_after=0.2), "task.completed")
+
+    asyncio.run(gone())
