@@ -481,11 +481,16 @@ class _Stream:
         raise _Lost(error, float(after) if after.isdigit() else 0)
 
     def opened(self) -> None:
+        self.parser = _SSE()
+
+    def heard(self) -> None:
+        """The stream brought something (an event, a heartbeat): the server is back. (Not
+        its opening alone: a server or proxy that opens streams and drops them at once is
+        still away.)"""
         if self.failures:
             logger.info("following task %s again, from event %d", self.task_id, self.last)
         self.failures = 0
         self.away_since = None
-        self.parser = _SSE()
 
     def feed(self, line: str) -> Event | None:
         """The event that `line` completes, if any. Past the wait's end, WaitTimeout; and a
@@ -497,6 +502,8 @@ class _Stream:
                 raise self.over()
             if self.read_for - left > max(REOPEN_SLACK, left / 4):
                 raise _Reopen
+        if self.away_since is not None or self.failures:
+            self.heard()
         event = self.parser.feed(line)
         if event is not None:
             if event.id is not None:
@@ -531,10 +538,15 @@ class _Stream:
             )
         pause = max(at_least, min(FIRST_PAUSE * 2.0**self.failures, LONGEST_PAUSE))
         self.failures += 1
+        if self.patience is not None:  # a last try as the patience ends (not past it)
+            pause = min(pause, max(0.0, self.away_since + self.patience - now))
         return pause if left is None else min(pause, left)
 
     def over(self) -> WaitTimeout:
         return WaitTimeout(f"{self.what} within {self.timeout:g} s", self.task_id)
+
+
+_WHOLE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def _following(task_id: str, url: str, after: int, give_up_after: float | None) -> _Stream:
@@ -547,6 +559,7 @@ def _following(task_id: str, url: str, after: int, give_up_after: float | None) 
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise ValueError(f"after: give an event id (an integer, 0 or more); not {after!r}")
     _id(task_id)  # (an id that is none: a ValueError now)
+    task_id = str(task_id)
     return _Stream(task_id, url, None, f"task {task_id}", last=after, patience=give_up_after)
 
 
@@ -800,8 +813,13 @@ class Client:
         proxy's 502, 503 or 504 meanwhile): each time, it connects again and goes on after
         the last event it gave. Once the server has stayed away `give_up_after` seconds
         (None: never), it raises what it met last. A lost stream is logged (a warning of the
-        `hitl.client` logger), as in the waits."""
-        return self._follow(_following(task_id, self.url, after, give_up_after))
+        `hitl.client` logger), as in the waits. `task_id` may be a unique part of the id."""
+        return self._follow_id(_following(task_id, self.url, after, give_up_after))
+
+    def _follow_id(self, stream: _Stream) -> Generator[Event, None, None]:
+        if not _WHOLE_ID.match(stream.task_id):  # a part of it, which the stream does not take
+            stream.task_id = self.get_task(stream.task_id).id
+        yield from self._follow(stream)
 
     def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None
@@ -1076,8 +1094,16 @@ class AsyncClient:
     def follow(
         self, task_id: str, after: int = 0, give_up_after: float | None = 60.0
     ) -> AsyncIterator[Event]:
-        """As `Client.follow`."""
-        return self._follow(_following(task_id, self.url, after, give_up_after))
+        """As `Client.follow`. Close it (`contextlib.aclosing`) when leaving it before the
+        task's end: its connection stays open until then."""
+        return self._follow_id(_following(task_id, self.url, after, give_up_after))
+
+    async def _follow_id(self, stream: _Stream) -> AsyncGenerator[Event, None]:
+        if not _WHOLE_ID.match(stream.task_id):
+            stream.task_id = (await self.get_task(stream.task_id)).id
+        async with contextlib.aclosing(self._follow(stream)) as events:
+            async for event in events:
+                yield event
 
     async def events(
         self, task_id: str, after: int = 0, read_timeout: float | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -188,22 +189,26 @@ def test_another_server_s_web_page_is_a_protocol_error(stub: tuple[Stub, str]) -
 def test_follow_goes_on_across_a_restart_and_gives_up_on_a_server_that_stays_away(
     start_server: Callable[..., Server],
 ) -> None:
-    """`follow`: the task's events across a `kill -9` and a restart of the server, each
-    once and in order; then, with the server gone for good, it raises what it met once the
-    server stayed away `give_up_after` seconds."""
+    """`follow`: one task's events across a `kill -9` and a restart of the server, on one
+    iterator, each once and in order; then, with the server gone, it raises what it met
+    once the server stayed away `give_up_after` seconds. The same for `AsyncClient`."""
     server = start_server()
     with Client(server.url, token=server.token) as client:
         task_id = client.create_task("followed across a restart").id
-        followed = client.follow(task_id, give_up_after=60)
-        seen = read_until(followed, "review.requested")  # (closes this one)
-        followed = client.follow(task_id, after=seen[-1].id or 0, give_up_after=60)
+        followed = client.follow(task_id[:UNIQUE], give_up_after=60)  # a part of the id
+        seen = []
+        for event in followed:
+            seen.append(event)
+            if event.type == "review.requested":
+                break
         server.kill9()
         server.start()
         with Client(server.url, token=server.token) as other:
             review = other.wait_for_review(task_id, timeout=READ_TIMEOUT)
             other.decide(review.id, "approve")
-        rest = read_until(followed, "task.completed")
-        ids = [e.id for e in seen + rest]
+        seen += list(followed)  # the same iterator, on to the task's end
+        assert seen[-1].type == "task.completed"
+        ids = [e.id for e in seen]
         assert ids == [e.id for e in client.events(task_id)], ids  # the whole log, once each
 
         with pytest.raises(ValueError, match="give_up_after: give the seconds"):
@@ -212,17 +217,29 @@ def test_follow_goes_on_across_a_restart_and_gives_up_on_a_server_that_stays_awa
             client.follow(task_id, after="3")  # type: ignore[arg-type]
         second = client.create_task("followed until the server is gone").id
         lasting = client.follow(second, give_up_after=0.5)
-        for event in lasting:  # (the generator stays open)
+        for event in lasting:  # (the iterator stays open)
             if event.type == "review.requested":
                 break
         server.kill9()
+        gone = time.monotonic()
         with pytest.raises(HitlConnectionError, match=f"no hitl server answers at {server.url}"):
             for event in lasting:
-                assert event.id is not None and event.type != "task.completed", event
+                assert event.type != "task.completed", event
+        assert time.monotonic() - gone >= 0.5  # it tried for as long as it was told
 
-    async def gone() -> None:  # the async client's, on the server still gone
+    async def async_follow() -> None:
+        server.start()
         async with AsyncClient(server.url, token=server.token) as a:
-            with pytest.raises(HitlConnectionError, match="no hitl server answers"):
-                await aread_until(a.follow(second, give_up_after=0.2), "task.completed")
+            third = (await a.create_task("followed by the async client")).id
+            async with contextlib.aclosing(a.follow(third, give_up_after=0.3)) as events:
+                async for event in events:
+                    if event.type == "review.requested":
+                        server.kill9()
+                        gone = time.monotonic()
+                        break
+                with pytest.raises(HitlConnectionError, match="no hitl server answers"):
+                    async for event in events:
+                        assert event.type != "task.completed", event
+            assert time.monotonic() - gone >= 0.3
 
-    asyncio.run(gone())
+    asyncio.run(async_follow())

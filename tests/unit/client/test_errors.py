@@ -13,11 +13,20 @@ from hitl.client import (
     HitlConnectionError,
     HitlProtocolError,
     Rejected,
+    Task,
+    TaskEnded,
     WaitTimeout,
 )
 from hitl.client._client import _api_error, _reason
 
 URL = "http://hitl.test/api/v1/tasks/0123abcd"
+TASK = {
+    "id": "t1",
+    "flow": "feedback",
+    "status": "cancelled",
+    "created_at": "2026-12-02T10:00:00Z",
+    "updated_at": "2026-12-02T10:01:00Z",
+}
 
 
 def answer(status: int, content_type: str, body: bytes) -> httpx.Response:
@@ -94,6 +103,7 @@ def test_an_error_crosses_a_process_boundary_whole() -> None:
         HitlProtocolError("not as a hitl server does", URL),
         WaitTimeout("waited 5 s", "t1"),
         Rejected("send_email", answer),
+        TaskEnded("task t1 was cancelled", Task.model_validate(TASK)),
     ]
     for error in errors:
         back = pickle.loads(pickle.dumps(error))
