@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -168,9 +168,12 @@ def server_url(server: str | None) -> str:
 
 
 @contextmanager
-def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
+def connect(
+    server: str | None, token: str | None = None, flags: Mapping[str, str] | None = None
+) -> Iterator[Client]:
     """A client of the server, signed in with `token` (else HITL_TOKEN) if there is one; what
-    goes wrong talking to it ends the command with one line."""
+    goes wrong talking to it ends the command with one line. `flags`: the command's flag or
+    argument for each field of the API's body, said instead of the API's name for it."""
     import httpx
 
     from hitl.client import (
@@ -195,7 +198,10 @@ def connect(server: str | None, token: str | None = None) -> Iterator[Client]:
         if exc.status_code == 401:
             fail(TOKEN_REFUSED if token and token.strip() else NO_TOKEN)
         bad_input = exc.status_code in (400, 413, 422)
-        fail(str(exc.detail) if exc.detail else str(exc), USAGE if bad_input else FAILED)
+        detail = str(exc.detail) if exc.detail else str(exc)
+        for field, flag in (flags or {}).items():  # (`body.events.1:` is `--event:`)
+            detail = re.sub(rf"\bbody\.{re.escape(field)}(\.\d+)*:", f"{flag}:", detail)
+        fail(detail, USAGE if bad_input else FAILED)
     except HitlConnectionError as exc:
         if isinstance(exc.error, httpx.ConnectError):
             fail(

@@ -37,7 +37,8 @@ def add_channel(
     token: TokenOption = None,
 ) -> None:
     """Send events to a webhook or an Apprise URL, from now on."""
-    with connect(server, token) as client:
+    flags = {"name": "NAME", "url": "URL", "kind": "--kind", "events": "--event"}
+    with connect(server, token, flags) as client:
         channel = client.add_channel(name, kind, url, event or None)
     typer.echo(f"{channel.name}: {channel.kind} {channel.url}")
     typer.echo(f"events: {' '.join(channel.events)}")

@@ -35,7 +35,7 @@ def submit(
 ) -> None:
     """Submit a task and print it."""
     value = _input(sys.stdin.read() if text == "-" else text, as_json)
-    with connect(server, token) as client:
+    with connect(server, token, SUBMITTING) as client:
         print_json(client.create_task(value, flow=flow))
 
 
@@ -170,7 +170,7 @@ def approve(
     content_hash: HashOption = None,
 ) -> None:
     """Approve a task's open review."""
-    with connect(server, token) as client:
+    with connect(server, token, DECIDING) as client:
         _decide(client, task_id, "approve", comment, round, content_hash)
 
 
@@ -186,7 +186,7 @@ def reject(
     content_hash: HashOption = None,
 ) -> None:
     """Reject a task's open review, with a comment for the next revision."""
-    with connect(server, token) as client:
+    with connect(server, token, DECIDING) as client:
         _decide(client, task_id, "reject", comment, round, content_hash)
 
 
@@ -207,18 +207,12 @@ def _decide(
         why = "say what the next revision must change" if decision == "reject" else "say why"
         given = "is empty" if comment is not None else "is missing"
         fail(f"--comment {given}: this review asks for a comment to {decision}; {why}", USAGE)
-    from hitl.client import HitlAPIError
-
-    try:
-        decided = client.decide(
-            review.id, decision, comment=comment, round=round, content_hash=content_hash
-        )
-    except HitlAPIError as exc:  # the API names its fields: say the flags that set them
-        detail = exc.detail
-        for field, flag in FLAGS.items():
-            detail = detail.replace(f"body.{field}:", f"{flag}:")
-        raise HitlAPIError(exc.status_code, detail) from None
+    decided = client.decide(
+        review.id, decision, comment=comment, round=round, content_hash=content_hash
+    )
     print_json(decided)
 
 
-FLAGS = {"round": "--round", "content_hash": "--content-hash", "comment": "--comment"}
+# The API's names for what the commands' flags and arguments set, as its 422s say them.
+DECIDING = {"round": "--round", "content_hash": "--content-hash", "comment": "--comment"}
+SUBMITTING = {"input": "TEXT", "flow": "--flow"}

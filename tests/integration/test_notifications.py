@@ -307,7 +307,11 @@ async def test_the_command_line_manages_channels_and_replays(
     assert lines[0] == f"cli: webhook {hook.url}" and lines[1] == "events: task.created"
     assert lines[2].startswith("signing secret (shown only now): whsec_")
     line = failed(hitl(server, "channel", "add", "bad", hook.url, "--kind", "sms"), 2)
-    assert "body.kind: Input should be 'webhook' or 'apprise'" in line
+    assert "--kind: Input should be 'webhook' or 'apprise'" in line  # the flag, not the field
+    line = failed(hitl(server, "channel", "add", "..", hook.url), 2)
+    assert line.startswith("hitl: invalid request: NAME: '..' does not fit: use 1 to 100"), line
+    line = failed(hitl(server, "channel", "add", "x", hook.url, "--event", "no.such"), 2)
+    assert "--event: Input should be" in line and "body." not in line, line
     line = failed(hitl(server, "channel", "add", "cli", hook.url), 1)
     assert "named 'cli' already" in line
     assert "cli  webhook" in ok(hitl(server, "channel", "list"))
