@@ -1,3 +1,3 @@
-from hitl.cli.main import app
+from hitl.cli.entry import main
 
-app()
+main()

@@ -200,7 +200,8 @@ def connect(
         bad_input = exc.status_code in (400, 413, 422)
         detail = str(exc.detail) if exc.detail else str(exc)
         for field, flag in (flags or {}).items():  # (`body.events.1:` is `--event:`)
-            detail = re.sub(rf"\bbody\.{re.escape(field)}(\.\d+)*:", f"{flag}:", detail)
+            where = rf"(^|invalid request: |; )(?:body\.|path\.|query\.)?{re.escape(field)}"
+            detail = re.sub(rf"{where}(\.\d+)*:", rf"\g<1>{flag}:", detail)
         fail(detail, USAGE if bad_input else FAILED)
     except HitlConnectionError as exc:
         if isinstance(exc.error, httpx.ConnectError):

@@ -62,7 +62,7 @@ def remove_channel(
     token: TokenOption = None,
 ) -> None:
     """Stop sending to a channel; its delivery log stays."""
-    with connect(server, token) as client:
+    with connect(server, token, {"name": "NAME"}) as client:
         client.remove_channel(name)
     typer.echo(f"removed {name}")
 

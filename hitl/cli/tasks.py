@@ -99,6 +99,7 @@ def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOptio
     """Print a task and its open review: what you would approve or reject."""
     with connect(server, token) as client:
         task = client.get_task(task_id)
+    page = f"{client.url}/tasks/{task.id}"
     typer.echo(f"task     {task.id}  {task.status}  flow {shown(task.flow)}")
     typer.echo(f"input    {_text(task.input)}")
     if task.error:
@@ -111,9 +112,22 @@ def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOptio
     typer.echo(f"review   round {review.round}: {shown(review.prompt or 'review the output', 9)}")
     typer.echo(f"output   {_text(review.output)}")
     typer.echo(f"decide   {shown(', '.join(review.decisions))}")
-    round_and_hash = f"--round {review.round} --content-hash {review.content_hash}"
-    why = " --comment TEXT" if "approve" in review.comment_asked else ""
-    typer.echo(f"to approve what is shown: hitl approve {task.id} {round_and_hash}{why}")
+    if review.may_decide is False:
+        typer.echo("you may not decide this review (it is for a reviewer it is assigned to)")
+        return
+    if "approve" not in review.decisions:
+        return
+    asked = [
+        f.name for f in review.form if f.required and "approve" in (f.decisions or ["approve"])
+    ]
+    if asked:  # the CLI sends no form values
+        typer.echo(f"to approve it, open its page: it asks for {', '.join(asked)}: {page}")
+        return
+    command = f"hitl approve {task.id} --round {review.round} --content-hash {review.content_hash}"
+    if "approve" in review.comment_asked:  # (a flag without its value: said when run as is)
+        typer.echo(f"to approve what is shown, saying why: {command} --comment")
+    else:
+        typer.echo(f"to approve what is shown: {command}")
 
 
 def _text(value: object) -> str:

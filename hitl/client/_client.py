@@ -135,15 +135,20 @@ def _headers(token: str | None, headers: Mapping[str, str] | None) -> httpx.Head
     return merged
 
 
-def _id(value: str) -> str:
-    """An id as one path segment: whatever it holds ('/', '..') cannot reach another route;
-    an empty one (which would name the list, not an item) is a ValueError, sent nowhere."""
+A_CHANNEL = "a channel's name"
+
+
+def _id(value: str, what: str = "a task's or a review's id (or a part of a task's)") -> str:
+    """An id (`what`: of what) as one path segment: whatever it holds ('/', '..') cannot
+    reach another route; an empty one (which would name the list, not an item) is a
+    ValueError, sent nowhere."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise ValueError(f"an id is text, not {type(value).__name__} {value!r}")
     if not value:
-        raise ValueError("the id is empty: give a task's or a review's id (or a part of a task's)")
+        noun = "name" if what == A_CHANNEL else "id"
+        raise ValueError(f"the {noun} is empty: give {what}")
     return quote(value, safe="").replace(".", "%2E")
 
 
@@ -203,22 +208,33 @@ def _api_error(response: httpx.Response) -> HitlAPIError | HitlProtocolError:
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
     text = str(detail) if detail else _said(response)
+    url = response.request.url.copy_with(query=None)
+    segments = url.raw_path.decode("ascii").split("/")
+    if any("%2F" in part or part in ("%2E", "%2E%2E") for part in segments) and (
+        response.is_redirect or text == "Not Found"
+    ):
+        # An id given by the caller that no route can take (`_id`), answered as no route (a
+        # 404, or a redirect to the path without its slash): no such item.
+        return HitlAPIError(404, NO_SUCH_ID)
+    if response.is_redirect:  # the API redirects nothing: this is not its address
+        return HitlProtocolError(
+            f"{url} answered with a redirect to {response.headers.get('location', '?')}, not "
+            "as a hitl server does: give the server's own address (as http://127.0.0.1:8000)",
+            str(url),
+        )
     if response.status_code == 404 and text == "Not Found":  # no such route, not no such task
-        url = response.request.url.copy_with(query=None)
-        segments = url.raw_path.decode("ascii").split("/")
-        if any("%2F" in part or part in ("%2E", "%2E%2E") for part in segments):
-            # An id given by the caller that no route can take (`_id`): no such item.
-            text = "nothing has that id: an id holds no '/', and is neither '.' nor '..'"
-        else:
-            text = (
-                f"nothing of the hitl API is at {url}: give the server's own address (as "
-                "http://127.0.0.1:8000), with no path"
-            )
+        text = (
+            f"nothing of the hitl API is at {url}: give the server's own address (as "
+            "http://127.0.0.1:8000), with no path"
+        )
     return HitlAPIError(response.status_code, text)
 
 
+NO_SUCH_ID = "nothing has that id: an id holds no '/', and is neither '.' nor '..'"
+
+
 def _parse(response: httpx.Response, model: type[M], url: str) -> M:
-    if response.is_error:
+    if response.is_error or response.is_redirect:
         raise _api_error(response)
     try:
         return model.model_validate_json(response.content)
@@ -556,7 +572,7 @@ def _following(task_id: str, url: str, after: int, give_up_after: float | None) 
             "give_up_after: give the seconds the server may stay away (a number, 0 or more), "
             f"or None never to give up; not {give_up_after!r}"
         )
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
         raise ValueError(f"after: give an event id (an integer, 0 or more); not {after!r}")
     _id(task_id)  # (an id that is none: a ValueError now)
     task_id = str(task_id)
@@ -780,7 +796,7 @@ class Client:
                     headers=stream.headers(),
                     timeout=stream.http_timeout(self._http.timeout),
                 ) as response:
-                    if response.is_error:
+                    if response.is_error or response.is_redirect:
                         response.read()
                         stream.refused(response)
                     stream.opened()
@@ -817,8 +833,13 @@ class Client:
         return self._follow_id(_following(task_id, self.url, after, give_up_after))
 
     def _follow_id(self, stream: _Stream) -> Generator[Event, None, None]:
-        if not _WHOLE_ID.match(stream.task_id):  # a part of it, which the stream does not take
-            stream.task_id = self.get_task(stream.task_id).id
+        while not _WHOLE_ID.match(stream.task_id):  # a part of it, which streams do not take
+            try:
+                stream.task_id = self.get_task(stream.task_id).id
+            except (HitlConnectionError, HitlAPIError) as exc:  # away, as the stream may be
+                if isinstance(exc, HitlAPIError) and exc.status_code not in RETRIED_STATUSES:
+                    raise
+                time.sleep(stream.lost(exc))
         yield from self._follow(stream)
 
     def events(
@@ -832,7 +853,7 @@ class Client:
         parser = _SSE()
         try:
             with self._http.stream("GET", path, params={"after": after}, timeout=timeout) as answer:
-                if answer.is_error:
+                if answer.is_error or answer.is_redirect:
                     answer.read()
                     raise _api_error(answer)
                 for line in answer.iter_lines():
@@ -856,7 +877,7 @@ class Client:
         return self._send(_Call("GET", "/api/v1/channels", Channels))
 
     def remove_channel(self, name: str) -> Channel:
-        return self._send(_Call("DELETE", f"/api/v1/channels/{_id(name)}", Channel))
+        return self._send(_Call("DELETE", f"/api/v1/channels/{_id(name, A_CHANNEL)}", Channel))
 
     def deliveries(
         self, channel: str | None = None, status: str | None = None, limit: int = 100
@@ -1066,7 +1087,7 @@ class AsyncClient:
                     headers=stream.headers(),
                     timeout=stream.http_timeout(self._http.timeout),
                 ) as response:
-                    if response.is_error:
+                    if response.is_error or response.is_redirect:
                         await response.aread()
                         stream.refused(response)
                     stream.opened()
@@ -1099,8 +1120,13 @@ class AsyncClient:
         return self._follow_id(_following(task_id, self.url, after, give_up_after))
 
     async def _follow_id(self, stream: _Stream) -> AsyncGenerator[Event, None]:
-        if not _WHOLE_ID.match(stream.task_id):
-            stream.task_id = (await self.get_task(stream.task_id)).id
+        while not _WHOLE_ID.match(stream.task_id):  # as `Client._follow_id`
+            try:
+                stream.task_id = (await self.get_task(stream.task_id)).id
+            except (HitlConnectionError, HitlAPIError) as exc:
+                if isinstance(exc, HitlAPIError) and exc.status_code not in RETRIED_STATUSES:
+                    raise
+                await asyncio.sleep(stream.lost(exc))
         async with contextlib.aclosing(self._follow(stream)) as events:
             async for event in events:
                 yield event
@@ -1116,7 +1142,7 @@ class AsyncClient:
             async with self._http.stream(
                 "GET", path, params={"after": after}, timeout=timeout
             ) as answer:
-                if answer.is_error:
+                if answer.is_error or answer.is_redirect:
                     await answer.aread()
                     raise _api_error(answer)
                 async for line in answer.aiter_lines():
@@ -1138,7 +1164,9 @@ class AsyncClient:
         return await self._send(_Call("GET", "/api/v1/channels", Channels))
 
     async def remove_channel(self, name: str) -> Channel:
-        return await self._send(_Call("DELETE", f"/api/v1/channels/{_id(name)}", Channel))
+        return await self._send(
+            _Call("DELETE", f"/api/v1/channels/{_id(name, A_CHANNEL)}", Channel)
+        )
 
     async def deliveries(
         self, channel: str | None = None, status: str | None = None, limit: int = 100

@@ -24,6 +24,7 @@ import random
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,16 @@ CHANNEL_NAME = (
     rf"^(?:{_NOT_DOT}{_NAME_CHAR}{{0,99}}|\.{_NOT_DOT}{_NAME_CHAR}{{0,98}}"
     rf"|\.\.{_NAME_CHAR}{{1,98}})$"
 )
+
+
+def _named(name: object) -> str:
+    """A channel's name as stored and looked up: NFC, as user names are (the same text typed
+    on another keyboard is the same name)."""
+    if not isinstance(name, str):
+        raise Invalid(f"name: a channel's name is text, not {type(name).__name__}")
+    return unicodedata.normalize("NFC", name)
+
+
 CHANNEL_NAME_RULE = "1 to 100 characters, with no '/' or control character, and not '.' or '..'"
 # What a channel receives unless it says: reviews asked for, escalated, near their deadline
 # and decided; tasks completed and failed.
@@ -478,7 +489,8 @@ class Notifier:
         """Register a channel; it receives the events committed from now on. Returns it, and a
         webhook's signing secret (shown this once)."""
         access.administer(who, "manage notification channels")
-        if not isinstance(name, str) or not re.fullmatch(CHANNEL_NAME, name):
+        name = _named(name)
+        if not re.fullmatch(CHANNEL_NAME, name):
             raise Invalid(f"name: {name!r} cannot name a channel: use {CHANNEL_NAME_RULE}")
         if kind not in KINDS:
             raise Invalid(f"kind: {kind!r} is not a channel kind; use one of {', '.join(KINDS)}")
@@ -495,8 +507,12 @@ class Notifier:
         by = who.name if who is not None else None
 
         def write(tx: Tx) -> ChannelRow:
-            if tx.select(ChannelRow, name=name):
-                raise Conflict(f"there is a channel named {name!r} already: choose another name")
+            taken = _one(tx.select(ChannelRow, name=name))
+            if taken is not None:
+                why = " (removed: a name stays with its delivery log)" if taken.disabled_at else ""
+                raise Conflict(
+                    f"there is a channel named {name!r} already{why}: choose another name"
+                )
             row = ChannelRow(
                 id=new_id(),
                 name=name,
@@ -528,6 +544,7 @@ class Notifier:
         access.administer(who, "manage notification channels")
         by = who.name if who is not None else None
         now = self.clock()
+        name = _named(name)
 
         def write(tx: Tx) -> ChannelRow:
             row = _one(tx.select(ChannelRow, name=name))

@@ -143,9 +143,12 @@ def test_a_decision_the_review_wants_explained_needs_a_comment(server: Server) -
     assert review.comment_asked == ["approve"]
     tid = created.task_id
     hint = ok(hitl(server, "show", tid)).splitlines()[-1]  # the line to approve says so too
-    assert hint.startswith("to approve what is shown: hitl approve ") and hint.endswith(
-        f"--round 1 --content-hash {review.content_hash} --comment TEXT"
+    assert hint == (
+        f"to approve what is shown, saying why: hitl approve {tid} --round 1 --content-hash "
+        f"{review.content_hash} --comment"
     ), hint
+    as_shown = hint.split(": ", 1)[1].split()[1:]  # run as printed: the comment is asked for
+    assert "'--comment' requires an argument" in failed(hitl(server, *as_shown), 2)
     line = failed(hitl(server, "approve", tid), 2)
     assert line == "hitl: --comment is missing: this review asks for a comment to approve; say why"
     assert failed(hitl(server, "approve", tid, "--comment", " "), 2).startswith(
@@ -153,6 +156,24 @@ def test_a_decision_the_review_wants_explained_needs_a_comment(server: Server) -
     )
     decided = json.loads(ok(hitl(server, "approve", tid, "--comment", "checked the canary")))
     assert decided["decision"] == "approve" and decided["comment"] == "checked the canary"
+
+
+def test_show_says_how_to_decide_it_or_why_it_cannot_be_here(server: Server) -> None:
+    """`hitl show` prints a line that works as printed, or says why there is none: a form
+    the CLI does not fill in, a review the caller may not decide."""
+    sam = user_token(server.db_url, f"sam-{uuid.uuid4().hex[:6]}", "submitter")
+    form = [{"name": "reason", "type": "text", "required": True, "decisions": ["approve"]}]
+    with Client(server.url, token=sam) as client:
+        tid = client.create_review("ship it?", form=form).task_id
+        client.wait_for_review(tid, timeout=READ_TIMEOUT)
+    last = ok(hitl(server, "show", tid)).splitlines()[-1]
+    assert last == f"to approve it, open its page: it asks for reason: {server.url}/tasks/{tid}"
+    env = {"HITL_SERVER": server.url, "HITL_TOKEN": sam}
+    mine = CliRunner().invoke(app, ["show", tid], env=env, prog_name="hitl")
+    assert mine.exit_code == 0, mine.output
+    assert mine.output.splitlines()[-1] == (
+        "you may not decide this review (it is for a reviewer it is assigned to)"
+    )
 
 
 def test_a_decision_on_a_round_or_content_no_longer_shown_is_refused(server: Server) -> None:

@@ -119,7 +119,8 @@ def test_client_errors_carry_the_server_s_status_and_detail(server: Server) -> N
             client.decide(missing, "approve")
         assert error.value.status_code == 404
         # An id is one path segment, whatever it holds: it cannot reach another route.
-        for odd in ("../reviews", "..", "a/b", "x?status=open"):
+        # ('/' and 'x/' the server answers with a redirect to the path without its slash.)
+        for odd in ("../reviews", "..", "a/b", "/", "x/", "x?status=open"):
             with pytest.raises(HitlAPIError) as error:
                 client.get_task(odd)
             assert error.value.status_code in (404, 422), (odd, error.value)
@@ -226,6 +227,12 @@ def test_follow_goes_on_across_a_restart_and_gives_up_on_a_server_that_stays_awa
             for event in lasting:
                 assert event.type != "task.completed", event
         assert time.monotonic() - gone >= 0.5  # it tried for as long as it was told
+        began = time.monotonic()  # a part of the id, looked up while the server is away
+        with pytest.raises(HitlConnectionError, match="no hitl server answers"):
+            next(client.follow(second[:UNIQUE], give_up_after=0.5))
+        assert time.monotonic() - began >= 0.5
+        with pytest.raises(ValueError, match="after: give an event id"):
+            client.follow(task_id, after=2**63)
 
     async def async_follow() -> None:
         server.start()

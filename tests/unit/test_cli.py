@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typer.testing import CliRunner, Result
 from hitl.cli import db as db_command
 from hitl.cli import serve as serve_command
 from hitl.cli._common import server_url
+from hitl.cli.entry import leave
 from hitl.cli.main import app
 from hitl.config import Settings
 from hitl.service import TaskStatus
@@ -551,3 +553,51 @@ def test_a_sqlite_file_that_cannot_be_opened_fails_at_once(tmp_path: Path) -> No
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "directory exists" in lines[0], done.stderr
     assert not (tmp_path / "no").exists()
+
+
+def test_a_ctrl_c_while_the_command_line_loads_ends_it_quietly() -> None:
+    """Ctrl+C during the second or so that `hitl` spends importing (before the command line
+    can catch anything): exit 130, and no traceback. The interrupt is raised where the
+    import of the command line would be interrupted."""
+    code = (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'hitl.cli.main':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "import runpy\n"
+        "runpy.run_module('hitl', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+    script = Path(sys.executable).with_name("hitl").read_text()  # the installed command
+    assert "from hitl.cli.entry import main" in script
+
+
+def test_a_command_ends_without_the_interpreter_s_tear_down_unless_a_thread_still_runs() -> None:
+    """`leave`: the exit status as `sys.exit` gives it, the output flushed, and no tear-down
+    (an atexit handler is the interpreter's tear-down starting); with another thread still
+    running, the usual exit, which waits for it."""
+    code = (
+        "import atexit, logging, sys\n"
+        "from hitl.cli.entry import leave\n"
+        "atexit.register(print, 'torn down')\n"
+        "logging.basicConfig(stream=sys.stderr)\n"
+        "logging.getLogger('x').warning('logged')\n"
+        "print('said', end='')\n"
+        "leave(5)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert (done.returncode, done.stdout) == (5, "said") and "logged" in done.stderr
+    working = threading.Event()
+    busy = threading.Thread(target=working.wait)
+    busy.start()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            leave("a message")
+        assert exited.value.code == "a message"
+    finally:
+        working.set()
+        busy.join()

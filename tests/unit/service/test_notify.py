@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from hitl.config import Settings
-from hitl.service import Forbidden, Invalid, Service
+from hitl.service import Conflict, Forbidden, Invalid, Service
 from hitl.service.notify import (
     FIRST_RETRY,
     LEASE_SECONDS,
@@ -230,6 +230,14 @@ async def test_only_admins_manage_channels_and_bad_ones_are_refused(svc: Service
         with pytest.raises(Invalid, match=r"cannot name a channel: use 1 to 100 characters"):
             await svc.notifier.add(ADMIN, name, "webhook", "http://127.0.0.1:9/")
     assert await svc.notifier.listed(ADMIN) == []  # nothing was made
+    # A name is the same name however its accents were typed (NFC), as a user's is; a removed
+    # channel keeps its name, and saying so is the answer to taking it again.
+    await svc.notifier.add(ADMIN, "cafe\u0301", "webhook", "http://127.0.0.1:9/")
+    with pytest.raises(Conflict, match="named 'café' already: choose"):
+        await svc.notifier.add(ADMIN, "café", "webhook", "http://127.0.0.1:9/")
+    assert (await svc.notifier.remove(ADMIN, "café")).name == "café"
+    with pytest.raises(Conflict, match=r"already \(removed: a name stays with its delivery log\)"):
+        await svc.notifier.add(ADMIN, "cafe\u0301", "webhook", "http://127.0.0.1:9/")
 
 
 def test_messages_say_what_happened_and_link_to_the_task() -> None:
