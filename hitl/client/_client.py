@@ -544,11 +544,12 @@ class _Stream:
         elif self.patience is not None and now - self.away_since >= self.patience:
             raise error from None
         if self.failures == 0:
+            said = str(error)
             logger.warning(
-                "lost the event stream of task %s at %s (%s); trying again from event %d%s",
+                "lost the event stream of task %s%s (%s); trying again from event %d%s",
                 self.task_id,
-                self.url,
-                error,
+                "" if self.url in said else f" at {self.url}",  # (said once)
+                said,
                 self.last,
                 "" if self.patience is None else f", for up to {self.patience:g} s",
             )
