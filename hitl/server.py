@@ -11,7 +11,7 @@ ever. `LimitedHttpProtocol` is that protocol with both limits:
   read the answer, then the connection is closed;
 - a head not complete `header_timeout` seconds after the connection opened, or after its first
   byte on a kept-alive connection, is answered 408 (or, if not a byte of it came, the
-  connection is closed).
+  connection is closed), after one last look for bytes that came but were not read yet.
 
 Its transport sends a response's head with the first of its body, in one write (`Corked`).
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # After an error answer, how long to read and drop what the client still sends before closing:
 # closing with unread data makes the kernel send a reset, and the client may lose the answer.
 LINGER_SECONDS = 2.0
+LAST_LOOK_SECONDS = 0.01  # after a head's deadline, for what came but was not read yet
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -57,6 +58,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._completed = 0  # requests whose whole message the parser has read
         self._due: tuple[int, str] | None = None  # a refusal that waits for a response to end
         self._event_stream: object = None  # the cycle whose response is an event stream
+        self._looked = False  # the head's deadline passed once (`_head_timed_out`)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -173,6 +175,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         )
 
     def _arm(self) -> None:
+        self._looked = False
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _disarm(self) -> None:
@@ -182,6 +185,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
+        if not self._looked:
+            # One last look first: bytes that came while the loop was busy may wait unread
+            # (uvloop runs due timers before it reads), and closing a socket with unread
+            # bytes resets the connection under a request that came in time.
+            self._looked = True
+            self._head_timer = self.loop.call_later(LAST_LOOK_SECONDS, self._head_timed_out)
+            return
         if self._waiting_for_head():
             self._refuse(408, "Request header timeout")
         elif self.cycle is None and not self.transport.is_closing():

@@ -109,6 +109,9 @@ class _Transport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def can_write_eof(self) -> bool:
+        return False
+
     def pause_reading(self) -> None:
         pass
 
@@ -161,3 +164,55 @@ async def test_a_stop_ends_an_event_stream_at_once_and_lets_any_other_response_f
     sent, heard = await _stopped_while_sending(b"text/event-stream; charset=utf-8")
     assert heard == [{"type": "http.disconnect"}]
     assert sent.closed and not bytes(sent.written).endswith(b"0\r\n\r\n")
+
+
+def _protocol(app: Any) -> tuple[Any, _Transport, Any]:
+    """hitl's protocol on a `_Transport`, connected; its deadline's own timer cancelled, so
+    that the test says when the deadline passes (`_head_timed_out`)."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from hitl.server import protocol_class
+
+    config = uvicorn.Config(app, http=protocol_class(32 * 1024, 10.0), log_level="warning")
+    state = ServerState()
+    protocol = protocol_class(32 * 1024, 10.0)(config, state, {})  # type: ignore[arg-type]
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol._disarm()
+    return protocol, transport, state
+
+
+async def test_a_request_that_came_as_its_head_s_deadline_passed_is_read_not_reset() -> None:
+    """A busy loop can run a due timer before it reads what came (uvloop runs timers first):
+    the deadline takes one last look, so a request that came in time is answered, and only a
+    connection still silent, or a head still partial, after it is closed (or answered 408)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    protocol, transport, state = _protocol(app)
+    protocol._head_timed_out()  # the deadline passes while the request waits unread
+    assert not transport.closed
+    protocol.data_received(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # then it is read
+    await asyncio.wait_for(asyncio.gather(*state.tasks), 5)
+    await asyncio.sleep(0)  # (the corked writes of the turn)
+    assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK") and not transport.closed
+    protocol._disarm()
+
+    silent, transport, _ = _protocol(app)
+    silent._head_timed_out()
+    silent._head_timed_out()  # nothing came by the last look
+    assert transport.closed and transport.written == b""
+
+    partial, transport, _ = _protocol(app)
+    partial.data_received(b"GET /x HTTP/1.1\r\nHo")
+    partial._disarm()
+    partial._head_timed_out()
+    assert not transport.closed
+    partial._head_timed_out()
+    await asyncio.sleep(0)  # (the corked write of the turn)
+    assert bytes(transport.written).startswith(b"HTTP/1.1 408 ")  # (closed after a linger)
+    if partial._linger is not None:
+        partial._linger.cancel()
