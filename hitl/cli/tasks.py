@@ -151,13 +151,13 @@ def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOpti
     with connect(server, token) as client:
         task = client.get_task(task_id)
         notices.addHandler(say)
-        notices.propagate = False  # said once, here, whatever else the root logger does
+        propagated, notices.propagate = notices.propagate, False  # said once, here
         try:
             for event in client.follow(task.id, give_up_after=WATCH_WAIT_SECONDS):
                 typer.echo(f"{event.id or '':>6} {event.type:<18} {json.dumps(event.data)}")
         finally:
             notices.removeHandler(say)
-            notices.propagate = True
+            notices.propagate = propagated
 
 
 RoundOption = Annotated[

@@ -135,20 +135,20 @@ def _headers(token: str | None, headers: Mapping[str, str] | None) -> httpx.Head
     return merged
 
 
-A_CHANNEL = "a channel's name"
+NO_ID = "the id is empty: give a task's or a review's id (or a part of a task's)"
+NO_CHANNEL = "the name is empty: give a channel's name"
 
 
-def _id(value: str, what: str = "a task's or a review's id (or a part of a task's)") -> str:
-    """An id (`what`: of what) as one path segment: whatever it holds ('/', '..') cannot
-    reach another route; an empty one (which would name the list, not an item) is a
-    ValueError, sent nowhere."""
+def _id(value: str, empty: str = NO_ID) -> str:
+    """An id as one path segment: whatever it holds ('/', '..') cannot reach another route;
+    an empty one (which would name the list, not an item) is a ValueError saying `empty`,
+    sent nowhere."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise ValueError(f"an id is text, not {type(value).__name__} {value!r}")
     if not value:
-        noun = "name" if what == A_CHANNEL else "id"
-        raise ValueError(f"the {noun} is empty: give {what}")
+        raise ValueError(empty)
     return quote(value, safe="").replace(".", "%2E")
 
 
@@ -878,7 +878,7 @@ class Client:
         return self._send(_Call("GET", "/api/v1/channels", Channels))
 
     def remove_channel(self, name: str) -> Channel:
-        return self._send(_Call("DELETE", f"/api/v1/channels/{_id(name, A_CHANNEL)}", Channel))
+        return self._send(_Call("DELETE", f"/api/v1/channels/{_id(name, NO_CHANNEL)}", Channel))
 
     def deliveries(
         self, channel: str | None = None, status: str | None = None, limit: int = 100
@@ -1166,7 +1166,7 @@ class AsyncClient:
 
     async def remove_channel(self, name: str) -> Channel:
         return await self._send(
-            _Call("DELETE", f"/api/v1/channels/{_id(name, A_CHANNEL)}", Channel)
+            _Call("DELETE", f"/api/v1/channels/{_id(name, NO_CHANNEL)}", Channel)
         )
 
     async def deliveries(
