@@ -301,6 +301,18 @@ def page(context: BrowserContext) -> Page:
     return tab
 
 
+# Swagger UI draws /docs only once it has parsed its 1.5 MB bundle and resolved the OpenAPI 3.1
+# document: about 2 s of the browser's CPU on an idle machine, 13 s with the CPU throttled 6x
+# (CDP's Emulation.setCPUThrottlingRate), and past the 15 s the other pages get on a loaded one
+# (CI failed so). It draws every operation at once.
+DOCS_MS = 90_000
+
+
+def docs_drawn(page: Page) -> None:
+    """Wait until /docs shows the API's operations (the cookbook's /submit among them)."""
+    expect(page.locator('.opblock [data-path="/submit"]')).to_be_visible(timeout=DOCS_MS)
+
+
 def js_errors(page: Page) -> list[str]:
     """The uncaught JavaScript errors of a tab made by the `page` fixture."""
     errors: list[str] = getattr(page, JS_ERRORS)

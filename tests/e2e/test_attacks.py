@@ -76,7 +76,7 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, expect
 
 from tests.conftest import Server, Stub, identity_call, login_link, user_token
-from tests.e2e.conftest import REPORT_VIOLATIONS, open_sign_in_link
+from tests.e2e.conftest import REPORT_VIOLATIONS, docs_drawn, open_sign_in_link
 from tests.e2e.test_browser import TASK_URL
 from tests.receiver import Receiver, receiver
 
@@ -676,7 +676,7 @@ def test_script_shaped_text_is_shown_never_run(
     assert_inert(tab, "login-link")
 
     page.goto(f"{server.url}/docs")
-    expect(page.locator('.opblock [data-path="/submit"]')).to_be_visible()
+    docs_drawn(page)
     assert_inert(tab, "docs")
 
     # The settings page: a refusal that quotes the URL typed, a channel named and addressed
