@@ -198,10 +198,7 @@ def connect(
         if exc.status_code == 401:
             fail(TOKEN_REFUSED if token and token.strip() else NO_TOKEN)
         bad_input = exc.status_code in (400, 413, 422)
-        detail = str(exc.detail) if exc.detail else str(exc)
-        for field, flag in (flags or {}).items():  # (`body.events.1:` is `--event:`)
-            where = rf"(^|invalid request: |; )(?:body\.|path\.|query\.)?{re.escape(field)}"
-            detail = re.sub(rf"{where}(\.\d+)*:", rf"\g<1>{flag}:", detail)
+        detail = _flagged(str(exc.detail) if exc.detail else str(exc), flags or {})
         fail(detail, USAGE if bad_input else FAILED)
     except HitlConnectionError as exc:
         if isinstance(exc.error, httpx.ConnectError):
@@ -216,6 +213,20 @@ def connect(
         fail(f"{exc} (--server, HITL_SERVER)" if exc.url is not None else str(exc))
     except ValueError as exc:  # what the client refuses to send: an empty id, say
         fail(str(exc), USAGE)
+
+
+def _flagged(detail: str, flags: Mapping[str, str]) -> str:
+    """The API's complaint with the command's flag for each field it names: `body.round:`
+    is `--round:`, `body.events.1:` is `--event:`, and `body.form.score:` is `--field score:`."""
+    for field, flag in flags.items():
+        where = rf"(^|invalid request: |; )(?:body\.|path\.|query\.)?{re.escape(field)}"
+
+        def said(m: re.Match[str], flag: str = flag) -> str:
+            names = [part for part in m[2].split(".")[1:] if not part.isdigit()]
+            return m[1] + " ".join([flag, *names]) + ":"
+
+        detail = re.sub(rf"{where}((?:\.\w+)*):", said, detail)
+    return detail
 
 
 # What a terminal would act on rather than show: C0 and C1 controls (escape sequences can

@@ -14,6 +14,7 @@ from hitl.cli._common import USAGE, ServerOption, TokenOption, connect, fail, pr
 
 if TYPE_CHECKING:
     from hitl.client import Client
+    from hitl.client.models import FormField
 
 TaskIdArgument = Annotated[
     str,
@@ -99,7 +100,6 @@ def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOptio
     """Print a task and its open review: what you would approve or reject."""
     with connect(server, token) as client:
         task = client.get_task(task_id)
-    page = f"{client.url}/tasks/{task.id}"
     typer.echo(f"task     {task.id}  {task.status}  flow {shown(task.flow)}")
     typer.echo(f"input    {_text(task.input)}")
     if task.error:
@@ -115,19 +115,44 @@ def show(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOptio
     if review.may_decide is False:
         typer.echo("you may not decide this review (it is for a reviewer it is assigned to)")
         return
+    for field in review.form:
+        typer.echo(f"field    {_field(field)}")
     if "approve" not in review.decisions:
         return
-    asked = [
-        f.name for f in review.form if f.required and "approve" in (f.decisions or ["approve"])
-    ]
-    if asked:  # the CLI sends no form values
-        typer.echo(f"to approve it, open its page: it asks for {', '.join(asked)}: {page}")
-        return
     command = f"hitl approve {task.id} --round {review.round} --content-hash {review.content_hash}"
-    if "approve" in review.comment_asked:  # (a flag without its value: said when run as is)
-        typer.echo(f"to approve what is shown, saying why: {command} --comment")
+    # What approval must carry, as flags without their values: run as printed, each is
+    # refused by name.
+    asked = [f"--field {f.name}=" for f in review.form if f.required and f.asked_for("approve")]
+    if "approve" in review.comment_asked:
+        asked.append("--comment")
+    if asked:
+        typer.echo(f"to approve what is shown, with what it asks: {command} {' '.join(asked)}")
     else:
         typer.echo(f"to approve what is shown: {command}")
+
+
+def _field(field: FormField) -> str:
+    """A form field as `show` prints it: `score=  a whole number from 1 to 5, required to
+    approve: How good is it?` (its name, what it takes, when, and its label)."""
+    if field.type == "choice":
+        kind = "one of " + ", ".join(field.choices)
+    elif field.type == "boolean":
+        kind = "yes or no"
+    elif field.type in ("number", "integer"):
+        kind = "a whole number" if field.type == "integer" else "a number"
+        low, high = field.min, field.max
+        if low is not None and high is not None:
+            kind += f" from {low:g} to {high:g}"
+        elif low is not None or high is not None:
+            kind += f" of at least {low:g}" if low is not None else f" of at most {high:g}"
+    else:
+        kind = "text" + (f" of at most {field.max_length} characters" if field.max_length else "")
+    when = " or ".join(field.decisions)
+    if field.required:
+        kind += f", required to {when or 'decide'}"
+    else:
+        kind += ", optional" + (f", to {when}" if when else "")
+    return shown(f"{field.name}=  {kind}" + (f": {field.label}" if field.label else ""), 9)
 
 
 def _text(value: object) -> str:
@@ -139,8 +164,10 @@ WATCH_WAIT_SECONDS = 60.0  # how long `watch` waits for a server that went away 
 
 
 def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
-    """Print a task's events as they happen, until it finishes. If the server goes away (a
-    restart), wait up to a minute for it, and go on after the last event printed."""
+    """Print a task's events as they happen, until it finishes.
+
+    If the server goes away (a restart), wait a minute for it, then go on from there.
+    """
     import logging
 
     class Say(logging.Handler):  # the client's notice of a lost stream, on stderr
@@ -175,17 +202,28 @@ HashOption = Annotated[
 ]
 
 
+FieldOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--field",
+        metavar="NAME=VALUE",
+        help="a value for the review's form (`hitl show` lists its fields); once for each",
+    ),
+]
+
+
 def approve(
     task_id: TaskIdArgument,
     server: ServerOption = None,
     token: TokenOption = None,
     comment: Annotated[str | None, typer.Option(help="a note for the record")] = None,
+    field: FieldOption = None,
     round: RoundOption = None,
     content_hash: HashOption = None,
 ) -> None:
     """Approve a task's open review."""
     with connect(server, token, DECIDING) as client:
-        _decide(client, task_id, "approve", comment, round, content_hash)
+        _decide(client, task_id, "approve", comment, field, round, content_hash)
 
 
 def reject(
@@ -196,12 +234,13 @@ def reject(
     ] = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    field: FieldOption = None,
     round: RoundOption = None,
     content_hash: HashOption = None,
 ) -> None:
     """Reject a task's open review, with a comment for the next revision."""
     with connect(server, token, DECIDING) as client:
-        _decide(client, task_id, "reject", comment, round, content_hash)
+        _decide(client, task_id, "reject", comment, field, round, content_hash)
 
 
 def _decide(
@@ -209,9 +248,11 @@ def _decide(
     task_id: str,
     decision: str,
     comment: str | None,
+    fields: list[str] | None,
     round: int | None,
     content_hash: str | None,
 ) -> None:
+    typed = _typed(fields or [])
     task = client.get_task(task_id)
     review = task.open_review
     if review is None:
@@ -221,12 +262,40 @@ def _decide(
         why = "say what the next revision must change" if decision == "reject" else "say why"
         given = "is empty" if comment is not None else "is missing"
         fail(f"--comment {given}: this review asks for a comment to {decision}; {why}", USAGE)
+    form = {f.name: f for f in review.form}
+    values = {
+        name: form[name].typed(text) if name in form else text for name, text in typed.items()
+    }
     decided = client.decide(
-        review.id, decision, comment=comment, round=round, content_hash=content_hash
+        review.id,
+        decision,
+        comment=comment,
+        round=round,
+        content_hash=content_hash,
+        form={name: value for name, value in values.items() if value is not None} or None,
     )
     print_json(decided)
 
 
+def _typed(fields: list[str]) -> dict[str, str]:
+    """The values typed as `--field NAME=VALUE`, by name; a one-line error for a flag that
+    names no field, or names one twice."""
+    typed: dict[str, str] = {}
+    for given in fields:
+        name, equals, text = given.partition("=")
+        if not equals or not name.strip():
+            fail(f"--field {given!r}: give NAME=VALUE, as `hitl show` lists the fields", USAGE)
+        if name.strip() in typed:
+            fail(f"--field {name.strip()}: given twice; give each field once", USAGE)
+        typed[name.strip()] = text
+    return typed
+
+
 # The API's names for what the commands' flags and arguments set, as its 422s say them.
-DECIDING = {"round": "--round", "content_hash": "--content-hash", "comment": "--comment"}
+DECIDING = {
+    "round": "--round",
+    "content_hash": "--content-hash",
+    "comment": "--comment",
+    "form": "--field",
+}
 SUBMITTING = {"input": "TEXT", "flow": "--flow"}

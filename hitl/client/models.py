@@ -6,6 +6,7 @@ Each mirrors a body of the HTTP API (docs/api.md). Fields the server adds later 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -56,6 +57,31 @@ class FormField(Model):
     max: float | None = None
     max_length: int | None = None
     decisions: list[str] = Field(default_factory=list)
+
+    def asked_for(self, decision: str) -> bool:
+        """Whether a `decision` carries this field (`decisions` empty: every one does)."""
+        return not self.decisions or decision in self.decisions
+
+    def typed(self, text: str) -> JsonValue:
+        """The value a person typed as `text`, as a decision sends it (as the task page
+        does): a number field's number, a boolean's true or false, a choice without the
+        spaces around it, text as typed; None for nothing typed (left out). What cannot be
+        read as its type goes as typed, for the server to say what is wrong with it."""
+        trimmed = text.strip()
+        if not trimmed:
+            return None
+        if self.type == "boolean":
+            known = {"true": True, "yes": True, "false": False, "no": False}
+            return known.get(trimmed.lower(), text)
+        if self.type in ("number", "integer"):
+            for read in (int, float):
+                try:
+                    number = read(trimmed)
+                except (ValueError, OverflowError):
+                    continue
+                return number if math.isfinite(number) else text
+            return text
+        return trimmed if self.type == "choice" else text
 
 
 class Vote(Model):

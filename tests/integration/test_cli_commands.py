@@ -144,7 +144,7 @@ def test_a_decision_the_review_wants_explained_needs_a_comment(server: Server) -
     tid = created.task_id
     hint = ok(hitl(server, "show", tid)).splitlines()[-1]  # the line to approve says so too
     assert hint == (
-        f"to approve what is shown, saying why: hitl approve {tid} --round 1 --content-hash "
+        f"to approve what is shown, with what it asks: hitl approve {tid} --round 1 --content-hash "
         f"{review.content_hash} --comment"
     ), hint
     as_shown = hint.split(": ", 1)[1].split()[1:]  # run as printed: the comment is asked for
@@ -158,16 +158,65 @@ def test_a_decision_the_review_wants_explained_needs_a_comment(server: Server) -
     assert decided["decision"] == "approve" and decided["comment"] == "checked the canary"
 
 
-def test_show_says_how_to_decide_it_or_why_it_cannot_be_here(server: Server) -> None:
-    """`hitl show` prints a line that works as printed, or says why there is none: a form
-    the CLI does not fill in, a review the caller may not decide."""
+FORM = [
+    {"name": "reason", "type": "text", "required": True, "decisions": ["approve"]},
+    {"name": "score", "type": "integer", "min": 1, "max": 5, "label": "How good is it?"},
+    {"name": "urgent", "type": "boolean"},
+    {"name": "kind", "type": "choice", "choices": ["bug", "feature"], "decisions": ["reject"]},
+]
+
+
+def test_a_review_form_is_filled_in_with_field_flags(server: Server) -> None:
+    """`hitl show` lists the form's fields and prints an approve line with the ones approval
+    requires; `--field NAME=VALUE` sends each value as its field takes it (a number, yes or
+    no), and the server's word on a value names the flag."""
     sam = user_token(server.db_url, f"sam-{uuid.uuid4().hex[:6]}", "submitter")
-    form = [{"name": "reason", "type": "text", "required": True, "decisions": ["approve"]}]
     with Client(server.url, token=sam) as client:
-        tid = client.create_review("ship it?", form=form).task_id
+        tid = client.create_review("ship it?", form=FORM).task_id
+        review = client.wait_for_review(tid, timeout=READ_TIMEOUT)
+    shown = ok(hitl(server, "show", tid)).splitlines()
+    assert [line for line in shown if line.startswith("field ")] == [
+        "field    reason=  text, required to approve",
+        "field    score=  a whole number from 1 to 5, optional: How good is it?",
+        "field    urgent=  yes or no, optional",
+        "field    kind=  one of bug, feature, optional, to reject",
+    ]
+    command = f"hitl approve {tid} --round 1 --content-hash {review.content_hash}"
+    assert shown[-1] == f"to approve what is shown, with what it asks: {command} --field reason="
+    as_shown = shown[-1].split(": ", 1)[1].split()[1:]  # run as printed: the field is asked for
+    assert failed(hitl(server, *as_shown), 2) == "hitl: --field reason: required to approve"
+
+    def refused(*fields: str) -> str:
+        args = [arg for field in fields for arg in ("--field", field)]
+        return failed(hitl(server, "approve", tid, "--field", "reason=fine", *args), 2)
+
+    assert refused("score=9") == "hitl: --field score: must be at most 5"
+    assert refused("score=four") == "hitl: --field score: must be a number"
+    assert refused("score=2.5") == "hitl: --field score: must be a whole number"
+    assert refused("urgent=maybe") == "hitl: --field urgent: must be true or false"
+    assert refused("kind=bug") == (
+        "hitl: --field kind: no such field for approve (fields: reason, score, urgent)"
+    )
+    assert refused("reason=again") == "hitl: --field reason: given twice; give each field once"
+    assert refused("score") == (
+        "hitl: --field 'score': give NAME=VALUE, as `hitl show` lists the fields"
+    )
+    assert failed(hitl(server, "reject", tid, "--comment", "no", "--field", "kind=idea"), 2) == (
+        "hitl: --field kind: must be one of ['bug', 'feature']"
+    )
+    with Client(server.url, token=server.token) as client:  # nothing above was decided
+        assert client.get_task(tid).open_review is not None
+
+    args = ["--field", "reason=checked it", "--field", "score=4", "--field", "urgent=yes"]
+    decided = json.loads(ok(hitl(server, "approve", tid, *args)))
+    assert decided["form_values"] == {"reason": "checked it", "score": 4, "urgent": True}
+
+
+def test_show_says_why_a_review_is_not_the_callers_to_decide(server: Server) -> None:
+    sam = user_token(server.db_url, f"sam-{uuid.uuid4().hex[:6]}", "submitter")
+    with Client(server.url, token=sam) as client:
+        tid = client.create_review("ship it?").task_id
         client.wait_for_review(tid, timeout=READ_TIMEOUT)
-    last = ok(hitl(server, "show", tid)).splitlines()[-1]
-    assert last == f"to approve it, open its page: it asks for reason: {server.url}/tasks/{tid}"
     env = {"HITL_SERVER": server.url, "HITL_TOKEN": sam}
     mine = CliRunner().invoke(app, ["show", tid], env=env, prog_name="hitl")
     assert mine.exit_code == 0, mine.output
