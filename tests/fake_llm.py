@@ -4,10 +4,10 @@
 `Fail`), or, once the script is used up, with `default`. A `Stream` sends its text a word per
 SSE chunk, `delay` seconds apart, then (when asked for, with `stream_options.include_usage`)
 a chunk with the usage, then `data: [DONE]`; `break_after` cuts the connection after that many
-words instead. A `Fail` answers a status with an OpenAI-style error and its headers
-(`Retry-After`). Every request is recorded in `requests`, with how it ended: `done` (all
-sent), `gone` (the client went away mid-stream: cancelled, or killed), `broken`
-(`break_after`) or `failed`.
+words instead, and `hold_after` stops after that many until the test sets `release`. A `Fail`
+answers a status with an OpenAI-style error and its headers (`Retry-After`). Every request is
+recorded in `requests`, with how it ended: `done` (all sent), `gone` (the client went away
+mid-stream: cancelled, or killed), `broken` (`break_after`) or `failed`.
 
 It runs in a thread of its own, with its own event loop, so tests (sync or async) and the
 processes they start can use it alike; its state is read and changed under `lock`.
@@ -40,6 +40,8 @@ class Stream:
     usage: bool = True
     break_after: int | None = None
     finish_reason: str = "stop"
+    hold_after: int | None = None
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -171,6 +173,9 @@ class FakeLLM:
                 if reply.break_after is not None and i >= reply.break_after:
                     self._end(seen, "broken")
                     return  # uvicorn closes the connection: the body never completed
+                if i == reply.hold_after:
+                    while not reply.release.is_set() and not gone.is_set():
+                        await _waits(gone, 0.01)
                 if reply.delay and await _waits(gone, reply.delay):
                     self._end(seen, "gone")
                     return

@@ -10,6 +10,7 @@ one costs seconds. The review queue's tests share one whose queue is emptied bef
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -125,11 +126,14 @@ def no_js_errors(page: Page) -> None:
 
 
 def test_submit_reject_with_comment_then_approve_live(
-    start_server: StartServer, page: Page
+    start_server: StartServer, page: Page, tmp_path: Path
 ) -> None:
-    # Each round takes 3 s: the task page, loaded after the submission, must show the task
-    # queued or running before its review arrives; on a busy machine, 1.5 s was not enough.
-    server = start_server(process_delay=3)
+    # The default flow, its processor held until the page has shown the task queued or
+    # running (a timer lost that race on a busy machine): the review then arrives live.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    flow = "feedback=tests.unit.service.flows_for_tests:create_gated_flow"
+    server = start_server(flows=json.dumps([flow]), test_gate=gate)
     task_id = submit_on_index(page, server, "the quick brown fox jumps over the lazy dog")
     mark_page(page)
 
@@ -137,6 +141,8 @@ def test_submit_reject_with_comment_then_approve_live(
     expect(status).to_have_text(re.compile(r"^(queued|running)$"))
     expect(page.get_by_test_id("live")).to_have_text("● live")
     expect(page.get_by_test_id("input")).to_have_text("the quick brown fox jumps over the lazy dog")
+    for revision in ("1", "2"):
+        (gate / revision).touch()
 
     # Round 1 arrives by itself: no reload.
     expect_waiting(page, 1)

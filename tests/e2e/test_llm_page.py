@@ -32,7 +32,9 @@ def fake() -> Iterator[FakeLLM]:
 def test_the_page_shows_the_draft_as_it_is_written_and_the_tokens_it_took(
     start_server: Callable[..., Server], page: Page, fake: FakeLLM, csp_violations: list[str]
 ) -> None:
-    fake.then(Stream(delay=0.15), Stream(delay=0.05))
+    # The first draft stops after its eighth word until the page has shown it being written.
+    first = Stream(hold_after=8)
+    fake.then(first, Stream(delay=0.05))
     server = start_server(args=FLOW, llm_base_url=fake.url, llm_model="fake-model")
     response = httpx.post(
         f"{server.url}/api/v1/tasks",
@@ -50,6 +52,7 @@ def test_the_page_shows_the_draft_as_it_is_written_and_the_tokens_it_took(
     expect(draft).to_contain_text("Draft 1: a note on durable queues. Queues")
     page.screenshot(path=str(WRITING), full_page=True)
     assert "written down before the next." not in (draft.text_content() or "")  # still writing
+    first.release.set()
 
     expect(page.get_by_test_id("progress-state")).to_have_text("done")
     expect(page.get_by_test_id("review-form")).to_be_visible()

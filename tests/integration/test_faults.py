@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,19 +40,29 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 def refusal(db_url: str, **settings: object) -> str:
-    """Start `hitl serve` where it must refuse to: its one line of explanation on stderr."""
-    command = [sys.executable, "-m", "hitl", "serve", "--port", str(free_port()), "--db", db_url]
-    try:
-        result = subprocess.run(
-            command,
-            env=process_env(**settings),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            cwd=ROOT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"hitl serve started instead of refusing to: {exc.stderr!r}")
+    """Start `hitl serve` where it must refuse to: its one line of explanation on stderr.
+    It is waited for until it ends, or fails the test once its port answers (it started)."""
+    port = free_port()
+    command = [sys.executable, "-m", "hitl", "serve", "--port", str(port), "--db", db_url]
+    with subprocess.Popen(
+        command,
+        env=process_env(**settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    ) as process:
+        while process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(0.05)
+                continue
+            process.kill()
+            pytest.fail(f"hitl serve started instead of refusing to: {process.communicate()}")
+        out, err = process.communicate()
+    result = subprocess.CompletedProcess(command, process.returncode, out, err)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output, output

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
 from pocketflow import AsyncFlow, Node
 
 from hitl.flow import Field, HumanReview, ReviewRequest
+from hitl.flow.default import Process, Result, Review
 
 
 class PutsASet(Node):  # type: ignore[misc]
@@ -270,3 +274,25 @@ def create_publishing_flow() -> AsyncFlow:
     drafting = Drafting(start=draft)
     drafting - "approved" >> Publish()
     return AsyncFlow(start=drafting)
+
+
+class Gated(Process):
+    """The default flow's processor, held until a test opens its gate: revision N waits for
+    the file `N` in the directory that HITL_TEST_GATE names. So a test sees a task queued or
+    running for as long as it looks, and no timer decides what it sees."""
+
+    async def exec_async(self, prep_res: tuple[str, list[str], int]) -> str:
+        gate = Path(os.environ["HITL_TEST_GATE"]) / str(prep_res[2] + 1)
+        while not gate.exists():
+            await asyncio.sleep(0.02)
+        result: str = await super().exec_async(prep_res)
+        return result
+
+
+def create_gated_flow() -> AsyncFlow:
+    """The default flow (`feedback`), with `Gated` for its processor."""
+    process, review, result = Gated(0), Review(None, None), Result()
+    process >> review
+    review - "approved" >> result
+    review - "rejected" >> process
+    return AsyncFlow(start=process)
