@@ -217,16 +217,25 @@ def connect(
 
 def _flagged(detail: str, flags: Mapping[str, str]) -> str:
     """The API's complaint with the command's flag for each field it names: `body.round:`
-    is `--round:`, `body.events.1:` is `--event:`, and `body.form.score:` is `--field score:`."""
+    is `--round:`, `body.events.1:` is `--event:`, and `form.score:` is `--field score:`.
+    An invalid request's problems, after `invalid request: `, are each named so."""
+    head = "invalid request: "
+    if detail.startswith(head):
+        return head + "; ".join(_flag(p, flags) for p in detail[len(head) :].split("; "))
+    return _flag(detail, flags)
+
+
+def _flag(problem: str, flags: Mapping[str, str]) -> str:
     for field, flag in flags.items():
-        where = rf"(^|invalid request: |; )(?:body\.|path\.|query\.)?{re.escape(field)}"
-
-        def said(m: re.Match[str], flag: str = flag) -> str:
-            names = [part for part in m[2].split(".")[1:] if not part.isdigit()]
-            return m[1] + " ".join([flag, *names]) + ":"
-
-        detail = re.sub(rf"{where}((?:\.\w+)*):", said, detail)
-    return detail
+        where = rf"(?:body\.|path\.|query\.)?{re.escape(field)}"
+        # A form's field by its name, whatever it is; a list's item by its flag alone.
+        named = re.match(
+            rf"{where}\.([^:]+):" if field == "form" else rf"{where}(?:\.\d+)*:", problem
+        )
+        if named:
+            name = f" {named[1]}" if field == "form" else ""
+            return f"{flag}{name}:{problem[named.end() :]}"
+    return problem
 
 
 # What a terminal would act on rather than show: C0 and C1 controls (escape sequences can

@@ -140,11 +140,11 @@ def _field(field: FormField) -> str:
         kind = "yes or no"
     elif field.type in ("number", "integer"):
         kind = "a whole number" if field.type == "integer" else "a number"
-        low, high = field.min, field.max
-        if low is not None and high is not None:
-            kind += f" from {low:g} to {high:g}"
-        elif low is not None or high is not None:
-            kind += f" of at least {low:g}" if low is not None else f" of at most {high:g}"
+        low, high = (_bound(b) for b in (field.min, field.max))
+        if low and high:
+            kind += f" from {low} to {high}"
+        elif low or high:
+            kind += f" of at least {low}" if low else f" of at most {high}"
     else:
         kind = "text" + (f" of at most {field.max_length} characters" if field.max_length else "")
     when = " or ".join(field.decisions)
@@ -153,6 +153,13 @@ def _field(field: FormField) -> str:
     else:
         kind += ", optional" + (f", to {when}" if when else "")
     return shown(f"{field.name}=  {kind}" + (f": {field.label}" if field.label else ""), 9)
+
+
+def _bound(number: float | None) -> str | None:
+    """A field's bound as the server words it: 1234567, not 1.23457e+06; 2.5 as 2.5."""
+    if number is None:
+        return None
+    return str(int(number)) if float(number).is_integer() else repr(number)
 
 
 def _text(value: object) -> str:
@@ -166,7 +173,7 @@ WATCH_WAIT_SECONDS = 60.0  # how long `watch` waits for a server that went away 
 def watch(task_id: TaskIdArgument, server: ServerOption = None, token: TokenOption = None) -> None:
     """Print a task's events as they happen, until it finishes.
 
-    If the server goes away (a restart), wait a minute for it, then go on from there.
+    If the server goes away (a restart), wait up to a minute for it to come back.
     """
     import logging
 
@@ -262,17 +269,14 @@ def _decide(
         why = "say what the next revision must change" if decision == "reject" else "say why"
         given = "is empty" if comment is not None else "is missing"
         fail(f"--comment {given}: this review asks for a comment to {decision}; {why}", USAGE)
-    form = {f.name: f for f in review.form}
-    values = {
-        name: form[name].typed(text) if name in form else text for name, text in typed.items()
-    }
+    form = review.form_for(decision, typed)  # as the task page would send it
     decided = client.decide(
         review.id,
         decision,
         comment=comment,
         round=round,
         content_hash=content_hash,
-        form={name: value for name, value in values.items() if value is not None} or None,
+        form=form or None,
     )
     print_json(decided)
 

@@ -7,7 +7,8 @@ Each mirrors a body of the HTTP API (docs/api.md). Fields the server adds later 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -63,25 +64,48 @@ class FormField(Model):
         return not self.decisions or decision in self.decisions
 
     def typed(self, text: str) -> JsonValue:
-        """The value a person typed as `text`, as a decision sends it (as the task page
-        does): a number field's number, a boolean's true or false, a choice without the
-        spaces around it, text as typed; None for nothing typed (left out). What cannot be
-        read as its type goes as typed, for the server to say what is wrong with it."""
-        trimmed = text.strip()
+        """The value a person typed as `text`, as the task page sends what is typed into the
+        field: without the spaces around it (as JavaScript trims them), a number field's as a
+        number (as JavaScript's Number reads it, but a whole number exactly), a yes-or-no
+        field's `yes`/`true` or `no`/`false` (any case) as true or false, text as typed; None
+        for nothing typed. What cannot be read as its type goes as typed, for the server to
+        say what is wrong with it."""
+        trimmed = text.strip(_TRIMMED)
         if not trimmed:
             return None
         if self.type == "boolean":
-            known = {"true": True, "yes": True, "false": False, "no": False}
-            return known.get(trimmed.lower(), text)
+            return {"true": True, "yes": True, "false": False, "no": False}.get(
+                trimmed.lower(), text
+            )
         if self.type in ("number", "integer"):
-            for read in (int, float):
-                try:
-                    number = read(trimmed)
-                except (ValueError, OverflowError):
-                    continue
-                return number if math.isfinite(number) else text
-            return text
+            return _number(trimmed, text)
         return trimmed if self.type == "choice" else text
+
+
+# What JavaScript's String.prototype.trim takes off both ends (the task page trims so).
+_TRIMMED = "\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+_TRIMMED += "\u2028\u2029\u202f\u205f\u3000\ufeff"
+# The numbers JavaScript's Number reads (ASCII digits only; no `_`): decimal, and 0x, 0o, 0b.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_PREFIXED = re.compile(r"0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
+
+
+def _number(trimmed: str, text: str) -> JsonValue:
+    """`trimmed` as JavaScript's Number reads it, a whole number exact (JavaScript rounds one
+    past 2**53); `text` if it is not a finite number."""
+    try:
+        if _PREFIXED.fullmatch(trimmed):
+            return int(trimmed, 0)
+        if _WHOLE.fullmatch(trimmed):
+            return int(trimmed)
+    except ValueError:  # over Python's 4,300 digits: read as a float, past its range
+        pass
+    if _DECIMAL.fullmatch(trimmed):
+        number = float(trimmed)
+        if math.isfinite(number):
+            return number
+    return text
 
 
 class Vote(Model):
@@ -128,6 +152,22 @@ class Review(Model):
     may_decide: bool | None = None
     flow: str | None = None  # the task's, in the queue's list
     input: JsonValue = None  # the task's, in the queue's list
+
+    def form_for(self, decision: str, typed: Mapping[str, str]) -> dict[str, JsonValue]:
+        """The form values a `decision` sends, from the text typed for fields by name, as the
+        task page sends its form: each as its field takes it (`FormField.typed`), the empty
+        ones left out, and a yes-or-no field false unless given (the page's unticked box). A
+        name that is no field of the decision goes as typed, for the server to refuse."""
+        fields = {f.name: f for f in self.form if f.asked_for(decision)}
+        values: dict[str, JsonValue] = {}
+        for name, field in fields.items():
+            value = field.typed(typed.get(name, ""))
+            if value is not None:
+                values[name] = value
+            elif field.type == "boolean":
+                values[name] = False
+        values.update({name: text for name, text in typed.items() if name not in fields})
+        return values
 
 
 class Task(Model):

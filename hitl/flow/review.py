@@ -104,16 +104,22 @@ class Field:
             if value not in self.choices:
                 raise ValueError(f"{where}: must be one of {list(self.choices)}")
             return value
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
+        # (A whole number of any size is finite; math.isfinite cannot take one past a float.)
+        number = isinstance(value, int) or isinstance(value, float) and math.isfinite(value)
+        if not number or isinstance(value, bool):
             raise ValueError(f"{where}: must be a number")
         if self.type == "integer" and value != int(value):
             raise ValueError(f"{where}: must be a whole number")
         if self.min is not None and value < self.min:
-            raise ValueError(f"{where}: must be at least {self.min:g}")
+            raise ValueError(f"{where}: must be at least {bound(self.min)}")
         if self.max is not None and value > self.max:
-            raise ValueError(f"{where}: must be at most {self.max:g}")
+            raise ValueError(f"{where}: must be at most {bound(self.max)}")
         return int(value) if self.type == "integer" else value
+
+
+def bound(number: float) -> str:
+    """A field's bound as a person reads it: 1234567, not 1.23457e+06; 2.5 as 2.5."""
+    return str(int(number)) if float(number).is_integer() else repr(number)
 
 
 def content_hash(output: Any) -> str:

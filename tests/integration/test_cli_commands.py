@@ -197,6 +197,9 @@ def test_a_review_form_is_filled_in_with_field_flags(server: Server) -> None:
     assert refused("kind=bug") == (
         "hitl: --field kind: no such field for approve (fields: reason, score, urgent)"
     )
+    assert refused("kind=") == (  # asked for by name, though empty
+        "hitl: --field kind: no such field for approve (fields: reason, score, urgent)"
+    )
     assert refused("reason=again") == "hitl: --field reason: given twice; give each field once"
     assert refused("score") == (
         "hitl: --field 'score': give NAME=VALUE, as `hitl show` lists the fields"

@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import os
 import resource
-import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, ROOT, Server, _factory, _stop_all, free_port, process_env
+from tests.conftest import (
+    BACKENDS,
+    ROOT,
+    Server,
+    _factory,
+    _listens,
+    _stop_all,
+    free_port,
+    process_env,
+)
 from tests.integration.helpers import client, wait_for
 from tests.pg import Cluster, pause, resume
 
@@ -39,30 +49,37 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     _stop_all(started)
 
 
+REFUSAL_SECONDS = 120  # a bound on a hang: a loaded machine took over 30 s to start and refuse
+
+
 def refusal(db_url: str, **settings: object) -> str:
     """Start `hitl serve` where it must refuse to: its one line of explanation on stderr.
-    It is waited for until it ends, or fails the test once its port answers (it started)."""
+    It is waited for until it ends; the test fails as soon as it listens on its port (it
+    started), or if it neither ends nor listens within REFUSAL_SECONDS."""
     port = free_port()
     command = [sys.executable, "-m", "hitl", "serve", "--port", str(port), "--db", db_url]
-    with subprocess.Popen(
-        command,
-        env=process_env(**settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    ) as process:
-        while process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except OSError:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            command, env=process_env(**settings), stdout=out, stderr=err, text=True, cwd=ROOT
+        )
+        deadline = time.monotonic() + REFUSAL_SECONDS
+        try:
+            while process.poll() is None:
+                if _listens(process.pid, port) or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"hitl serve did not refuse to start (it listens on {port}, or "
+                        f"ran {REFUSAL_SECONDS} s)"
+                    )
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(0.05)
-                continue
+        finally:
             process.kill()
-            pytest.fail(f"hitl serve started instead of refusing to: {process.communicate()}")
-        out, err = process.communicate()
-    result = subprocess.CompletedProcess(command, process.returncode, out, err)
+            process.wait()
+            out.seek(0)
+            err.seek(0)
+            said = out.read(), err.read()
+            print(*said, sep="\n")  # pytest shows it when the test failed
+    result = subprocess.CompletedProcess(command, process.returncode, *said)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output, output

@@ -26,7 +26,7 @@ from typer.testing import CliRunner, Result
 
 from hitl.cli import db as db_command
 from hitl.cli import serve as serve_command
-from hitl.cli._common import server_url
+from hitl.cli._common import _flagged, server_url
 from hitl.cli.entry import leave
 from hitl.cli.main import app
 from hitl.config import Settings
@@ -601,3 +601,33 @@ def test_a_command_ends_without_the_interpreter_s_tear_down_unless_a_thread_stil
     finally:
         working.set()
         busy.join()
+
+
+FLAGS = {"events": "--event", "round": "--round", "form": "--field", "comment": "--comment"}
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        (
+            "invalid request: body.events.1: bad; body.round: big",
+            "invalid request: --event: bad; --round: big",
+        ),
+        ("form.score: must be at most 5", "--field score: must be at most 5"),
+        ("form.2024: must be a number", "--field 2024: must be a number"),  # a name of digits
+        ("form.a.b: no such field for approve", "--field a.b: no such field for approve"),
+        # What a problem quotes stays as it is: only the field it begins with is named anew.
+        (
+            "form.kind: must be one of ['a; comment: b']",
+            "--field kind: must be one of ['a; comment: b']",
+        ),
+        (
+            "comment: this review needs a comment to approve",
+            "--comment: this review needs a comment to approve",
+        ),
+        ("invalid request: body.input.x: bad", "invalid request: body.input.x: bad"),
+        ("the review is closed: form.x: y", "the review is closed: form.x: y"),
+    ],
+)
+def test_the_api_s_complaint_names_the_command_s_flags(said: str, shown: str) -> None:
+    assert _flagged(said, FLAGS) == shown

@@ -141,6 +141,8 @@ async def test_the_cookbook_feedback_is_refused_for_an_older_round(service: Serv
         ("reject", "  ", None, "comment: this review needs a comment to reject"),
         ("approve", None, None, "form.score: required to approve"),
         ("approve", None, {"score": 9}, "form.score: must be at most 5"),
+        ("approve", None, {"score": 10**400}, "form.score: must be at most 5"),  # (not a 500)
+        ("approve", None, {"score": -(10**400)}, "form.score: must be at least 1"),
         ("approve", None, {"score": 2.5}, "form.score: must be a whole number"),
         ("approve", None, {"score": "4"}, "form.score: must be a number"),
         ("approve", None, {"score": 3, "reason": "tone"}, "form.reason: no such field"),
