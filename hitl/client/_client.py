@@ -416,8 +416,13 @@ class _Lost(Exception):
 
 
 def _seconds(value: object, zero: bool) -> TypeGuard[int | float]:
-    """Whether `value` is a number of seconds (a bool is not): above 0, or, with `zero`, 0 too."""
+    """Whether `value` is a number of seconds (a bool is not): above 0, or, with `zero`, 0 too,
+    and no whole number past a float's range (that no clock can count)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
         return False
     return value >= 0 if zero else value > 0
 

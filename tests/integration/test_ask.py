@@ -488,7 +488,7 @@ def test_the_client_says_what_is_wrong(server: Server, asker: str) -> None:
     for port in ("99999", "0"):
         with pytest.raises(BadServerURL, match="its port must be from 1 to 65535"):
             Client(f"http://127.0.0.1:{port}")
-    for timeout in ("x", 0, -1, True):
+    for timeout in ("x", 0, -1, True, 10**400):  # (10**400: past a float, no OverflowError)
         with pytest.raises(ValueError, match="timeout: give the seconds each request may take"):
             Client(server.url, timeout=timeout)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="timeout: give the seconds each request may take"):
@@ -497,11 +497,11 @@ def test_the_client_says_what_is_wrong(server: Server, asker: str) -> None:
     # for a task that does not exist, the ValueError comes, not the 404.
     nobody = "0123abcd-0000-7000-8000-000000000000"
     with Client(server.url, token=asker) as sync:
-        for bad in (-1, "abc", float("nan")):
+        for bad in (-1, "abc", float("nan"), 10**400):
             for wait in (sync.wait_for_result, sync.wait_for_review):
                 with pytest.raises(ValueError, match="timeout: give the seconds to wait"):
                     wait(nobody, timeout=bad)  # type: ignore[arg-type]
-        for bad in (0, -1, "x"):
+        for bad in (0, -1, "x", 10**400):
             with pytest.raises(ValueError, match="read_timeout: give the seconds"):
                 next(sync.events(nobody, read_timeout=bad))  # type: ignore[arg-type]
 
