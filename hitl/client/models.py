@@ -104,7 +104,9 @@ def _number(trimmed: str, text: str) -> JsonValue:
     if _DECIMAL.fullmatch(trimmed):
         number = float(trimmed)
         if math.isfinite(number):
-            return number
+            # JSON.stringify writes a whole number below 1e21 without a point: so the page
+            # sends 1e3 as 1000, and the server stores that, not 1000.0.
+            return int(number) if number.is_integer() and abs(number) < 1e21 else number
     return text
 
 

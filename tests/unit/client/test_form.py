@@ -19,18 +19,19 @@ from hitl.client.models import FormField, Review
         ("text", "   ", None),
         ("integer", "4", 4),
         ("integer", " 4 ", 4),
-        ("integer", "4.0", 4.0),  # the server takes a whole number written so
+        ("integer", "4.0", 4),  # as JSON.stringify writes 4.0 (so stored alike)
         ("integer", "4.5", 4.5),  # and refuses this one, in its own words
         ("number", "2.5", 2.5),
         ("number", "-3", -3),
-        ("number", "1e3", 1000.0),
+        ("number", "1e3", 1000),
+        ("number", "1e21", 1e21),  # (JSON.stringify: 1e+21)
         ("number", "five", "five"),  # the server says: must be a number
         ("number", "nan", "nan"),
         ("number", "inf", "inf"),
         ("number", "Infinity", "Infinity"),
         ("number", "1e400", "1e400"),
         ("number", ".5", 0.5),
-        ("number", "5.", 5.0),
+        ("number", "5.", 5),
         ("number", "+7", 7),
         ("number", "0x10", 16),  # as JavaScript's Number reads them
         ("number", "0o17", 15),
