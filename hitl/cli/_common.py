@@ -227,14 +227,12 @@ def _flagged(detail: str, flags: Mapping[str, str]) -> str:
 
 def _flag(problem: str, flags: Mapping[str, str]) -> str:
     for field, flag in flags.items():
-        where = rf"(?:body\.|path\.|query\.)?{re.escape(field)}"
         # A form's field by its name, whatever it is; a list's item by its flag alone.
-        named = re.match(
-            rf"{where}\.([^:]+):" if field == "form" else rf"{where}(?:\.\d+)*:", problem
-        )
+        part = r"\.([^:]+)" if field == "form" else r"(?:\.\d+)*"
+        named = re.match(rf"(?:body\.|path\.|query\.)?{re.escape(field)}{part}:", problem)
         if named:
-            name = f" {named[1]}" if field == "form" else ""
-            return f"{flag}{name}:{problem[named.end() :]}"
+            said = " ".join([flag, *named.groups()])
+            return f"{said}:{problem[named.end() :]}"
     return problem
 
 

@@ -156,7 +156,8 @@ def _field(field: FormField) -> str:
 
 
 def _bound(number: float | None) -> str | None:
-    """A field's bound as the server words it: 1234567, not 1.23457e+06; 2.5 as 2.5."""
+    """A field's bound as the server words it (`hitl.flow.review.bound`, which a client
+    command does not load): 1234567, not 1.23457e+06; 2.5 as 2.5."""
     if number is None:
         return None
     return str(int(number)) if float(number).is_integer() else repr(number)
@@ -287,11 +288,12 @@ def _typed(fields: list[str]) -> dict[str, str]:
     typed: dict[str, str] = {}
     for given in fields:
         name, equals, text = given.partition("=")
-        if not equals or not name.strip():
+        name = name.strip()
+        if not equals or not name:
             fail(f"--field {given!r}: give NAME=VALUE, as `hitl show` lists the fields", USAGE)
-        if name.strip() in typed:
-            fail(f"--field {name.strip()}: given twice; give each field once", USAGE)
-        typed[name.strip()] = text
+        if name in typed:
+            fail(f"--field {name}: given twice; give each field once", USAGE)
+        typed[name] = text
     return typed
 
 

@@ -631,3 +631,11 @@ FLAGS = {"events": "--event", "round": "--round", "form": "--field", "comment": 
 )
 def test_the_api_s_complaint_names_the_command_s_flags(said: str, shown: str) -> None:
     assert _flagged(said, FLAGS) == shown
+
+
+@pytest.mark.parametrize("number", [None, 0, 5, 2.5, -3.0, 1234567, 1e21, 0.1])
+def test_show_words_a_bound_as_the_server_does(number: float | None) -> None:
+    from hitl.cli.tasks import _bound
+    from hitl.flow.review import bound
+
+    assert _bound(number) == (None if number is None else bound(number))
