@@ -79,11 +79,11 @@ def refusal(db_url: str, **settings: object) -> str:
             err.seek(0)
             said = out.read(), err.read()
             print(*said, sep="\n")  # pytest shows it when the test failed
-    result = subprocess.CompletedProcess(command, process.returncode, *said)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
+    stdout, stderr = said
+    output = stdout + stderr
+    assert process.returncode == 1, output
     assert "Traceback" not in output, output
-    lines = result.stderr.strip().splitlines()
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1, output
     return lines[0]
 
